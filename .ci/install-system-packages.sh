@@ -1,0 +1,63 @@
+#!/bin/sh
+# Install the system packages that the real-server tests need (tests/servers.py):
+#   apache2 (mod_dav, mod_dav_fs, mod_ssl, htpasswd via apache2-utils), nginx plus
+#   libnginx-mod-http-dav-ext, rclone, curl; util-linux provides setpriv (Apache as www-data
+#   when the tests run as root).
+# Debian 12 / Ubuntu. Idempotent: does nothing when everything is already installed.
+# Quiet: prints one line, or apt's errors.
+#
+# The tests start private server instances on random ports, so the system services are not
+# wanted. apache2 and nginx would both try to start on port 80 during installation (the second
+# one fails, and with it the dpkg run), so a temporary policy-rc.d forbids service starts.
+set -eu
+
+PACKAGES="apache2 apache2-utils nginx libnginx-mod-http-dav-ext rclone curl ca-certificates util-linux"
+
+missing=""
+for p in $PACKAGES; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+if [ -z "$missing" ]; then
+    echo "system packages already installed:$(printf ' %s' $PACKAGES)"
+    exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO="sudo"
+fi
+
+POLICY=/usr/sbin/policy-rc.d
+own_policy=no
+if [ ! -e "$POLICY" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$POLICY" >/dev/null
+    $SUDO chmod 755 "$POLICY"
+    own_policy=yes
+fi
+cleanup() {
+    if [ "$own_policy" = yes ]; then
+        $SUDO rm -f "$POLICY"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# apt's output goes to a log that is shown only when a step fails
+log=$(mktemp)
+run() {
+    if ! "$@" >"$log" 2>&1; then
+        cat "$log" >&2
+        echo "FAILED: $*" >&2
+        rm -f "$log"
+        exit 1
+    fi
+}
+run $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+# shellcheck disable=SC2086  # word splitting of $missing is intended
+run $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    -o Dpkg::Use-Pty=0 $missing
+rm -f "$log"
+
+echo "installed:$missing"

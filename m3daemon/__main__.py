@@ -1,0 +1,3 @@
+from m3daemon.cli.main import main
+
+raise SystemExit(main())

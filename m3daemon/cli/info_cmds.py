@@ -1,0 +1,227 @@
+"""Read-only commands: ``status``, ``settings``, ``providers``, ``browse``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from m3daemon.errors import ExitCode, LockedSettingError, UsageError
+from m3daemon.i18n import _
+from m3daemon.sync import local_prefs
+
+
+def _cfg(args: argparse.Namespace) -> Any:
+    from m3daemon.cli.main import config_path_from
+    from m3daemon.config import load_config
+
+    return load_config(Path(config_path_from(args)))
+
+
+def _meta(cfg: Any) -> dict[str, Any]:
+    """What the last update recorded (no network)."""
+    from m3daemon.record import Record
+    from m3daemon.sync import record_path
+
+    if not record_path(cfg).exists():
+        return {}
+    rec = Record(record_path(cfg))
+    try:
+        return {k: rec.get_meta(k) for k in
+                ("last_sync", "last_result", "effective_prefs", "locked_keys", "forced_prefs")}
+    finally:
+        rec.close()
+
+
+# --- status ----------------------------------------------------------------------------------
+
+
+def add_status_parser(sub: Any, name: str, help_text: str) -> None:
+    p = sub.add_parser(name, help=help_text, description=help_text)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=run_status)
+
+
+def run_status(args: argparse.Namespace) -> int:
+    from m3daemon import prefs as m3prefs
+    from m3daemon.meetings import MeetingDays, meetings_between
+
+    cfg = _cfg(args)
+    meta = _meta(cfg)
+    effective = meta.get("effective_prefs") or m3prefs.effective_prefs(local_prefs(cfg), {})
+    days = MeetingDays.from_prefs(effective)
+    now = datetime.now().astimezone()
+    upcoming = meetings_between(days, now, now + timedelta(days=8), now.tzinfo)  # type: ignore[arg-type]
+    info = {
+        "congregation": cfg.name,
+        "config": str(cfg.path),
+        "server": cfg.connection.url if cfg.connection else None,
+        "folder": cfg.connection.folder if cfg.connection else None,
+        "media_dir": str(cfg.local.media_dir),
+        "layout": cfg.local.layout,
+        "last_sync": meta.get("last_sync"),
+        "last_result": meta.get("last_result"),
+        "meeting_days_known": days.known,
+        "next_meeting": upcoming[0].start.isoformat() if upcoming else None,
+    }
+    if args.json:
+        print(json.dumps(info, indent=2, ensure_ascii=False))
+        return int(ExitCode.OK)
+    if cfg.connection is None:
+        print(_("Congregation sync is not set up. Run `m3daemon setup`."))
+    for key, value in info.items():
+        print(f"{key:<20} {value if value is not None else '-'}")
+    if not days.known:
+        print(_("Meeting days are not set: recurring media go only into dates with their own media."))
+    return int(ExitCode.OK)
+
+
+# --- settings --------------------------------------------------------------------------------
+
+
+def add_settings_parser(sub: Any, name: str, help_text: str) -> None:
+    p = sub.add_parser(name, help=help_text, description=help_text)
+    ss = p.add_subparsers(dest="settings_command", metavar="ACTION")
+    show = ss.add_parser("show", help=_("effective settings; locked ones are forced by the coordinator"))
+    show.add_argument("--refresh", action="store_true", help=_("fetch the congregation settings now"))
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(run=run_settings_show)
+    st = ss.add_parser("set", help=_("change a local setting, e.g. meeting.mwDay=2"))
+    st.add_argument("assignments", nargs="+", metavar="KEY=VALUE")
+    st.set_defaults(run=run_settings_set)
+    p.set_defaults(run=run_settings_show, refresh=False, json=False)
+
+
+def _settings_now(cfg: Any, refresh: bool) -> tuple[dict[str, Any], list[str], str | None]:
+    from m3daemon import prefs as m3prefs
+
+    if refresh:
+        from m3daemon.record import Record
+        from m3daemon.sync import open_session, read_congregation, record_path
+
+        rec = Record(record_path(cfg))
+        try:
+            with open_session(cfg) as session:
+                cong = read_congregation(session, cfg, rec)
+            rec.set_meta(effective_prefs=cong.effective,
+                         locked_keys=sorted(m3prefs.locked_keys(cong.forced.values)))
+        finally:
+            rec.close()
+    meta = _meta(cfg)
+    local = local_prefs(cfg)
+    locked = list(meta.get("locked_keys") or [])
+    forced_meta = meta.get("forced_prefs") or {}
+    forced = {}
+    if locked and isinstance(forced_meta, dict) and forced_meta.get("text"):
+        forced = m3prefs.parse_forced_prefs(forced_meta["text"]).values
+    effective = m3prefs.effective_prefs(local, forced)
+    fetched = forced_meta.get("fetched_at") if isinstance(forced_meta, dict) else None
+    return effective, locked, fetched
+
+
+def run_settings_show(args: argparse.Namespace) -> int:
+    cfg = _cfg(args)
+    effective, locked, fetched = _settings_now(cfg, getattr(args, "refresh", False))
+    if getattr(args, "json", False):
+        print(json.dumps({"settings": effective, "locked": locked, "fetched_at": fetched}, indent=2,
+                         ensure_ascii=False, default=str))
+        return int(ExitCode.OK)
+    if fetched:
+        print(_("Congregation settings fetched {when}.").format(when=fetched))
+    else:
+        print(_("No congregation settings fetched yet (run `m3daemon update`)."))
+    for key in sorted(effective):
+        mark = _("locked") if key in locked else ""
+        print(f"{key:<40} {json.dumps(effective[key], ensure_ascii=False):<24} {mark}")
+    return int(ExitCode.OK)
+
+
+def run_settings_set(args: argparse.Namespace) -> int:
+    from m3daemon import prefs as m3prefs
+    from m3daemon.config import Config, save_config
+
+    cfg: Config = _cfg(args)
+    locked = set(_meta(cfg).get("locked_keys") or [])
+    new_prefs = dict(cfg.prefs)
+    for item in args.assignments:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise UsageError(_("{item!r} is not KEY=VALUE.").format(item=item), _("Example: meeting.mwDay=2"))
+        key = key.strip()
+        if key in locked:
+            raise LockedSettingError(
+                _("{key} is set by the congregation coordinator and cannot be changed here.").format(key=key),
+                _("Ask the coordinator to change it for the whole congregation."),
+            )
+        try:
+            new_prefs[key] = m3prefs.parse_pref_text(key, text.strip())
+        except ValueError as exc:
+            raise UsageError(str(exc), _("See `m3daemon settings show` for the current values.")) from exc
+    from dataclasses import replace
+
+    save_config(replace(cfg, prefs=new_prefs))
+    print(_("Saved."))
+    return int(ExitCode.OK)
+
+
+# --- providers -------------------------------------------------------------------------------
+
+
+def add_providers_parser(sub: Any, name: str, help_text: str) -> None:
+    p = sub.add_parser(name, help=help_text, description=help_text)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=run_providers)
+
+
+def run_providers(args: argparse.Namespace) -> int:
+    from m3daemon.providers import PROVIDERS
+
+    if args.json:
+        print(json.dumps([{"id": p.id, "name": p.name, "url": p.url, "folder": p.folder, "note": p.note}
+                          for p in PROVIDERS], indent=2, ensure_ascii=False))
+        return int(ExitCode.OK)
+    for p in PROVIDERS:
+        print(f"{p.id:<14} {p.name:<14} {p.url:<34} {p.folder}")
+        if p.note:
+            print(f"{'':<14} {p.note}")
+    return int(ExitCode.OK)
+
+
+# --- browse ----------------------------------------------------------------------------------
+
+
+def add_browse_parser(sub: Any, name: str, help_text: str) -> None:
+    p = sub.add_parser(name, help=help_text, description=help_text)
+    p.add_argument("path", nargs="?", help=_("absolute folder path on the server (default: the sync folder)"))
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=run_browse)
+
+
+def run_browse(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from m3daemon.remote.listing import list_children
+    from m3daemon.sync import open_session
+
+    cfg = _cfg(args)
+    if cfg.connection is None:
+        raise UsageError(_("Congregation sync is not set up."), _("Run `m3daemon setup` first."))
+    folder = args.path or cfg.connection.folder
+    cfg = replace(cfg, connection=replace(cfg.connection, folder=folder))
+    with open_session(cfg) as session:
+        entries = list_children(session, ())
+    dirs = sorted(e.name for e in entries if e.is_dir)
+    files = sorted(e.name for e in entries if not e.is_dir)
+    if args.json:
+        print(json.dumps({"folder": folder, "folders": dirs, "files": files}, indent=2, ensure_ascii=False))
+        return int(ExitCode.OK)
+    base = folder.rstrip("/")
+    print(folder)
+    for d in dirs:
+        print(f"  {base}/{d}/")
+    if files:
+        print(_("  ({n} files)").format(n=len(files)))
+    return int(ExitCode.OK)
+

@@ -1,0 +1,94 @@
+"""The ``m3daemon`` command: argument parsing, logging, and errors turned into exit codes.
+
+Sub-commands live in small modules that are imported only when used, so ``m3daemon update``
+does not pay for the tray, the scheduler or the demo server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from m3daemon import __version__
+from m3daemon.errors import ExitCode, M3Error
+from m3daemon.i18n import _
+
+# command -> (module, function, help)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "setup": ("m3daemon.cli.setup_cmd", "add_parser", _("connect to the congregation's WebDAV folder")),
+    "update": ("m3daemon.cli.update_cmd", "add_parser", _("update the media folders now")),
+    "status": ("m3daemon.cli.info_cmds", "add_status_parser", _("show the sync state")),
+    "settings": ("m3daemon.cli.info_cmds", "add_settings_parser", _("show or change M³ settings")),
+    "providers": ("m3daemon.cli.info_cmds", "add_providers_parser", _("list WebDAV provider presets")),
+    "browse": ("m3daemon.cli.info_cmds", "add_browse_parser", _("list folders on the server")),
+    "demo": ("m3daemon.demo", "add_parser", _("run a complete sync against a built-in local server")),
+}
+
+
+def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="m3daemon",
+        description=_("Keeps this computer's meeting media folders in step with the congregation's WebDAV folder."),
+    )
+    parser.add_argument("--version", action="version", version=f"m3daemon {__version__}")
+    parser.add_argument(
+        "--config", metavar="FILE",
+        help=_("configuration file (default: $M3DAEMON_CONFIG, else the user config folder)"),
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help=_("say more (twice for debug)"))
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    wanted = next((a for a in argv if a in COMMANDS), None)
+    for name, (module, func, help_text) in COMMANDS.items():
+        if wanted is not None and name != wanted:
+            sub.add_parser(name, help=help_text, add_help=False)
+            continue
+        mod = importlib.import_module(module)
+        getattr(mod, func)(sub, name, help_text)
+    return parser
+
+
+def setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s" if verbose < 2 else
+                                           "%(asctime)s %(name)s %(levelname)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("httpx", "httpcore", "urllib3", "wsgidav", "cheroot"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+def report_error(err: M3Error) -> None:
+    print(_("Error: {message}").format(message=err.message), file=sys.stderr)
+    if err.remedy:
+        print(_("What to do: {remedy}").format(remedy=err.remedy), file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(args_list)
+    args = parser.parse_args(args_list)
+    if not args.command:
+        parser.print_help()
+        return ExitCode.USAGE
+    setup_logging(args.verbose)
+    try:
+        result: int = args.run(args)
+        return result
+    except M3Error as err:
+        report_error(err)
+        return int(err.exit_code)
+    except KeyboardInterrupt:
+        print(_("Stopped."), file=sys.stderr)
+        return 130
+
+
+def config_path_from(args: argparse.Namespace) -> "os.PathLike[str]":
+    from m3daemon.config import resolve_config_path
+
+    return resolve_config_path(args.config, os.environ)

@@ -1,0 +1,153 @@
+"""``m3daemon setup``: connect once, test the connection, store the password in the keyring.
+
+With a terminal it asks; without one it takes flags. Either way it tests the connection before
+saving and says exactly what is wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from pathlib import Path
+from typing import Any
+
+from m3daemon.errors import ExitCode, M3Error, UsageError
+from m3daemon.i18n import _
+
+
+def add_parser(sub: Any, name: str, help_text: str) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
+    p.add_argument("--provider", help=_("a preset from `m3daemon providers` (fills the address and folder)"))
+    p.add_argument("--url", help=_("server address, https://host[:port]"))
+    p.add_argument("--username")
+    p.add_argument("--folder", help=_("congregation sync folder: an absolute path on the server"))
+    p.add_argument("--ca-file", help=_("CA certificate (PEM) of a self-hosted server"))
+    p.add_argument("--media-dir", help=_("local media folder (M³'s folder to watch)"))
+    p.add_argument("--layout", choices=("watch", "classic"))
+    p.add_argument("--days-ahead", type=int)
+    p.add_argument("--name", help=_("a name for this congregation (shown in the tray and status)"))
+    p.add_argument("--password-stdin", action="store_true", help=_("read the password from standard input"))
+    p.add_argument("--no-test", action="store_true", help=_("save without testing the connection"))
+    p.add_argument("--allow-insecure-loopback", action="store_true", help=argparse.SUPPRESS)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from m3daemon import config as cfgmod
+    from m3daemon.cli.main import config_path_from
+    from m3daemon.credentials import StoredWhere, file_storage_notice, get_password, store_password
+    from m3daemon.providers import get_provider
+
+    path = Path(config_path_from(args))
+    current = cfgmod.load_config_or_default(path)
+    interactive = sys.stdin.isatty() and not args.password_stdin
+    provider = get_provider(args.provider) if args.provider else None
+    if interactive and provider is None and not args.url:
+        provider = _pick_provider()
+
+    conn = current.connection
+    url = args.url or (provider.url if provider and "<" not in provider.url else None) or (conn.url if conn else None)
+    username = args.username or (conn.username if conn else None)
+    if interactive:
+        url = _ask(_("Server address"), url)
+        username = _ask(_("User name"), username)
+    folder_default = provider.folder_for(username or "") if provider else (conn.folder if conn else None)
+    folder = args.folder or folder_default
+    if interactive:
+        if provider and provider.note:
+            print(provider.note)
+        folder = _ask(_("Congregation sync folder on the server"), folder)
+    if not url or not username or not folder:
+        raise UsageError(
+            _("The server address, user name and folder are all needed."),
+            _("Give --url, --username and --folder (or run setup in a terminal to be asked)."),
+        )
+    ca_file = args.ca_file or (str(conn.ca_file) if conn and conn.ca_file else None)
+    if interactive and ca_file is None and provider is not None and provider.id == "self-hosted":
+        ca_file = _ask(_("CA file of the server (ca.pem; empty if it has a public certificate)"), "") or None
+    media_dir = args.media_dir or str(current.local.media_dir)
+    if interactive:
+        media_dir = _ask(_("Local media folder (M³'s folder to watch)"), media_dir)
+
+    doc = cfgmod.config_to_dict(current)
+    doc["connection"] = {k: v for k, v in {
+        "url": url, "username": username, "folder": folder, "ca_file": ca_file,
+        "allow_insecure_loopback": True if args.allow_insecure_loopback else None,
+    }.items() if v is not None}
+    doc.setdefault("local", {})["media_dir"] = media_dir
+    if args.layout:
+        doc["local"]["layout"] = args.layout
+    if args.days_ahead is not None:
+        doc["local"]["days_ahead"] = args.days_ahead
+    if args.name:
+        doc.setdefault("congregation", {})["name"] = args.name
+    new = cfgmod.config_from_document(doc, path)
+    assert new.connection is not None
+
+    password = _read_password(args, interactive) or get_password(new.connection)
+    if not password:
+        raise UsageError(_("No password was given."), _("Give it with --password-stdin or run setup in a terminal."))
+
+    if not args.no_test:
+        print(_("Testing the connection to {url}{folder} ...").format(url=url, folder=folder))
+        try:
+            summary = test_connection(new, password)
+        except M3Error as err:
+            from m3daemon.cli.main import report_error
+
+            report_error(err)
+            print(_("Nothing was saved."), file=sys.stderr)
+            return int(err.exit_code)
+        print(summary)
+
+    cfgmod.check_media_dir_unique(new)
+    cfgmod.save_config(new)
+    cfgmod.register_config(new)
+    where = store_password(new.connection, password)
+    print(_("Saved {path}.").format(path=path))
+    if where is StoredWhere.FILE:
+        print(file_storage_notice(), file=sys.stderr)
+    print(_("Next: run `m3daemon update`."))
+    return int(ExitCode.OK)
+
+
+def test_connection(cfg: Any, password: str) -> str:
+    """List the folder once and describe what is there, in words a member understands."""
+    from m3daemon.model import FORCED_PREFS
+    from m3daemon.remote.listing import list_children
+    from m3daemon.sync import open_session
+
+    with open_session(cfg, password=password) as session:
+        entries = list_children(session, ())
+    names = {e.name for e in entries}
+    found = []
+    found.append(_("Media folder: yes") if "Media" in names else _("Media folder: not yet (the coordinator creates it)"))
+    found.append(_("Congregation settings: yes") if FORCED_PREFS in names else _("Congregation settings: none"))
+    return _("Connected. ") + "; ".join(found) + "."
+
+
+def _read_password(args: argparse.Namespace, interactive: bool) -> str | None:
+    if args.password_stdin:
+        line = sys.stdin.readline()
+        return line.rstrip("\r\n") or None
+    if interactive:
+        return getpass.getpass(_("Password (app password for Box and Koofr): ")) or None
+    return None
+
+
+def _ask(question: str, default: str | None) -> str | None:
+    suffix = f" [{default}]" if default else ""
+    answer = input(f"{question}{suffix}: ").strip()
+    return answer or default
+
+
+def _pick_provider() -> Any:
+    from m3daemon.providers import PROVIDERS
+
+    for i, p in enumerate(PROVIDERS, 1):
+        print(f"  {i}. {p.name}")
+    choice = input(_("Provider (number, or Enter to type the address yourself): ")).strip()
+    if choice.isdigit() and 1 <= int(choice) <= len(PROVIDERS):
+        return PROVIDERS[int(choice) - 1]
+    return None

@@ -1,0 +1,257 @@
+"""Where the WebDAV password lives: never in the configuration file, never in a log.
+
+Lookup order (:func:`get_password`):
+
+1. ``M3DAEMON_PASSWORD`` in the environment (headless use, CI);
+2. the OS keyring, but only when a *real* backend is active (Secret Service, KWallet, macOS Keychain,
+   Windows Credential Locker): an allowlist, because the other backends either store plain text
+   (keyrings.alt) or prompt on a terminal (keyrings.cryptfile), which is no use to a daemon. keyring
+   itself honours ``PYTHON_KEYRING_BACKEND``;
+3. ``config_dir()/secrets.json``: a JSON object ``{"<username>@<url>": "<password>"}`` with mode 0600.
+
+:func:`store_password` writes to the keyring when a real one is active and works, otherwise to the
+file, and says which (``StoredWhere.FILE`` means: tell the person where it went).
+
+Nothing here puts a password in a log record or an exception message; keyring errors are logged by
+their type name only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import stat
+from collections.abc import Mapping, Sequence
+from enum import Enum
+from pathlib import Path
+
+import keyring
+import keyring.backend
+from keyring.backends.chainer import ChainerBackend
+
+from m3daemon import paths
+from m3daemon.config import ConnectionConfig
+from m3daemon.errors import ConfigError, MissingPasswordError
+from m3daemon.i18n import _
+
+log = logging.getLogger(__name__)
+
+PASSWORD_ENV = "M3DAEMON_PASSWORD"
+KEYRING_SERVICE = "m3daemon"
+SECRETS_FILE = "secrets.json"
+
+#: Backend modules that keep secrets properly and never prompt on a terminal (stack notes §7).
+REAL_KEYRING_BACKENDS: tuple[str, ...] = (
+    "keyring.backends.SecretService",
+    "keyring.backends.libsecret",
+    "keyring.backends.kwallet",
+    "keyring.backends.macOS",
+    "keyring.backends.Windows",
+)
+
+
+class StoredWhere(Enum):
+    KEYRING = "keyring"
+    FILE = "file"
+
+
+def secrets_path() -> Path:
+    return paths.config_dir() / SECRETS_FILE
+
+
+def account_key(conn: ConnectionConfig) -> str:
+    """``username@url``: one password per account on one server."""
+    return conn.account
+
+
+# --- keyring ---------------------------------------------------------------------------------------
+
+
+def real_keyring_backend(
+    allowlist: Sequence[str] = REAL_KEYRING_BACKENDS,
+) -> keyring.backend.KeyringBackend | None:
+    """The backend to use, or None when no real one is active.
+
+    With keyring's ChainerBackend, the highest-priority *real* backend of the chain is returned and
+    used directly, so that a write can never fall through to a plain-text or prompting backend.
+    """
+    try:
+        active = keyring.get_keyring()
+    except Exception as exc:  # noqa: BLE001 - a broken keyring installation must not stop the daemon
+        log.warning("The system keyring cannot be loaded (%s); using the secrets file", type(exc).__name__)
+        return None
+    candidates = list(active.backends) if isinstance(active, ChainerBackend) else [active]
+    prefixes = tuple(allowlist)
+    for backend in candidates:
+        if type(backend).__module__.startswith(prefixes):
+            return backend
+    return None
+
+
+def _keyring_get(backend: keyring.backend.KeyringBackend, key: str) -> str | None:
+    try:
+        return backend.get_password(KEYRING_SERVICE, key)
+    except Exception as exc:  # noqa: BLE001 - KeyringError, InitError, KeyringLocked, D-Bus errors
+        log.warning("The system keyring cannot be read (%s); trying the secrets file", type(exc).__name__)
+        return None
+
+
+def _keyring_delete(backend: keyring.backend.KeyringBackend, key: str) -> bool:
+    try:
+        if backend.get_password(KEYRING_SERVICE, key) is None:
+            return False
+        backend.delete_password(KEYRING_SERVICE, key)
+        return True
+    except Exception as exc:  # noqa: BLE001 - any keyring failure falls back to the file
+        log.warning("The password cannot be removed from the system keyring (%s)", type(exc).__name__)
+        return False
+
+
+# --- the secrets file ------------------------------------------------------------------------------
+
+
+def _tighten(path: Path) -> None:
+    """A secrets file readable by others is set back to 0600, with a warning."""
+    if os.name != "posix":
+        return
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        os.chmod(path, 0o600)
+        log.warning(
+            "%s was readable by others (mode %03o); it is now readable only by you (0600)", path, mode
+        )
+
+
+def _read_secrets() -> dict[str, str]:
+    path = secrets_path()
+    try:
+        _tighten(path)
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        log.warning("%s cannot be read (%s); it is ignored", path, type(exc).__name__)
+        return {}
+    if not isinstance(data, dict):
+        log.warning("%s does not hold a JSON object; it is ignored", path)
+        return {}
+    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def _write_secrets(secrets: Mapping[str, str]) -> None:
+    data = json.dumps(dict(sorted(secrets.items())), indent=2, ensure_ascii=False) + "\n"
+    try:
+        paths.write_private_file(secrets_path(), data.encode("utf-8"))
+    except OSError as exc:
+        raise ConfigError(
+            _("The password file {path} cannot be written: {reason}.").format(
+                path=secrets_path(), reason=exc.strerror or type(exc).__name__
+            ),
+            _("Check that you may write in {folder}.").format(folder=secrets_path().parent),
+        ) from None
+
+
+def _file_delete(key: str) -> bool:
+    secrets = _read_secrets()
+    if key not in secrets:
+        return False
+    del secrets[key]
+    _write_secrets(secrets)
+    return True
+
+
+# --- public API ------------------------------------------------------------------------------------
+
+
+def get_password(
+    conn: ConnectionConfig,
+    environ: Mapping[str, str] | None = None,
+    *,
+    real_backends: Sequence[str] = REAL_KEYRING_BACKENDS,
+) -> str | None:
+    """The password for ``conn``: ``M3DAEMON_PASSWORD``, else the real keyring, else the secrets
+    file; None when none has one."""
+    env = os.environ if environ is None else environ
+    from_env = env.get(PASSWORD_ENV)
+    if from_env:
+        return from_env
+    key = account_key(conn)
+    backend = real_keyring_backend(real_backends)
+    if backend is not None:
+        found = _keyring_get(backend, key)
+        if found is not None:
+            return found
+    return _read_secrets().get(key)
+
+
+def require_password(
+    conn: ConnectionConfig,
+    environ: Mapping[str, str] | None = None,
+    *,
+    real_backends: Sequence[str] = REAL_KEYRING_BACKENDS,
+) -> str:
+    """Like :func:`get_password`, but a missing password raises :class:`MissingPasswordError` (exit 2)."""
+    password = get_password(conn, environ, real_backends=real_backends)
+    if password is None:
+        raise MissingPasswordError(
+            _("No password is stored for {account}.").format(account=account_key(conn)),
+            _("Run `m3daemon setup` to store it, or set {env}.").format(env=PASSWORD_ENV),
+        )
+    return password
+
+
+def store_password(
+    conn: ConnectionConfig,
+    password: str,
+    *,
+    real_backends: Sequence[str] = REAL_KEYRING_BACKENDS,
+) -> StoredWhere:
+    """Keep ``password`` for ``conn``. Returns KEYRING, or FILE when no real keyring is available or
+    it failed; then the caller should say: "No system keyring is available; the password is stored in
+    <file>, readable only by you." (:func:`file_storage_notice`)."""
+    if not password:
+        raise MissingPasswordError(
+            _("The password is empty."), _("Enter the password of the WebDAV account.")
+        )
+    key = account_key(conn)
+    backend = real_keyring_backend(real_backends)
+    if backend is not None:
+        try:
+            backend.set_password(KEYRING_SERVICE, key, password)
+        except Exception as exc:  # noqa: BLE001 - KeyringError, InitError, KeyringLocked, D-Bus errors
+            log.warning(
+                "The system keyring refused the password (%s); storing it in %s instead",
+                type(exc).__name__,
+                secrets_path(),
+            )
+            # An older value left in the keyring would win over the file on the next read.
+            _keyring_delete(backend, key)
+        else:
+            _file_delete(key)  # no stale copy in the file
+            return StoredWhere.KEYRING
+    secrets = _read_secrets()
+    secrets[key] = password
+    _write_secrets(secrets)
+    return StoredWhere.FILE
+
+
+def file_storage_notice() -> str:
+    """The warning to show when :func:`store_password` returned ``StoredWhere.FILE``."""
+    return _(
+        "No system keyring is available; the password is stored in {file}, readable only by you."
+    ).format(file=secrets_path())
+
+
+def delete_password(
+    conn: ConnectionConfig,
+    *,
+    real_backends: Sequence[str] = REAL_KEYRING_BACKENDS,
+) -> bool:
+    """Forget the password for ``conn`` in the keyring and in the file; True if one was removed."""
+    key = account_key(conn)
+    removed = False
+    backend = real_keyring_backend(real_backends)
+    if backend is not None:
+        removed = _keyring_delete(backend, key)
+    return _file_delete(key) or removed

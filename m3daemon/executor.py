@@ -1,0 +1,341 @@
+"""Carry out a plan on the media folder, atomically, file by file.
+
+Every file reaches its real name by one ``os.replace`` from the staging folder
+``<media>/.m3daemon/staging`` (same filesystem, no date in its name, so M³'s watcher never sees a
+half-written file). Deletions re-check that the file is still as the sync left it, so a person's
+last-second edit is never deleted.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import hashlib
+import logging
+import os
+import shutil
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from m3daemon.errors import DiskFullError, LocalFolderError, M3Error
+from m3daemon.i18n import _
+from m3daemon.layout import STAGING_DIR
+from m3daemon.planner import Copy, Delete, Existing, Fetch, LocalFile, Placed, Plan, RemoveDir, Trash
+from m3daemon.record import Record
+from m3daemon.remote.http import DavSession
+from m3daemon.remote.transfer import Cancelled, download, local_error
+
+log = logging.getLogger(__name__)
+
+# Free space kept back for the rest of the computer, beyond what the downloads need.
+DISK_RESERVE = 64 * 1024 * 1024
+
+
+@dataclass
+class Progress:
+    """Counters the front ends read; updated from worker threads."""
+
+    total_files: int = 0
+    done_files: int = 0
+    total_bytes: int = 0
+    done_bytes: int = 0
+    current: str = ""
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add_bytes(self, n: int) -> None:
+        with self._lock:
+            self.done_bytes += n
+
+    def file_done(self, name: str) -> None:
+        with self._lock:
+            self.done_files += 1
+            self.current = name
+
+
+@dataclass
+class Outcome:
+    downloaded: int = 0
+    copied: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    conflicts: int = 0
+    adopted: int = 0
+    failed: list[tuple[str, M3Error]] = field(default_factory=list)
+    rows: list[Placed] = field(default_factory=list)
+
+
+def scan_local(media_dir: Path, record_paths: Iterable[str], date_dirs: Iterable[str]) -> dict[str, LocalFile]:
+    """Stat what the planner needs: every recorded file, and every file in the given folders.
+
+    Only ``stat`` is used; no file is read, so a no-op sync costs one system call per file.
+    """
+    found: dict[str, LocalFile] = {}
+    for rel_dir in set(date_dirs):
+        try:
+            with os.scandir(media_dir / rel_dir) as it:
+                for de in it:
+                    if de.is_file(follow_symlinks=False):
+                        st = de.stat(follow_symlinks=False)
+                        found[f"{rel_dir}/{de.name}" if rel_dir else de.name] = LocalFile(st.st_size, st.st_mtime_ns)
+        except FileNotFoundError:
+            continue
+        except NotADirectoryError:
+            continue
+    for rel in record_paths:
+        if rel in found:
+            continue
+        try:
+            st = os.stat(media_dir / rel, follow_symlinks=False)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        found[rel] = LocalFile(st.st_size, st.st_mtime_ns)
+    return found
+
+
+def list_subdirs(path: Path) -> list[str]:
+    try:
+        with os.scandir(path) as it:
+            return [de.name for de in it if de.is_dir(follow_symlinks=False)]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+class Executor:
+    def __init__(
+        self,
+        session: DavSession | None,
+        media_dir: Path,
+        record: Record,
+        *,
+        workers: int = 3,
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+        trash: Callable[[Path], None] | None = None,
+    ) -> None:
+        self.session = session
+        self.media_dir = media_dir
+        self.staging = media_dir / STAGING_DIR / "staging"
+        self.record = record
+        self.workers = workers
+        self.progress = progress or Progress()
+        self.cancel = cancel or threading.Event()
+        self._trash = trash or send_to_trash
+
+    # --- the whole plan ----------------------------------------------------------------
+
+    def run(self, plan: Plan) -> Outcome:
+        out = Outcome(unchanged=len(plan.keep), rows=list(plan.keep))
+        fetches = [a for a in plan.actions if isinstance(a, Fetch)]
+        copies = [a for a in plan.actions if isinstance(a, Copy)]
+        self.progress.total_files = len(fetches) + len(copies)
+        self.progress.total_bytes = sum(a.remote.size for a in fetches)
+        if fetches or copies:
+            self._prepare_staging(sum(a.remote.size for a in fetches + copies))  # type: ignore[operator]
+
+        failed_targets: set[str] = set()
+        if fetches:
+            with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="download") as pool:
+                futures: list[tuple[Fetch, Future[Placed | None]]] = [
+                    (a, pool.submit(self._fetch, a)) for a in fetches
+                ]
+                for action, fut in futures:
+                    self._collect(action.target, fut, out, failed_targets, "downloaded")
+        for action in copies:
+            if self.cancel.is_set():
+                raise Cancelled
+            if action.source in failed_targets:
+                failed_targets.add(action.target)
+                continue  # its source failed; already reported once
+            fut2: Future[Placed | None] = Future()
+            try:
+                fut2.set_result(self._copy(action))
+            except Exception as exc:  # noqa: BLE001 - collected per file below
+                fut2.set_exception(exc)
+            self._collect(action.target, fut2, out, failed_targets, "copied")
+
+        for action in plan.actions:
+            if isinstance(action, Trash):
+                self._run_trash(action, out)
+            elif isinstance(action, Delete):
+                self._run_delete(action, out)
+        for action in plan.actions:
+            if isinstance(action, RemoveDir):
+                try:
+                    (self.media_dir / action.path).rmdir()
+                except OSError:
+                    log.debug("left %s in place: not empty", action.path)
+        self._clean_staging()
+        return out
+
+    def _collect(
+        self, target: str, fut: Future[Placed | None], out: Outcome, failed: set[str], counter: str
+    ) -> None:
+        try:
+            row = fut.result()
+        except Cancelled:
+            raise
+        except DiskFullError:
+            raise
+        except M3Error as exc:
+            log.warning("%s: %s", target, exc.message)
+            out.failed.append((target, exc))
+            failed.add(target)
+            return
+        if row is None:
+            return
+        out.rows.append(row)
+        if counter == "downloaded":
+            out.downloaded += 1
+        else:
+            out.copied += 1
+
+    # --- one file --------------------------------------------------------------------------
+
+    def _fetch(self, action: Fetch) -> Placed | None:
+        if self.cancel.is_set():
+            raise Cancelled
+        assert self.session is not None
+        part = self.staging / (_staging_name(action.remote.parts) + ".part")
+        got = download(
+            self.session, action.remote.parts, part, size=action.remote.size, etag=action.remote.etag,
+            on_bytes=self.progress.add_bytes, cancel=self.cancel,
+        )
+        del got
+        return self._place(part, action.target, action.existing, action.remote.version,
+                           "/".join(action.remote.parts), action.remote.modified)
+
+    def _copy(self, action: Copy) -> Placed | None:
+        src = self.media_dir / action.source
+        tmp = self.staging / (_staging_name((action.target,)) + ".copy")
+        try:
+            with open(src, "rb") as fin, open(tmp, "wb") as fout:
+                shutil.copyfileobj(fin, fout, 1 << 20)
+                fout.flush()
+                os.fsync(fout.fileno())
+        except OSError as exc:
+            _unlink_quiet(tmp)
+            raise local_error(exc, self.media_dir / action.target) from exc
+        if tmp.stat().st_size != action.remote.size:
+            _unlink_quiet(tmp)
+            raise LocalFolderError(
+                _("The local copy {source} changed while it was being copied.").format(source=action.source),
+                _("The next sync tries again."),
+            )
+        return self._place(tmp, action.target, action.existing, action.remote.version,
+                           "/".join(action.remote.parts), action.remote.modified)
+
+    def _place(
+        self, staged: Path, target_rel: str, existing: Existing, version: str, source: str,
+        modified: datetime | None,
+    ) -> Placed | None:
+        """Rename a verified staged file into place, dealing with what is there first."""
+        target = self.media_dir / target_rel
+        if modified is not None:
+            ts = modified.timestamp()
+            os.utime(staged, (ts, ts))
+        st = staged.stat()
+        row = Placed(target_rel, st.st_size, st.st_mtime_ns, version, source)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            current = _stat_or_none(target)
+            if current is not None and existing in (Existing.PERSONS, Existing.EDITED, Existing.NOTHING):
+                # A person's file with the wanted name: adopt it when identical, else trash it.
+                if current.st_size == st.st_size and filecmp.cmp(staged, target, shallow=False):
+                    _unlink_quiet(staged)
+                    self.progress.file_done(target_rel)
+                    adopted = Placed(target_rel, current.st_size, current.st_mtime_ns, version, source)
+                    log.info("adopted %s: identical to the congregation's file", target_rel)
+                    return adopted
+                self._trash(target)
+                log.info("moved %s to the trash: the congregation's file replaces it", target_rel)
+            self.record.note_pending(row)
+            os.replace(staged, target)
+        except OSError as exc:
+            _unlink_quiet(staged)
+            raise local_error(exc, target) from exc
+        self.progress.file_done(target_rel)
+        return row
+
+    def _run_trash(self, action: Trash, out: Outcome) -> None:
+        path = self.media_dir / action.path
+        try:
+            if path.exists():
+                self._trash(path)
+                out.conflicts += 1
+                log.info("moved %s to the trash (%s)", action.path, action.reason)
+        except OSError as exc:
+            out.failed.append((action.path, local_error(exc, path)))
+
+    def _run_delete(self, action: Delete, out: Outcome) -> None:
+        path = self.media_dir / action.path
+        try:
+            st = path.stat()
+            if (st.st_size, st.st_mtime_ns) != (action.size, action.mtime_ns):
+                log.info("kept %s: it changed after the sync looked at it", action.path)
+                return
+            path.unlink()
+            out.removed += 1
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            out.failed.append((action.path, local_error(exc, path)))
+
+    # --- staging ---------------------------------------------------------------------------
+
+    def _prepare_staging(self, need: int) -> None:
+        try:
+            self.staging.mkdir(parents=True, exist_ok=True)
+            _hide_on_windows(self.staging.parent)
+        except OSError as exc:
+            raise local_error(exc, self.staging / "x") from exc
+        free = shutil.disk_usage(self.staging).free
+        if need + DISK_RESERVE > free:
+            raise DiskFullError(
+                _("The media need {need} MB but the disk has only {free} MB free.").format(
+                    need=need // 1_000_000 + 1, free=free // 1_000_000
+                ),
+                _("Free some space (empty the trash, remove old videos), then update again."),
+            )
+
+    def _clean_staging(self) -> None:
+        """Remove leftover copies; keep ``.part`` files of interrupted downloads for resuming."""
+        try:
+            for p in self.staging.glob("*.copy"):
+                _unlink_quiet(p)
+        except OSError:
+            pass
+
+
+def send_to_trash(path: Path) -> None:
+    """The platform's trash, so a person's file can always be restored."""
+    from send2trash import send2trash
+
+    send2trash(str(path))
+
+
+def _staging_name(parts: tuple[str, ...]) -> str:
+    return hashlib.sha256("/".join(parts).encode("utf-8", "surrogateescape")).hexdigest()[:24]
+
+
+def _stat_or_none(path: Path) -> os.stat_result | None:
+    try:
+        return path.stat()
+    except FileNotFoundError:
+        return None
+
+
+def _unlink_quiet(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass
+
+
+def _hide_on_windows(path: Path) -> None:
+    if os.name == "nt":  # pragma: no cover
+        import ctypes
+
+        ctypes.windll.kernel32.SetFileAttributesW(str(path), 0x02)  # type: ignore[attr-defined]

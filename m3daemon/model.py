@@ -1,0 +1,166 @@
+"""The congregation folder as M³ 22–24 laid it out, read from a listing (pure: no I/O).
+
+    Media/<date>/<file>      dated media          Hidden/<date>/<name>   hidden markers
+    Media/Recurring/<file>   recurring media      forcedPrefs.json       congregation settings
+    custom-background-image-<congregation name>.<ext>
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from m3daemon.dates import DEFAULT_DATE_FORMAT, parse_folder_date
+from m3daemon.i18n import _
+from m3daemon.names import name_problem
+from m3daemon.remote.types import RemoteEntry, normalize_etag
+
+log = logging.getLogger(__name__)
+
+MEDIA = "Media"
+HIDDEN = "Hidden"
+RECURRING = "Recurring"
+FORCED_PREFS = "forcedPrefs.json"
+BACKGROUND_PREFIX = "custom-background-image-"
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteFile:
+    """A media file on the server. ``etag`` is normalized (no quotes, no ``W/``)."""
+
+    parts: tuple[str, ...]
+    size: int
+    etag: str | None
+    modified: datetime | None = None
+
+    @property
+    def name(self) -> str:
+        return self.parts[-1]
+
+    @property
+    def version(self) -> str:
+        """What identifies this content: the ETag, or size plus time where a server has no ETags."""
+        if self.etag:
+            return self.etag
+        stamp = self.modified.isoformat() if self.modified else "?"
+        return f"size={self.size};modified={stamp}"
+
+
+@dataclass
+class CongregationFolder:
+    dated: dict[date, dict[str, RemoteFile]] = field(default_factory=dict)
+    recurring: dict[str, RemoteFile] = field(default_factory=dict)
+    hidden: dict[date, set[str]] = field(default_factory=dict)
+    # Remote folder names per date, e.g. {2024-07-17: ["Media/2024-07-17", "Hidden/17-07-2024"]}.
+    date_folders: dict[date, list[tuple[str, ...]]] = field(default_factory=dict)
+    forced_prefs: RemoteFile | None = None
+    background: RemoteFile | None = None
+    warnings: list[str] = field(default_factory=list)
+    # Whether Media/ exists at all: a listing without it is suspicious for the mass-deletion guard.
+    has_media_folder: bool = False
+
+    def media_file_count(self) -> int:
+        return sum(len(v) for v in self.dated.values()) + len(self.recurring)
+
+
+def build_folder(
+    entries: Iterable[RemoteEntry],
+    congregation_format: str = DEFAULT_DATE_FORMAT,
+    congregation_name: str | None = None,
+) -> CongregationFolder:
+    """Sort a listing into the parts of the congregation folder.
+
+    Anything unexpected is ignored (with a debug log); unsafe names are skipped with a warning and
+    never abort the sync. When a date appears in two formats, the folders are merged and, for a
+    name in both, the folder in the congregation's format wins.
+    """
+    folder = CongregationFolder()
+    # (date -> name -> (in congregation format?, file)) so the winner can be picked in any order
+    dated: dict[date, dict[str, tuple[bool, RemoteFile]]] = {}
+
+    for e in entries:
+        p = e.parts
+        if len(p) == 1:
+            _root_entry(folder, e, congregation_name)
+            continue
+        top = p[0]
+        if top == MEDIA:
+            folder.has_media_folder = True
+        if top not in (MEDIA, HIDDEN):
+            log.debug("ignoring %s: not part of the congregation layout", e.path)
+            continue
+        sub = p[1]
+        if len(p) == 2:
+            if e.is_dir:
+                parsed = parse_folder_date(sub)
+                if parsed is not None:
+                    folder.date_folders.setdefault(parsed[0], []).append(p)
+                elif not (top == MEDIA and sub == RECURRING):
+                    log.debug("ignoring folder %s: its name is not a date", e.path)
+            else:
+                log.debug("ignoring %s: files directly under %s/ are not used", e.path, top)
+            continue
+        if len(p) > 3:
+            log.debug("ignoring %s: too deep to be media", e.path)
+            continue
+        if e.is_dir:
+            log.debug("ignoring folder %s: media folders hold files only", e.path)
+            continue
+        name = p[2]
+        problem = name_problem(name)
+        if problem is not None:
+            folder.warnings.append(
+                _("Skipped {path!r} on the server: {reason}.").format(path=e.path, reason=problem)
+            )
+            continue
+        if top == MEDIA and sub == RECURRING:
+            rf = _media_file(folder, e)
+            if rf is not None:
+                folder.recurring[name] = rf
+            continue
+        parsed = parse_folder_date(sub)
+        if parsed is None:
+            log.debug("ignoring %s: its folder name is not a date", e.path)
+            continue
+        day, fmt = parsed
+        if top == HIDDEN:
+            folder.hidden.setdefault(day, set()).add(name)
+            continue
+        rf = _media_file(folder, e)
+        if rf is None:
+            continue
+        preferred = fmt == congregation_format
+        slot = dated.setdefault(day, {})
+        current = slot.get(name)
+        if current is None or (preferred and not current[0]):
+            slot[name] = (preferred, rf)
+
+    folder.dated = {d: {n: rf for n, (_pref, rf) in files.items()} for d, files in dated.items()}
+    return folder
+
+
+def _media_file(folder: CongregationFolder, e: RemoteEntry) -> RemoteFile | None:
+    if not e.size:
+        folder.warnings.append(
+            _("Skipped {path!r} on the server: the file is empty (0 bytes).").format(path=e.path)
+        )
+        return None
+    return RemoteFile(e.parts, e.size, normalize_etag(e.etag), e.modified)
+
+
+def _root_entry(folder: CongregationFolder, e: RemoteEntry, congregation_name: str | None) -> None:
+    name = e.parts[0]
+    if e.is_dir:
+        if name == MEDIA:
+            folder.has_media_folder = True
+        return
+    if name == FORCED_PREFS:
+        folder.forced_prefs = RemoteFile(e.parts, e.size or 0, normalize_etag(e.etag), e.modified)
+    elif name.startswith(BACKGROUND_PREFIX) and name_problem(name) is None:
+        if congregation_name is None or name.startswith(BACKGROUND_PREFIX + congregation_name):
+            if folder.background is None and e.size:
+                folder.background = RemoteFile(e.parts, e.size, normalize_etag(e.etag), e.modified)
+    else:
+        log.debug("ignoring %s at the top of the congregation folder", name)

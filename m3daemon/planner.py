@@ -1,0 +1,299 @@
+"""The pure planner: server state + local record + local scan + today → actions. No I/O.
+
+Who owns a local file decides what may happen to it:
+
+* a file in the record whose size and mtime are as the sync left them is *ours*: it may be
+  replaced or deleted;
+* a file in the record that changed since is *edited*: it is restored, and the edited copy goes
+  to the trash;
+* any other file is a *person's*: it is never deleted. If it has the name of a wanted file it is
+  adopted when identical, else trashed and replaced; if its name is hidden, it goes to the trash.
+
+M³'s ``.section-order.json`` is a person's file, and no rule ever names it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from m3daemon.layout import SECTION_ORDER, Layout, join
+from m3daemon.model import CongregationFolder, RemoteFile
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """A record row: a file the sync put at ``path`` (relative to the media folder)."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    version: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class LocalFile:
+    size: int
+    mtime_ns: int
+
+
+class Existing(enum.Enum):
+    """What is at a target path before we place a file there."""
+
+    NOTHING = "nothing"
+    OURS = "ours"  # placed by the sync, unchanged: may be replaced
+    EDITED = "edited"  # placed by the sync, then changed by a person: trash, then restore
+    PERSONS = "persons"  # put there by a person: adopt if identical, else trash and replace
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch:
+    """Download ``remote`` into staging and rename it to ``target``."""
+
+    remote: RemoteFile
+    target: str
+    existing: Existing
+    origin: str  # "dated" | "recurring"
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """Copy the local ``source`` (which holds ``remote``'s content once earlier actions ran)."""
+
+    source: str
+    remote: RemoteFile
+    target: str
+    existing: Existing
+    origin: str
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    """Delete a file the sync placed that is no longer wanted (unchanged since).
+
+    ``size`` and ``mtime_ns`` are what the sync left; the executor re-checks them just before
+    deleting, so a person's edit in between is never lost.
+    """
+
+    path: str
+    reason: str
+    size: int = -1
+    mtime_ns: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class Trash:
+    """Move a file a person placed or edited to the platform's trash."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveDir:
+    """Remove a past date folder once it is empty."""
+
+    path: str
+
+
+Action = Fetch | Copy | Delete | Trash | RemoveDir
+
+
+@dataclass
+class Plan:
+    actions: list[Action] = field(default_factory=list)
+    keep: list[Placed] = field(default_factory=list)  # record rows carried over unchanged
+    hidden: int = 0  # wanted names not placed because of a hidden marker
+    window: tuple[date, date] = (date.min, date.min)
+    vanished: list[str] = field(default_factory=list)  # ours, removed because gone from the server
+    tracked_in_window: int = 0  # ours, in current and future date folders, before this plan
+
+    @property
+    def is_noop(self) -> bool:
+        return not self.actions
+
+
+@dataclass(frozen=True)
+class Want:
+    remote: RemoteFile
+    origin: str
+
+
+def plan_sync(
+    folder: CongregationFolder,
+    record: Mapping[str, Placed],
+    local: Mapping[str, LocalFile],
+    *,
+    today: date,
+    days_ahead: int,
+    meeting_dates: Iterable[date],
+    layout: Layout,
+) -> Plan:
+    """Decide every action that brings the media folder to what the server says for the window."""
+    end = today + timedelta(days=days_ahead)
+    plan = Plan(window=(today, end))
+    wanted = _wanted(folder, today, end, set(meeting_dates), layout, plan)
+
+    # Local files grouped by the folder they are in, to find everything in a date folder.
+    owner = {p: _ownership(p, record, local) for p in set(record) | set(local)}
+
+    # 1. Place what is wanted: keep, fetch or copy.
+    sources: dict[tuple[str, str], str] = {}  # (remote path, version) -> a local path holding it
+    pending: list[tuple[str, Want, Existing]] = []
+    for target, want in sorted(wanted.items()):
+        state = owner.get(target, Existing.NOTHING)
+        row = record.get(target)
+        if state is Existing.OURS and row is not None and _same(row, want.remote):
+            plan.keep.append(row)
+            sources.setdefault(_key(want.remote), target)
+            continue
+        pending.append((target, want, state))
+    for target, want, state in pending:
+        src = sources.get(_key(want.remote))
+        if src is None:
+            plan.actions.append(Fetch(want.remote, target, state, want.origin))
+            sources[_key(want.remote)] = target
+        else:
+            plan.actions.append(Copy(src, want.remote, target, state, want.origin))
+
+    # 2. Remove what is no longer wanted. Only ours is deleted; a person's file stays unless its
+    #    name is hidden on that date, and then it goes to the trash.
+    hidden_paths = _hidden_paths(folder, today, end, layout)
+    for path in sorted(owner):
+        if path in wanted or _never_touched(path):
+            continue
+        state = owner[path]
+        day = _date_of(path, layout)
+        in_window_or_future = day is None or day >= today
+        if state is Existing.OURS:
+            reason = "past" if not in_window_or_future else ("hidden" if path in hidden_paths else "gone")
+            if reason == "gone" and day is not None and day > end:
+                # beyond the window: left for when the date comes into it
+                row = record.get(path)
+                if row is not None:
+                    plan.keep.append(row)
+                continue
+            if reason == "gone":
+                plan.vanished.append(path)
+            here = local[path]
+            plan.actions.append(Delete(path, reason, here.size, here.mtime_ns))
+        elif state is Existing.EDITED:
+            if day is not None and not today <= day <= end:
+                continue  # a person's change outside the window is left alone
+            plan.actions.append(Trash(path, "edited-unwanted"))
+        elif state is Existing.PERSONS and path in hidden_paths:
+            plan.actions.append(Trash(path, "hidden"))
+
+    plan.tracked_in_window = sum(
+        1 for p in record if (d := _date_of(p, layout)) is not None and today <= d <= end
+    )
+
+    # 3. Past date folders that end up empty are removed.
+    removed = {a.path for a in plan.actions if isinstance(a, (Delete, Trash))}
+    for d_path in _past_date_dirs(owner, layout, today):
+        if not any(p.startswith(d_path + "/") and p not in removed for p in owner):
+            plan.actions.append(RemoveDir(d_path))
+    return plan
+
+
+def hold_mass_deletion(plan: Plan, folder: CongregationFolder, record: Mapping[str, Placed]) -> list[str]:
+    """The mass-deletion guard. Returns the paths held back (and removes their deletions).
+
+    A listing that lost the Media folder, holds no media at all, or lacks more than half of what
+    this computer synced for the coming meetings looks like a server or listing failure rather
+    than a coordinator's decision. Deleting would empty meeting folders before a meeting, so the
+    deletions are held until a person confirms them; everything else in the plan still runs.
+    """
+    vanished = plan.vanished
+    if not vanished:
+        return []
+    suspicious = (
+        not folder.has_media_folder
+        or folder.media_file_count() == 0
+        or (len(vanished) >= 3 and len(vanished) * 2 > plan.tracked_in_window)
+    )
+    if not suspicious:
+        return []
+    held = set(vanished)
+    plan.actions = [a for a in plan.actions if not (isinstance(a, Delete) and a.path in held)]
+    plan.keep.extend(record[p] for p in sorted(held) if p in record)
+    plan.vanished = []
+    return sorted(held)
+
+
+def _wanted(
+    folder: CongregationFolder, today: date, end: date, meetings: set[date], layout: Layout, plan: Plan
+) -> dict[str, Want]:
+    wanted: dict[str, Want] = {}
+    days = [today + timedelta(days=i) for i in range((end - today).days + 1)]
+    for d in days:
+        hidden = folder.hidden.get(d, set())
+        dated = folder.dated.get(d, {})
+        names: dict[str, Want] = {n: Want(rf, "dated") for n, rf in dated.items()}
+        if d in meetings or dated:
+            for n, rf in folder.recurring.items():
+                names.setdefault(n, Want(rf, "recurring"))
+        directory = layout.date_dir(d)
+        for n, want in names.items():
+            if n in hidden:
+                plan.hidden += 1
+                continue
+            if n == SECTION_ORDER:
+                continue
+            wanted[join(directory, n)] = want
+    rec_dir = layout.recurring_dir()
+    if rec_dir is not None:
+        for n, rf in folder.recurring.items():
+            wanted[join(rec_dir, n)] = Want(rf, "recurring")
+    return wanted
+
+
+def _hidden_paths(folder: CongregationFolder, today: date, end: date, layout: Layout) -> set[str]:
+    return {
+        join(layout.date_dir(d), n)
+        for d, names in folder.hidden.items()
+        if today <= d <= end
+        for n in names
+    }
+
+
+def _ownership(path: str, record: Mapping[str, Placed], local: Mapping[str, LocalFile]) -> Existing:
+    row, here = record.get(path), local.get(path)
+    if here is None:
+        return Existing.NOTHING
+    if row is None:
+        return Existing.PERSONS
+    if row.size == here.size and row.mtime_ns == here.mtime_ns:
+        return Existing.OURS
+    return Existing.EDITED
+
+
+def _same(row: Placed, remote: RemoteFile) -> bool:
+    return row.version == remote.version and row.source == "/".join(remote.parts)
+
+
+def _key(remote: RemoteFile) -> tuple[str, str]:
+    return ("/".join(remote.parts), remote.version)
+
+
+def _date_of(path: str, layout: Layout) -> date | None:
+    folder, _, _name = path.rpartition("/")
+    return layout.parse_date_dir(folder) if folder else None
+
+
+def _never_touched(path: str) -> bool:
+    return path.rpartition("/")[2] == SECTION_ORDER
+
+
+def _past_date_dirs(owner: Mapping[str, Existing], layout: Layout, today: date) -> list[str]:
+    dirs = set()
+    for p in owner:
+        folder = p.rpartition("/")[0]
+        d = layout.parse_date_dir(folder) if folder else None
+        if d is not None and d < today:
+            dirs.add(folder)
+    return sorted(dirs)
+

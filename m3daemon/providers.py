@@ -1,0 +1,120 @@
+"""Provider presets: they prefill the address and the base folder during setup.
+
+The first four are the presets of M³ 22–24 (``constants/cong.ts``); Nextcloud and ownCloud run on the
+congregation's own server, so their address holds a ``<host>`` placeholder; the self-hosted preset
+is the ``m3daemon server`` (port 8443). ``<username>`` in a folder is filled by
+:meth:`Provider.folder_for`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from m3daemon.errors import UsageError
+from m3daemon.i18n import _
+
+HOST_PLACEHOLDER = "<host>"
+USERNAME_PLACEHOLDER = "<username>"
+
+
+@dataclass(frozen=True)
+class Provider:
+    id: str
+    name: str
+    url: str
+    folder: str
+    note: str = ""
+
+    @property
+    def needs_host(self) -> bool:
+        """True when the address is the user's own server (it holds ``<host>``)."""
+        return HOST_PLACEHOLDER in self.url
+
+    def url_for(self, host: str) -> str:
+        """The address with ``<host>`` filled in (``cloud.example.org`` or ``cloud.example.org:8443``)."""
+        host = host.strip().removeprefix("https://").rstrip("/")
+        if not host or any(ch in host for ch in "/@?# "):
+            raise UsageError(
+                _('"{host}" is not a server name.').format(host=host),
+                _("Give only the server name, for example cloud.example.org."),
+            )
+        return self.url.replace(HOST_PLACEHOLDER, host)
+
+    def folder_for(self, username: str) -> str:
+        """The base folder with ``<username>`` filled in."""
+        if USERNAME_PLACEHOLDER not in self.folder:
+            return self.folder
+        if not username or "/" in username:
+            raise UsageError(
+                _('The {provider} folder needs your user name, without any "/".').format(provider=self.name),
+                _("Give the user name you sign in with."),
+            )
+        return self.folder.replace(USERNAME_PLACEHOLDER, username)
+
+
+PROVIDERS: tuple[Provider, ...] = (
+    Provider(
+        id="box",
+        name="Box",
+        url="https://webdav.box.com",
+        folder="/dav/",
+        note=_(
+            "Box may refuse your normal sign-in password over WebDAV: create an app password in your "
+            "Box account settings and use it here."
+        ),
+    ),
+    Provider(
+        id="koofr",
+        name="Koofr",
+        url="https://app.koofr.net",
+        folder="/dav/Koofr/",
+        note=_(
+            "Koofr needs an app password for WebDAV: create one under Preferences → Password → "
+            "App passwords and use it here instead of your normal password."
+        ),
+    ),
+    Provider(id="4shared", name="4shared", url="https://webdav.4shared.com", folder="/"),
+    Provider(id="powerfolder", name="PowerFolder", url="https://my.powerfolder.com", folder="/webdav/"),
+    Provider(
+        id="nextcloud",
+        name="Nextcloud",
+        url=f"https://{HOST_PLACEHOLDER}",
+        folder=f"/remote.php/dav/files/{USERNAME_PLACEHOLDER}/",
+        note=_(
+            "Use the address of your Nextcloud server. Create an app password under Settings → Security "
+            "and use it here instead of your normal password."
+        ),
+    ),
+    Provider(
+        id="owncloud",
+        name="ownCloud",
+        url=f"https://{HOST_PLACEHOLDER}",
+        folder="/remote.php/webdav/",
+        note=_(
+            "Use the address of your ownCloud server. If two-factor sign-in is on, create an app password "
+            "under Settings → Security and use it here."
+        ),
+    ),
+    Provider(
+        id="self-hosted",
+        name=_("m3daemon server (self-hosted)"),
+        url=f"https://{HOST_PLACEHOLDER}:8443",
+        folder="/",
+        note=_(
+            "For a server started with `m3daemon server`: its certificate is signed by its own CA, so copy "
+            "the server's CA file (ca.pem) to this computer and give it as the CA file."
+        ),
+    ),
+)
+
+
+def get_provider(provider_id: str) -> Provider:
+    """The preset with this id (case-insensitive); unknown ids raise :class:`UsageError` (exit 2)."""
+    wanted = provider_id.strip().lower()
+    for provider in PROVIDERS:
+        if provider.id == wanted:
+            return provider
+    raise UsageError(
+        _('Unknown provider "{id}".').format(id=provider_id),
+        _("Choose one of: {ids}.").format(ids=", ".join(p.id for p in PROVIDERS)),
+    )

@@ -1,0 +1,96 @@
+"""The local record: what the sync placed in the media folder, kept outside it in SQLite.
+
+The record is replaced in one transaction at the end of each sync. Because a sync can be killed
+between renaming a file into place and that commit, every file is first noted in ``pending``
+(committed at once) *before* its rename; the next sync counts a pending file as the sync's own
+when its size and mtime still match, so a crash never turns our files into "a person's files".
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from m3daemon.errors import LocalFolderError
+from m3daemon.i18n import _
+from m3daemon.planner import Placed
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS placed (
+    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+    version TEXT NOT NULL, source TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pending (
+    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+    version TEXT NOT NULL, source TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class Record:
+    def __init__(self, db_path: Path) -> None:
+        self.path = db_path
+        try:
+            db_path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False, timeout=30)
+            self._db.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise LocalFolderError(
+                _("The sync record {path} cannot be opened: {reason}.").format(path=db_path, reason=exc),
+                _("Check that the folder is writable. Deleting the file is safe: the next sync rebuilds it."),
+            ) from exc
+
+    def close(self) -> None:
+        self._db.close()
+
+    def load(self) -> dict[str, Placed]:
+        """Placed rows, with pending rows (from an interrupted sync) laid over them."""
+        rows: dict[str, Placed] = {}
+        for table in ("placed", "pending"):
+            for path, size, mtime_ns, version, source in self._db.execute(
+                f"SELECT path, size, mtime_ns, version, source FROM {table}"  # noqa: S608 (fixed names)
+            ):
+                rows[path] = Placed(path, size, mtime_ns, version, source)
+        return rows
+
+    def note_pending(self, row: Placed) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO pending VALUES (?, ?, ?, ?, ?)",
+            (row.path, row.size, row.mtime_ns, row.version, row.source),
+        )
+
+    def commit(self, rows: Iterable[Placed], meta: dict[str, Any] | None = None) -> None:
+        """Replace the whole record with ``rows`` in one transaction."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("DELETE FROM placed")
+            db.executemany(
+                "INSERT OR REPLACE INTO placed VALUES (?, ?, ?, ?, ?)",
+                [(r.path, r.size, r.mtime_ns, r.version, r.source) for r in rows],
+            )
+            db.execute("DELETE FROM pending")
+            for key, value in (meta or {}).items():
+                db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def set_meta(self, **values: Any) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for key, value in values.items():
+                self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise

@@ -1,0 +1,1 @@
+"""Remote access: the WebDAV client, listings, transfers, error classification and retries."""

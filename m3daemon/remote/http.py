@@ -1,0 +1,397 @@
+"""The HTTPS session to the congregation's WebDAV server: TLS, auth, retries, error mapping.
+
+Every request goes through :meth:`DavSession.request` or :meth:`DavSession.stream`, so that
+retries and the translation of failures into :mod:`m3daemon.errors` happen in exactly one place.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import logging
+import random
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit
+
+import httpx
+
+from m3daemon import __version__
+from m3daemon.errors import (
+    ConnectionProblem,
+    CredentialsError,
+    FolderNotFoundError,
+    InsecureURLError,
+    LockedError,
+    M3Error,
+    NotWebDAVError,
+    PermissionDeniedError,
+    ServerError,
+    ServerUnreachableError,
+    TLSError,
+    remedy_for_status,
+)
+from m3daemon.i18n import _
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({423, 429, 502, 503, 504})
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PROPFIND", "PUT", "DELETE"})
+LOOPBACK_NAMES = frozenset({"localhost"})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Capped exponential back-off. ``Retry-After`` wins when the server sends it (up to the cap)."""
+
+    attempts: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_delay)
+        backoff = self.base_delay * (2 ** attempt)
+        return min(backoff * (0.75 + random.random() / 2), self.max_delay)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where the congregation folder lives: ``https://host[:port]`` plus an absolute folder path."""
+
+    base_url: str
+    folder: str
+    username: str
+    ca_file: Path | None = None
+    allow_insecure_loopback: bool = False
+    timeout: float = 30.0
+
+    @property
+    def folder_path(self) -> str:
+        """The folder as a decoded absolute path with no trailing slash ('' for the root)."""
+        return "/" + "/".join(s for s in self.folder.split("/") if s) if self.folder.strip("/") else ""
+
+
+@dataclass
+class RequestStats:
+    """Counts what the session sent, for summaries, the no-op figures and tests."""
+
+    requests: int = 0
+    bytes_in: int = 0
+    by_method: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count(self, method: str) -> None:
+        with self._lock:
+            self.requests += 1
+            self.by_method[method] = self.by_method.get(method, 0) + 1
+
+    def add_bytes(self, n: int) -> None:
+        with self._lock:
+            self.bytes_in += n
+
+
+def check_url(url: str, allow_insecure_loopback: bool) -> str:
+    """Refuse anything but ``https://`` (``http://`` only to loopback, and only when allowed)."""
+    parts = urlsplit(url.strip())
+    if parts.scheme == "https" and parts.hostname:
+        return f"https://{parts.netloc}"
+    if parts.scheme == "http" and parts.hostname and allow_insecure_loopback and _is_loopback(parts.hostname):
+        return f"http://{parts.netloc}"
+    if parts.scheme == "http":
+        raise InsecureURLError(
+            _("The address {url} uses plain http://, which would send the password unencrypted.").format(
+                url=url
+            ),
+            _("Use the server's https:// address."),
+        )
+    raise InsecureURLError(
+        _("The address {url} is not a web address.").format(url=url),
+        _("Give the server address as https://host or https://host:port."),
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def tls_context(ca_file: Path | None) -> ssl.SSLContext:
+    """Certificates are always verified; a CA file replaces the system store (pinning a self-hosted
+    server's CA)."""
+    if ca_file is None:
+        return ssl.create_default_context()
+    try:
+        return ssl.create_default_context(cafile=str(ca_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise TLSError(
+            _("The CA file {path} cannot be read as a certificate ({reason}).").format(
+                path=ca_file, reason=exc
+            ),
+            _("Check [connection] ca_file: it must be the PEM file of the server's certificate authority."),
+        ) from exc
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+class DavSession:
+    """One keep-alive HTTPS client for one congregation folder, shared by all worker threads."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        password: str,
+        *,
+        retry: RetryPolicy | None = None,
+        max_connections: int = 6,
+        sleep: Callable[[float], None] = time.sleep,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.base_url = check_url(endpoint.base_url, endpoint.allow_insecure_loopback)
+        self.retry = retry or RetryPolicy()
+        self.stats = RequestStats()
+        self._sleep = sleep
+        self.http = httpx.Client(
+            auth=httpx.BasicAuth(endpoint.username, password),
+            verify=tls_context(endpoint.ca_file),
+            timeout=httpx.Timeout(endpoint.timeout, connect=min(endpoint.timeout, 15.0)),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            headers={"User-Agent": f"m3daemon/{__version__}"},
+            follow_redirects=False,
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> DavSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- URLs ----------------------------------------------------------------------------
+
+    def url_path(self, parts: tuple[str, ...] = (), collection: bool = False) -> str:
+        """The percent-encoded absolute URL path of ``parts`` below the congregation folder."""
+        segments = [s for s in self.endpoint.folder_path.split("/") if s] + list(parts)
+        path = "/" + "/".join(quote(s, safe="") for s in segments)
+        if collection and not path.endswith("/"):
+            path += "/"
+        return path
+
+    def url(self, parts: tuple[str, ...] = (), collection: bool = False) -> str:
+        return self.base_url + self.url_path(parts, collection)
+
+    def folder_segments(self) -> list[str]:
+        return [s for s in self.endpoint.folder_path.split("/") if s]
+
+    @staticmethod
+    def decode_href_path(href: str) -> list[str] | None:
+        """Decoded segments of an href (absolute URL or path). Each segment is decoded on its own."""
+        path = urlsplit(href).path if "://" in href else href.split("?", 1)[0]
+        if not path.startswith("/"):
+            return None
+        return [unquote(s, errors="surrogateescape") for s in path.split("/") if s]
+
+    # --- requests ------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        parts: tuple[str, ...] = (),
+        *,
+        collection: bool = False,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        ok: tuple[int, ...] = (200, 201, 204, 207),
+        what: str | None = None,
+    ) -> httpx.Response:
+        """Send one request with retries; return the response if its status is in ``ok``."""
+        url = self.url(parts, collection)
+        for attempt in range(self.retry.attempts):
+            try:
+                self.stats.count(method)
+                resp = self.http.request(method, url, headers=headers, content=content)
+            except httpx.TransportError as exc:
+                if method in IDEMPOTENT and attempt + 1 < self.retry.attempts and _retryable_transport(exc):
+                    self._pause(attempt, None, f"{method} {url}: {exc!r}")
+                    continue
+                raise classify_transport_error(exc, self.base_url) from exc
+            if resp.status_code in ok:
+                return resp
+            if (
+                resp.status_code in RETRY_STATUSES
+                and method in IDEMPOTENT
+                and attempt + 1 < self.retry.attempts
+            ):
+                self._pause(attempt, parse_retry_after(resp.headers.get("Retry-After")), f"{method} {url}: {resp.status_code}")
+                continue
+            raise classify_status(resp, what or "/".join(parts) or self.endpoint.folder_path or "/")
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @contextmanager
+    def stream(
+        self, method: str, parts: tuple[str, ...], *, headers: Mapping[str, str] | None = None,
+        collection: bool = False, content: bytes | None = None,
+    ) -> Iterator[httpx.Response]:
+        """Open a streamed response; the caller checks the status (206/200 matter for resumes).
+
+        Connection-level failures are retried here; status handling is the caller's, because a
+        streamed body cannot be replayed.
+        """
+        url = self.url(parts, collection)
+        resp: httpx.Response | None = None
+        for attempt in range(self.retry.attempts):
+            try:
+                self.stats.count(method)
+                req = self.http.build_request(method, url, headers=headers, content=content)
+                resp = self.http.send(req, stream=True)
+            except httpx.TransportError as exc:
+                if attempt + 1 < self.retry.attempts and _retryable_transport(exc):
+                    self._pause(attempt, None, f"{method} {url}: {exc!r}")
+                    continue
+                raise classify_transport_error(exc, self.base_url) from exc
+            if resp.status_code in RETRY_STATUSES and attempt + 1 < self.retry.attempts:
+                resp.close()
+                self._pause(attempt, parse_retry_after(resp.headers.get("Retry-After")), f"{method} {url}: {resp.status_code}")
+                continue
+            break
+        assert resp is not None
+        try:
+            yield resp
+        finally:
+            resp.close()
+
+    def _pause(self, attempt: int, retry_after: float | None, why: str) -> None:
+        delay = self.retry.delay(attempt, retry_after)
+        log.info("retrying in %.1fs after %s", delay, why)
+        self._sleep(delay)
+
+
+def _retryable_transport(exc: httpx.TransportError) -> bool:
+    """TLS verification failures are final; everything else at the connection level may pass."""
+    return _tls_reason(exc) is None
+
+
+def _tls_reason(exc: BaseException) -> str | None:
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, ssl.SSLCertVerificationError):
+            return cur.verify_message or str(cur)
+        if isinstance(cur, ssl.SSLError):
+            return cur.reason or str(cur)
+        text = str(cur)
+        if "CERTIFICATE_VERIFY_FAILED" in text or "SSL" in text and "certificate" in text.lower():
+            return text
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
+def classify_transport_error(exc: httpx.TransportError, base_url: str) -> ConnectionProblem:
+    """Turn a connection-level failure into an error a person can act on."""
+    host = urlsplit(base_url).netloc
+    tls = _tls_reason(exc)
+    if tls is not None:
+        return TLSError(
+            _("The secure connection to {host} failed: {reason}.").format(host=host, reason=tls),
+            _(
+                "If the server uses its own certificate, set [connection] ca_file to its CA (m3daemon setup "
+                "asks for it). Otherwise check the address and the computer's date and time."
+            ),
+        )
+    if isinstance(exc, httpx.TimeoutException):
+        return ServerUnreachableError(
+            _("The server {host} did not answer in time.").format(host=host),
+            _("Check the internet connection; m3daemon will try again."),
+        )
+    text = str(exc)
+    if "Name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text:
+        return ServerUnreachableError(
+            _("The server name {host} cannot be found.").format(host=host),
+            _("Check the web address for typing mistakes, and the internet connection."),
+        )
+    if "refused" in text.lower():
+        return ServerUnreachableError(
+            _("The server {host} refused the connection.").format(host=host),
+            _("Check the web address and port; the server may be down."),
+        )
+    return ServerUnreachableError(
+        _("The connection to {host} failed ({reason}).").format(host=host, reason=text or type(exc).__name__),
+        _("Check the internet connection; m3daemon will try again."),
+    )
+
+
+def classify_status(resp: httpx.Response, what: str) -> M3Error:
+    """Turn an HTTP error status into an error with a remedy. ``what`` names the resource."""
+    status = resp.status_code
+    method = resp.request.method
+    if status == 401:
+        return CredentialsError(
+            _("The server refused the user name or password."),
+            _("Check them with m3daemon setup. Box and Koofr need an app password, not the account password."),
+        )
+    if status == 403:
+        if method in ("GET", "HEAD", "PROPFIND", "OPTIONS"):
+            return PermissionDeniedError(
+                _("This account may not read {what} on the server.").format(what=what),
+                _("Ask the coordinator to give the account access to the congregation folder."),
+            )
+        return PermissionDeniedError(
+            _("This account may only read; the server refused to change {what}.").format(what=what),
+            _("Coordinator tools need an account that may write. Ask the coordinator."),
+        )
+    if status == 404:
+        return FolderNotFoundError(
+            _("{what} was not found on the server.").format(what=what),
+            _("Check [connection] folder; m3daemon browse lists the server's folders."),
+        )
+    if status in (405, 501) and method == "PROPFIND":
+        return NotWebDAVError(
+            _("The server answered, but it is not a WebDAV server (status {status}).").format(status=status),
+            _("Check the web address and the folder; the provider's WebDAV address is often different."),
+        )
+    if status == 423:
+        return LockedError(
+            _("{what} is locked by another client.").format(what=what),
+            remedy_for_status(423),
+        )
+    if status in (301, 302, 303, 307, 308):
+        return NotWebDAVError(
+            _("The server redirects {what} to {target}.").format(
+                what=what, target=resp.headers.get("Location", "?")
+            ),
+            _("Use the address the server redirects to in [connection] url and folder."),
+        )
+    return ServerError(
+        _("The server answered {status} {reason} for {what}.").format(
+            status=status, reason=resp.reason_phrase, what=what
+        ),
+        remedy_for_status(status),
+    )

@@ -1,0 +1,177 @@
+"""List the congregation folder: one PROPFIND ``Depth: infinity``, or a parallel Depth-1 walk.
+
+Which one a server supports is found out by asking, never from a list of host names. A listing
+is all-or-nothing: any sub-request that fails makes the whole listing fail, because a partial
+listing would look like deleted files to the planner.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import httpx
+
+from m3daemon.errors import FolderNotFoundError, NotWebDAVError
+from m3daemon.i18n import _
+from m3daemon.remote.http import DavSession, classify_status
+from m3daemon.remote.multistatus import PROPFIND_BODY, RawEntry, parse_multistatus
+from m3daemon.remote.types import RemoteEntry
+
+log = logging.getLogger(__name__)
+
+# Folder levels below the congregation folder that hold anything we read: the root, Media/ and
+# Hidden/, and their date (or Recurring) folders. Deeper content is never media.
+WALK_LEVELS = 3
+DEPTH_REFUSED = frozenset({400, 403, 412, 501, 507})
+
+
+@dataclass
+class Listing:
+    entries: list[RemoteEntry]
+    method: str  # "infinity" or "walk"
+    requests: int
+    skipped: list[tuple[str, str]]  # (href, reason) for entries outside the folder
+
+
+def list_tree(session: DavSession, *, workers: int = 4, prefer_infinity: bool = True) -> Listing:
+    """List everything below the congregation folder that can matter for a sync."""
+    if prefer_infinity:
+        result = _try_infinity(session)
+        if result is not None:
+            return result
+    return _walk(session, workers)
+
+
+def list_children(session: DavSession, parts: tuple[str, ...]) -> list[RemoteEntry]:
+    """Depth-1 listing of one folder (for ``browse`` and the folder picker)."""
+    entries, skipped = _propfind(session, parts, "1")
+    for href, why in skipped:
+        log.warning("skipping %r in the listing: %s", href, why)
+    return entries
+
+
+def _try_infinity(session: DavSession) -> Listing | None:
+    before = session.stats.requests
+    with session.stream(
+        "PROPFIND", (), collection=True,
+        headers={"Depth": "infinity", "Content-Type": "application/xml; charset=utf-8"},
+        content=PROPFIND_BODY,
+    ) as resp:
+        if resp.status_code in DEPTH_REFUSED:
+            resp.read()
+            log.debug("Depth: infinity refused with %s; walking with Depth 1", resp.status_code)
+            return None
+        _check_multistatus(resp, ())
+        entries, skipped = _collect(session, resp, ())
+    # A server that quietly answers infinity as Depth 1 shows folders but nothing inside them.
+    if any(e.is_dir for e in entries) and not any(len(e.parts) > 1 for e in entries):
+        log.debug("Depth: infinity answered one level only; walking with Depth 1")
+        return None
+    return Listing(entries, "infinity", session.stats.requests - before, skipped)
+
+
+def _walk(session: DavSession, workers: int) -> Listing:
+    before = session.stats.requests
+    entries: list[RemoteEntry] = []
+    skipped: list[tuple[str, str]] = []
+    level: list[tuple[str, ...]] = [()]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="propfind") as pool:
+        for depth in range(WALK_LEVELS):
+            results = list(pool.map(lambda p: _propfind(session, p, "1"), level))
+            next_level: list[tuple[str, ...]] = []
+            for found, bad in results:
+                entries.extend(found)
+                skipped.extend(bad)
+                if depth + 1 < WALK_LEVELS:
+                    next_level.extend(e.parts for e in found if e.is_dir and _worth_walking(e.parts))
+            level = next_level
+            if not level:
+                break
+    return Listing(entries, "walk", session.stats.requests - before, skipped)
+
+
+def _worth_walking(parts: tuple[str, ...]) -> bool:
+    """Only Media/ and Hidden/ (and their sub-folders) hold anything we read."""
+    return parts[0] in ("Media", "Hidden")
+
+
+def _propfind(
+    session: DavSession, parts: tuple[str, ...], depth: str
+) -> tuple[list[RemoteEntry], list[tuple[str, str]]]:
+    with session.stream(
+        "PROPFIND", parts, collection=True,
+        headers={"Depth": depth, "Content-Type": "application/xml; charset=utf-8"},
+        content=PROPFIND_BODY,
+    ) as resp:
+        _check_multistatus(resp, parts)
+        return _collect(session, resp, parts)
+
+
+def _check_multistatus(resp: httpx.Response, parts: tuple[str, ...]) -> None:
+    if resp.status_code == 207:
+        ctype = resp.headers.get("Content-Type", "")
+        if "xml" not in ctype and ctype:
+            resp.read()
+            raise NotWebDAVError(
+                _("The server answered the listing with {ctype} instead of WebDAV XML.").format(ctype=ctype),
+                _("Check the web address and folder; the provider's WebDAV address is often different."),
+            )
+        return
+    resp.read()
+    what = "/".join(parts) if parts else _("the congregation folder")
+    if resp.status_code == 200:
+        raise NotWebDAVError(
+            _("The server answered with a web page, not a WebDAV listing."),
+            _("Check the web address and folder; the provider's WebDAV address is often different."),
+        )
+    err = classify_status(resp, what)
+    if isinstance(err, FolderNotFoundError) and not parts:
+        err = FolderNotFoundError(
+            _("The congregation folder {folder} does not exist on the server.").format(
+                folder=resp.request.url.path
+            ),
+            _("Check [connection] folder; m3daemon browse lists the server's folders."),
+        )
+    raise err
+
+
+def _collect(
+    session: DavSession, resp: httpx.Response, parts: tuple[str, ...]
+) -> tuple[list[RemoteEntry], list[tuple[str, str]]]:
+    base = session.folder_segments() + list(parts)
+    entries: list[RemoteEntry] = []
+    skipped: list[tuple[str, str]] = []
+    counted = _counting(resp.iter_bytes(), session.stats.add_bytes)
+    for raw in parse_multistatus(counted):
+        entry, why = _to_entry(raw, base, len(session.folder_segments()))
+        if entry is not None:
+            entries.append(entry)
+        elif why:
+            skipped.append((raw.href, why))
+    return entries, skipped
+
+
+def _counting(chunks: Iterator[bytes], add: Callable[[int], None]) -> Iterator[bytes]:
+    for c in chunks:
+        add(len(c))
+        yield c
+
+
+def _to_entry(raw: RawEntry, base: list[str], folder_depth: int) -> tuple[RemoteEntry | None, str]:
+    if raw.status is not None and not 200 <= raw.status < 300:
+        return None, f"status {raw.status}"
+    segs = DavSession.decode_href_path(raw.href)
+    if segs is None:
+        return None, "not an absolute path"
+    if segs[: len(base)] != base:
+        return None, "outside the listed folder"
+    if segs == base:
+        return None, ""  # the folder itself
+    rel = tuple(segs[folder_depth:])
+    if any(s in (".", "..") for s in rel):
+        return None, "dot segment"
+    return RemoteEntry(rel, raw.is_dir, raw.size, raw.etag, raw.modified), ""
+

@@ -1,0 +1,190 @@
+"""A streaming, hardened parser for PROPFIND ``207 Multi-Status`` bodies.
+
+Why not webdav4's parser: it builds the whole document as an ElementTree plus one object per
+entry (a 50,000-entry listing is tens of MB of XML), and it hands the body to expat with DTDs
+allowed. Here the body is fed to expat chunk by chunk as it arrives, only the four properties we
+asked for are kept, and any DTD (the vehicle of entity-expansion bombs and external entities) is
+refused before a single entity is declared.
+"""
+
+from __future__ import annotations
+
+import xml.parsers.expat
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+
+from m3daemon.errors import ListingError
+from m3daemon.i18n import _
+
+DAV = "DAV:"
+SEP = "\x1f"  # expat namespace separator; cannot occur in a namespace URI or a local name
+
+PROPFIND_BODY = (
+    b'<?xml version="1.0" encoding="utf-8"?>\n'
+    b'<d:propfind xmlns:d="DAV:"><d:prop>'
+    b"<d:resourcetype/><d:getcontentlength/><d:getetag/><d:getlastmodified/>"
+    b"</d:prop></d:propfind>"
+)
+
+
+@dataclass(slots=True)
+class RawEntry:
+    """One ``<d:response>`` as found: href plus the properties of its 2xx propstat."""
+
+    href: str
+    is_dir: bool
+    size: int | None
+    etag: str | None
+    modified: datetime | None
+    status: int | None  # a response-level status (for responses without propstat)
+
+
+class MalformedListing(ListingError):
+    pass
+
+
+def _malformed(reason: str) -> MalformedListing:
+    return MalformedListing(
+        _("The server sent a listing that cannot be read ({reason}).").format(reason=reason),
+        _("Nothing was changed locally. Try again later; if it persists, tell the server's administrator."),
+    )
+
+
+def _status_code(line: str) -> int | None:
+    bits = line.split()
+    if len(bits) >= 2 and bits[1].isdigit():
+        return int(bits[1])
+    return None
+
+
+def _http_date(text: str) -> datetime | None:
+    try:
+        d = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return d if d.tzinfo else d.replace(tzinfo=timezone.utc)
+
+
+class MultistatusParser:
+    """Feed bytes with :meth:`feed`, collect finished entries from :meth:`drain`."""
+
+    def __init__(self) -> None:
+        p = xml.parsers.expat.ParserCreate(namespace_separator=SEP)
+        p.StartDoctypeDeclHandler = self._refuse_dtd
+        p.EntityDeclHandler = self._refuse_entity
+        p.ExternalEntityRefHandler = self._refuse_external
+        p.StartElementHandler = self._start
+        p.EndElementHandler = self._end
+        p.CharacterDataHandler = self._text
+        p.buffer_text = True
+        self._p = p
+        self._stack: list[str] = []
+        self._text_parts: list[str] = []
+        self._ready: list[RawEntry] = []
+        self._saw_root = False
+        self._reset_response()
+
+    # --- public ------------------------------------------------------------------------
+
+    def feed(self, data: bytes, final: bool = False) -> None:
+        try:
+            self._p.Parse(data, final)
+        except xml.parsers.expat.ExpatError as exc:
+            raise _malformed(str(exc)) from exc
+        if final and not self._saw_root:
+            raise _malformed(_("no multistatus element"))
+
+    def drain(self) -> list[RawEntry]:
+        out, self._ready = self._ready, []
+        return out
+
+    # --- expat handlers ----------------------------------------------------------------
+
+    def _refuse_dtd(self, *args: object) -> None:
+        raise _malformed(_("it contains a document type declaration, which is refused"))
+
+    def _refuse_entity(self, *args: object) -> None:
+        raise _malformed(_("it declares XML entities, which is refused"))
+
+    def _refuse_external(self, *args: object) -> int:
+        raise _malformed(_("it refers to an external entity, which is refused"))
+
+    def _reset_response(self) -> None:
+        self._href: str | None = None
+        self._resp_status: int | None = None
+        self._ps_status: int | None = None
+        self._ps_props: dict[str, str | bool] = {}
+        self._good_props: dict[str, str | bool] = {}
+
+    def _start(self, name: str, attrs: dict[str, str]) -> None:
+        self._stack.append(name)
+        self._text_parts = []
+        if name == DAV + SEP + "multistatus":
+            self._saw_root = True
+        elif name == DAV + SEP + "response":
+            self._reset_response()
+        elif name == DAV + SEP + "propstat":
+            self._ps_status = None
+            self._ps_props = {}
+        elif name == DAV + SEP + "collection" and len(self._stack) >= 2 and self._stack[-2] == DAV + SEP + "resourcetype":
+            self._ps_props["collection"] = True
+
+    def _text(self, data: str) -> None:
+        self._text_parts.append(data)
+
+    def _end(self, name: str) -> None:
+        text = "".join(self._text_parts).strip()
+        self._text_parts = []
+        self._stack.pop()
+        parent = self._stack[-1] if self._stack else ""
+        if name == DAV + SEP + "href" and parent == DAV + SEP + "response":
+            self._href = text
+        elif name == DAV + SEP + "status":
+            if parent == DAV + SEP + "propstat":
+                self._ps_status = _status_code(text)
+            elif parent == DAV + SEP + "response":
+                self._resp_status = _status_code(text)
+        elif parent == DAV + SEP + "prop":
+            local = name.rsplit(SEP, 1)[-1] if name.startswith(DAV + SEP) else None
+            if local in ("getcontentlength", "getetag", "getlastmodified"):
+                self._ps_props[local] = text
+        elif name == DAV + SEP + "propstat":
+            if self._ps_status is None or 200 <= self._ps_status < 300:
+                self._good_props.update(self._ps_props)
+        elif name == DAV + SEP + "response":
+            self._finish_response()
+
+    def _finish_response(self) -> None:
+        if not self._href:
+            raise _malformed(_("a response without href"))
+        props = self._good_props
+        size: int | None = None
+        raw_len = props.get("getcontentlength")
+        if isinstance(raw_len, str) and raw_len:
+            if not raw_len.isdigit():
+                raise _malformed(_("a size that is not a number: {value!r}").format(value=raw_len[:40]))
+            size = int(raw_len)
+        etag = props.get("getetag")
+        modified = props.get("getlastmodified")
+        self._ready.append(
+            RawEntry(
+                href=self._href,
+                is_dir=bool(props.get("collection")),
+                size=size,
+                etag=etag if isinstance(etag, str) and etag else None,
+                modified=_http_date(modified) if isinstance(modified, str) and modified else None,
+                status=self._resp_status,
+            )
+        )
+
+
+def parse_multistatus(chunks: Iterable[bytes]) -> Iterator[RawEntry]:
+    """Parse a body given as chunks, yielding entries as soon as they are complete."""
+    parser = MultistatusParser()
+    for chunk in chunks:
+        parser.feed(chunk)
+        yield from parser.drain()
+    parser.feed(b"", final=True)
+    yield from parser.drain()

@@ -1,0 +1,212 @@
+"""Streamed downloads into a staging file, with resume (``Range`` + ``If-Range``) and checks.
+
+The staging file never has a real name: the executor renames it into place only after this
+module has checked its size (and ETag, when the server sends one) and fsync'd it.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from m3daemon.errors import DiskFullError, LocalFolderError, M3Error, SyncError
+from m3daemon.i18n import _
+from m3daemon.remote.http import DavSession, classify_status, classify_transport_error
+from m3daemon.remote.types import normalize_etag
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1 << 20
+
+
+class Cancelled(Exception):
+    """The sync was asked to stop; the staging file is kept for the next run to resume."""
+
+
+class TransferError(SyncError):
+    """One file could not be transferred; others go on, and the next sync tries again."""
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    path: Path
+    size: int
+    etag: str | None  # normalized ETag of what was received, when the server sent one
+    network_bytes: int
+    resumed_from: int
+
+
+def download(
+    session: DavSession,
+    parts: tuple[str, ...],
+    part_file: Path,
+    *,
+    size: int,
+    etag: str | None,
+    on_bytes: Callable[[int], None] = lambda n: None,
+    cancel: threading.Event | None = None,
+) -> Downloaded:
+    """Fetch ``parts`` into ``part_file``, resuming a previous attempt when it is the same version.
+
+    ``etag`` is the normalized ETag from the listing. A partial file is resumed only when its
+    sidecar says it holds that same version and the server agrees through ``If-Range``; a server
+    that ignores the range or changed the file restarts from zero, never splicing two versions.
+    """
+    meta_file = part_file.with_suffix(".json")
+    offset = _resumable_offset(part_file, meta_file, etag, size)
+    headers: dict[str, str] = {"Accept-Encoding": "identity"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+        headers["If-Range"] = f'"{etag}"'
+    else:
+        _discard(part_file)
+    _write_meta(meta_file, etag, size)
+    what = "/".join(parts)
+    received = 0
+    try:
+        with session.stream("GET", parts, headers=headers) as resp:
+            start = _check_response(resp, offset, what)
+            got_etag = normalize_etag(resp.headers.get("ETag"))
+            if etag and got_etag and got_etag != etag:
+                raise _changed(what)
+            try:
+                f = open(part_file, "r+b" if start else "wb")
+            except OSError as exc:
+                raise local_error(exc, part_file) from exc
+            with f:
+                f.seek(start)
+                f.truncate()
+                pos = start
+                for chunk in resp.iter_raw(CHUNK):
+                    if cancel is not None and cancel.is_set():
+                        raise Cancelled
+                    try:
+                        f.write(chunk)
+                    except OSError as exc:
+                        raise local_error(exc, part_file) from exc
+                    n = len(chunk)
+                    pos += n
+                    received += n
+                    session.stats.add_bytes(n)
+                    on_bytes(n)
+                    if pos > size:
+                        raise _size_mismatch(what, size, pos)
+                if pos != size:
+                    raise _size_mismatch(what, size, pos)
+                try:
+                    f.flush()
+                    os.fsync(f.fileno())
+                except OSError as exc:
+                    raise local_error(exc, part_file) from exc
+    except httpx.TransportError as exc:
+        # The connection broke mid-body: keep what arrived for the next attempt to resume.
+        raise TransferError(
+            _("The download of {what} was interrupted: {reason}").format(
+                what=what, reason=classify_transport_error(exc, session.base_url).message
+            ),
+            _("The next sync resumes it."),
+        ) from exc
+    except DiskFullError:
+        _discard(part_file)
+        raise
+    _discard(meta_file)
+    return Downloaded(part_file, size, got_etag or etag, received, start)
+
+
+def _check_response(resp: httpx.Response, offset: int, what: str) -> int:
+    """Where the body starts in the file: ``offset`` for a valid 206, else 0."""
+    if resp.status_code == 206 and offset:
+        crange = resp.headers.get("Content-Range", "")
+        if not crange.startswith(f"bytes {offset}-"):
+            raise TransferError(
+                _("The server answered a resume of {what} with an unexpected range ({range}).").format(
+                    what=what, range=crange or "none"
+                ),
+                _("The next sync downloads it again from the start."),
+            )
+        return offset
+    if resp.status_code == 200:
+        return 0
+    if resp.status_code == 416:
+        raise TransferError(
+            _("The server refused to resume {what}.").format(what=what),
+            _("The next sync downloads it again from the start."),
+        )
+    resp.read()
+    raise classify_status(resp, what)
+
+
+def _resumable_offset(part_file: Path, meta_file: Path, etag: str | None, size: int) -> int:
+    if not etag:
+        return 0
+    try:
+        have = part_file.stat().st_size
+        meta = json.loads(meta_file.read_text("utf-8"))
+    except (OSError, ValueError):
+        return 0
+    if meta.get("etag") != etag or meta.get("size") != size or not 0 < have < size:
+        return 0
+    return have
+
+
+def _write_meta(meta_file: Path, etag: str | None, size: int) -> None:
+    try:
+        meta_file.write_text(json.dumps({"etag": etag, "size": size}), "utf-8")
+    except OSError as exc:
+        raise local_error(exc, meta_file) from exc
+
+
+def _discard(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        log.warning("could not remove %s: %s", path, exc)
+
+
+def _changed(what: str) -> TransferError:
+    return TransferError(
+        _("{what} changed on the server during the sync.").format(what=what),
+        _("The next sync fetches the new version."),
+    )
+
+
+def _size_mismatch(what: str, expected: int, got: int) -> TransferError:
+    return TransferError(
+        _("{what} arrived with {got} bytes instead of the {expected} the server listed; it was rejected.").format(
+            what=what, got=got, expected=expected
+        ),
+        _("The next sync tries again. If it keeps happening, the file may be changing on the server."),
+    )
+
+
+def local_error(exc: OSError, path: Path) -> M3Error:
+    """Translate an OS error on the media folder into a plain-words error."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFullError(
+            _("The disk holding {path} is full.").format(path=path.parent),
+            _("Free some space (empty the trash, remove old videos), then update again."),
+        )
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return LocalFolderError(
+            _("m3daemon may not write in {path}.").format(path=path.parent),
+            _("Check that the media folder exists, is not read-only and belongs to you."),
+        )
+    if exc.errno == errno.ENAMETOOLONG:
+        return LocalFolderError(
+            _("The name {name} is too long for this disk.").format(name=path.name),
+            _("Ask the coordinator to use a shorter file name."),
+        )
+    return LocalFolderError(
+        _("Writing {path} failed: {reason}.").format(path=path, reason=exc.strerror or exc),
+        _("Check the media folder and the disk."),
+    )

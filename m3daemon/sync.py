@@ -1,0 +1,339 @@
+"""One "Update media folders": list, read the settings, plan, carry out, record.
+
+This is the only module that ties the pure parts (model, planner) to I/O (remote, executor,
+record). The CLI, the daemon and the dashboard all call :func:`update`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from m3daemon import prefs as m3prefs
+from m3daemon.config import Config, check_media_dir_unique
+from m3daemon.credentials import require_password
+from m3daemon.errors import AnotherSyncRunning, ConfigError, M3Error, MassDeletionRefused
+from m3daemon.executor import Executor, Outcome, Progress, list_subdirs, scan_local
+from m3daemon.i18n import _
+from m3daemon.layout import Layout
+from m3daemon.locks import FileLock, LockHeld
+from m3daemon.meetings import MeetingDays, meeting_dates
+from m3daemon.model import FORCED_PREFS, CongregationFolder, build_folder
+from m3daemon.planner import Copy, Delete, Fetch, Plan, Trash, hold_mass_deletion, plan_sync
+from m3daemon.record import Record
+from m3daemon.remote.http import DavSession, Endpoint, RetryPolicy
+from m3daemon.remote.listing import Listing, list_tree
+from m3daemon.remote.types import RemoteEntry, normalize_etag
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SyncReport:
+    """What an update did, in the field names of SPEC.md's ``update --json``."""
+
+    downloaded: int = 0
+    copied: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    hidden: int = 0
+    failed: int = 0
+    conflicts: int = 0
+    bytes: int = 0
+    held_deletions: list[str] = field(default_factory=list)
+    errors: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    requests: int = 0
+    listing: str = ""
+    seconds: float = 0.0
+    dry_run: bool = False
+    planned: list[dict[str, str]] = field(default_factory=list)
+    window: list[str] = field(default_factory=list)
+    meeting_days_known: bool = True
+    media_dir: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.held_deletions
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Congregation:
+    """Everything read from the server for one sync."""
+
+    listing: Listing
+    folder: CongregationFolder
+    forced: m3prefs.ForcedPrefs
+    effective: dict[str, Any]
+
+
+def endpoint_for(cfg: Config) -> Endpoint:
+    conn = cfg.connection
+    if conn is None:
+        raise ConfigError(
+            _("Congregation sync is not set up in {path}.").format(path=cfg.path),
+            _("Run `m3daemon setup` first."),
+        )
+    return Endpoint(
+        base_url=conn.url, folder=conn.folder, username=conn.username, ca_file=conn.ca_file,
+        allow_insecure_loopback=conn.allow_insecure_loopback, timeout=conn.timeout_seconds,
+    )
+
+
+def open_session(cfg: Config, *, retry: RetryPolicy | None = None, password: str | None = None) -> DavSession:
+    endpoint = endpoint_for(cfg)
+    assert cfg.connection is not None
+    return DavSession(endpoint, password or require_password(cfg.connection), retry=retry)
+
+
+def record_path(cfg: Config) -> Path:
+    return cfg.state_dir / "record.sqlite"
+
+
+def read_congregation(session: DavSession, cfg: Config, record: Record) -> Congregation:
+    """List the folder and read ``forcedPrefs.json`` (only when it changed since last time)."""
+    listing = list_tree(session, prefer_infinity=_try_infinity(record))
+    if listing.method != _cached_method(record):
+        record.set_meta(listing_method={"method": listing.method,
+                                        "checked": datetime.now(timezone.utc).isoformat()})
+    for href, why in listing.skipped:
+        log.warning("skipped %r in the listing: %s", href, why)
+    forced = _forced_prefs(session, listing.entries, record)
+    local = local_prefs(cfg)
+    effective = m3prefs.effective_prefs(local, forced.values)
+    folder = build_folder(
+        listing.entries,
+        str(effective.get("app.outputFolderDateFormat") or "YYYY-MM-DD"),
+        effective.get("app.congregationName") or None,
+    )
+    return Congregation(listing, folder, forced, effective)
+
+
+# A server that refused Depth: infinity is asked again after this long (it may have been
+# reconfigured); until then the walk saves the refused request on every sync.
+INFINITY_RECHECK = timedelta(days=1)
+
+
+def _cached_method(record: Record) -> str | None:
+    cached = record.get_meta("listing_method")
+    return cached.get("method") if isinstance(cached, dict) else None
+
+
+def _try_infinity(record: Record) -> bool:
+    cached = record.get_meta("listing_method")
+    if not isinstance(cached, dict) or cached.get("method") != "walk":
+        return True
+    try:
+        checked = datetime.fromisoformat(str(cached.get("checked")))
+    except ValueError:
+        return True
+    return datetime.now(timezone.utc) - checked > INFINITY_RECHECK
+
+
+def local_prefs(cfg: Config) -> dict[str, Any]:
+    """The config's ``[prefs]`` by dotted key. A bad value is left out with a warning: the daemon
+    must keep syncing before a meeting even when a setting has a typo."""
+    values, problems = m3prefs.normalize_local_prefs(cfg.prefs)
+    for problem in problems:
+        log.warning("%s", problem)
+    return values
+
+
+def _forced_prefs(session: DavSession, entries: list[RemoteEntry], record: Record) -> m3prefs.ForcedPrefs:
+    entry = next((e for e in entries if e.parts == (FORCED_PREFS,) and not e.is_dir), None)
+    if entry is None:
+        record.set_meta(forced_prefs=None)
+        return m3prefs.ForcedPrefs({}, [])
+    version = normalize_etag(entry.etag) or f"{entry.size}:{entry.modified}"
+    cached = record.get_meta("forced_prefs")
+    if isinstance(cached, dict) and cached.get("version") == version and isinstance(cached.get("text"), str):
+        text = cached["text"]
+    else:
+        resp = session.request("GET", (FORCED_PREFS,), ok=(200,), what=FORCED_PREFS)
+        text = resp.content.decode("utf-8-sig", "replace")
+        record.set_meta(forced_prefs={
+            "version": version, "text": text, "fetched_at": datetime.now(timezone.utc).isoformat(),
+        })
+    try:
+        return m3prefs.parse_forced_prefs(text)
+    except ValueError as exc:
+        log.warning("forcedPrefs.json cannot be read (%s); congregation settings are not applied", exc)
+        return m3prefs.ForcedPrefs({}, [("forcedPrefs.json", str(exc))])
+
+
+def layout_for(cfg: Config, effective: Mapping[str, Any]) -> Layout:
+    return Layout(
+        kind=cfg.local.layout,
+        lang=str(effective.get("media.lang") or "E"),
+        date_format=str(effective.get("app.outputFolderDateFormat") or "YYYY-MM-DD"),
+        ui_lang=str(effective.get("app.localAppLang") or "en"),
+    )
+
+
+def make_plan(
+    cfg: Config, cong: Congregation, record_rows: Mapping[str, Any], today: date, *, guard: bool = True
+) -> tuple[Plan, list[str], Layout, MeetingDays]:
+    layout = layout_for(cfg, cong.effective)
+    days = MeetingDays.from_prefs(cong.effective)
+    end = today + timedelta(days=cfg.local.days_ahead)
+    meetings = meeting_dates(days, today, end)
+    media_dir = cfg.local.media_dir
+    dirs = {layout.date_dir(today + timedelta(days=i)) for i in range(cfg.local.days_ahead + 1)}
+    rec_dir = layout.recurring_dir()
+    if rec_dir:
+        dirs.add(rec_dir)
+    for name in list_subdirs(media_dir / layout.root if layout.root else media_dir):
+        rel = f"{layout.root}/{name}" if layout.root else name
+        d = layout.parse_date_dir(rel)
+        if d is not None and d < today:
+            dirs.add(rel)
+    local = scan_local(media_dir, record_rows.keys(), dirs)
+    plan = plan_sync(
+        cong.folder, record_rows, local, today=today, days_ahead=cfg.local.days_ahead,
+        meeting_dates=meetings, layout=layout,
+    )
+    held = hold_mass_deletion(plan, cong.folder, record_rows) if guard else []
+    return plan, held, layout, days
+
+
+def update(
+    cfg: Config,
+    *,
+    dry_run: bool = False,
+    today: date | None = None,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+    allow_deletions: bool = False,
+    lock_wait: float = 600.0,
+    retry: RetryPolicy | None = None,
+    on_plan: Callable[[Plan], None] | None = None,
+) -> SyncReport:
+    """Bring the media folder to what the congregation folder says. Raises M3Error on failures
+    that stop the whole sync; per-file failures are counted in the report."""
+    started = time.monotonic()
+    today = today or date.today()
+    endpoint_for(cfg)
+    check_media_dir_unique(cfg)
+    lock = FileLock(cfg.state_dir / "sync.lock")
+    _acquire(lock, lock_wait)
+    try:
+        record = Record(record_path(cfg))
+        try:
+            with open_session(cfg, retry=retry) as session:
+                report = _update_locked(
+                    cfg, session, record, dry_run=dry_run, today=today, progress=progress,
+                    cancel=cancel, allow_deletions=allow_deletions, on_plan=on_plan,
+                )
+                report.requests = session.stats.requests
+                report.bytes = session.stats.bytes_in
+        finally:
+            record.close()
+    finally:
+        lock.release()
+    report.seconds = round(time.monotonic() - started, 3)
+    return report
+
+
+def _acquire(lock: FileLock, wait: float) -> None:
+    deadline = time.monotonic() + wait
+    announced = False
+    while True:
+        try:
+            lock.acquire()
+            return
+        except LockHeld as held:
+            if time.monotonic() >= deadline:
+                raise AnotherSyncRunning(
+                    _("Another update of this congregation is still running ({holder}).").format(
+                        holder=held.holder or "?"
+                    ),
+                    _("Wait for it to finish, then try again."),
+                ) from None
+            if not announced:
+                log.info("another update is running; waiting for it to finish")
+                announced = True
+            time.sleep(0.2)
+
+
+def _update_locked(
+    cfg: Config, session: DavSession, record: Record, *, dry_run: bool, today: date,
+    progress: Progress | None, cancel: threading.Event | None, allow_deletions: bool,
+    on_plan: Callable[[Plan], None] | None,
+) -> SyncReport:
+    cong = read_congregation(session, cfg, record)
+    rows = record.load()
+    plan, held, layout, days = make_plan(cfg, cong, rows, today, guard=not allow_deletions)
+    report = SyncReport(
+        hidden=plan.hidden, listing=cong.listing.method, dry_run=dry_run,
+        window=[plan.window[0].isoformat(), plan.window[1].isoformat()],
+        meeting_days_known=days.known, media_dir=str(cfg.local.media_dir),
+    )
+    report.warnings.extend(cong.folder.warnings)
+    report.warnings.extend(
+        _("Congregation setting {key} ignored: {reason}").format(key=k, reason=r) for k, r in cong.forced.ignored
+    )
+    if not days.known:
+        report.warnings.append(
+            _("Meeting days are not set, so recurring media go only into dates that have their own media.")
+        )
+    if held:
+        report.held_deletions = held
+        report.errors.append(_error_dict(MassDeletionRefused(
+            _("{n} synced files are missing from the server listing; they were kept.").format(n=len(held)),
+            _("If the coordinator really removed them, run `m3daemon update --allow-deletions`."),
+        )))
+    for w in report.warnings:
+        log.warning("%s", w)
+    if on_plan is not None:
+        on_plan(plan)
+    if dry_run:
+        report.planned = [_describe(a) for a in plan.actions]
+        report.unchanged = len(plan.keep)
+        report.downloaded = sum(isinstance(a, Fetch) for a in plan.actions)
+        report.copied = sum(isinstance(a, Copy) for a in plan.actions)
+        report.removed = sum(isinstance(a, Delete) for a in plan.actions)
+        report.conflicts = sum(isinstance(a, Trash) for a in plan.actions)
+        return report
+    outcome = Outcome(unchanged=len(plan.keep), rows=list(plan.keep))
+    if plan.actions:
+        cfg.local.media_dir.mkdir(parents=True, exist_ok=True)
+        executor = Executor(session, cfg.local.media_dir, record, progress=progress, cancel=cancel)
+        outcome = executor.run(plan)
+    record.commit(outcome.rows, meta={
+        "last_sync": datetime.now(timezone.utc).isoformat(),
+        "last_result": "ok" if not outcome.failed and not held else "partial",
+        "effective_prefs": cong.effective,
+        "locked_keys": sorted(m3prefs.locked_keys(cong.forced.values)),
+    })
+    report.downloaded = outcome.downloaded
+    report.copied = outcome.copied
+    report.removed = outcome.removed
+    report.unchanged = outcome.unchanged
+    report.conflicts = outcome.conflicts
+    report.failed = len(outcome.failed)
+    report.errors.extend(_error_dict(e, path) for path, e in outcome.failed)
+    return report
+
+
+def _describe(action: Any) -> dict[str, str]:
+    kind = type(action).__name__.lower()
+    out = {"action": kind}
+    for key in ("target", "path", "source", "reason"):
+        if hasattr(action, key):
+            out[key] = str(getattr(action, key))
+    if hasattr(action, "remote"):
+        out["remote"] = "/".join(action.remote.parts)
+    return out
+
+
+def _error_dict(err: M3Error, path: str = "") -> dict[str, str]:
+    return {"path": path, "kind": err.kind, "message": err.message, "remedy": err.remedy}

@@ -1,0 +1,66 @@
+"""Shared pytest fixtures: real WebDAV servers and an isolated environment.
+
+Fixtures
+--------
+``dav_server``      parametrized over "wsgidav", "apache", "nginx", "rclone" (those ids).
+                    One server per kind for the whole session; before each test its ``root``
+                    is emptied and its request log cleared. If a test stopped the server, the
+                    next test gets it restarted (same port).
+``wsgidav_server``  the same session WsgiDAV server alone, same clean-up.
+``dav_server_pool`` the session :class:`servers.ServerPool` (``pool.fresh(kind)``).
+``isolated_env``    autouse: HOME and XDG_{CONFIG,DATA,STATE,CACHE}_HOME in a temp dir, no
+                    M3DAEMON_CONFIG / M3DAEMON_PASSWORD, keyring forced to the fail backend.
+
+Helpers live in ``tests/servers.py`` (import them with ``from servers import make_tree``):
+``make_tree(root, {"a/b.mp4": b"..."})`` writes files straight into a server's root.
+
+A server kind whose Debian package is missing is skipped ("needs Debian package apache2"),
+or fails when the environment variable CI is "true" (see .ci/install-system-packages.sh).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from servers import KINDS, DavServer, ServerPool
+
+
+@pytest.fixture(scope="session")
+def dav_server_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPool]:
+    pool = ServerPool(tmp_path_factory.mktemp("dav-servers"))
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+@pytest.fixture(params=KINDS, ids=list(KINDS))
+def dav_server(request: pytest.FixtureRequest, dav_server_pool: ServerPool) -> DavServer:
+    return dav_server_pool.fresh(request.param)
+
+
+@pytest.fixture
+def wsgidav_server(dav_server_pool: ServerPool) -> DavServer:
+    return dav_server_pool.fresh("wsgidav")
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Never touch the real home, config, or keyring. Returns the fake HOME."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    for var, sub in (
+        ("XDG_CONFIG_HOME", ".config"),
+        ("XDG_DATA_HOME", ".local/share"),
+        ("XDG_STATE_HOME", ".local/state"),
+        ("XDG_CACHE_HOME", ".cache"),
+    ):
+        d = home / sub
+        d.mkdir(parents=True)
+        monkeypatch.setenv(var, str(d))
+    monkeypatch.delenv("M3DAEMON_CONFIG", raising=False)
+    monkeypatch.delenv("M3DAEMON_PASSWORD", raising=False)
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    return home

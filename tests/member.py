@@ -1,0 +1,101 @@
+"""A member's computer in tests: a config pointing at a server, a media folder, and ways to run
+``update`` in-process (for reports) or as the real CLI (for exit codes and messages)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from m3daemon.config import Config, load_config
+from m3daemon.sync import SyncReport, update
+
+TODAY = date.today()
+
+
+def day(offset: int) -> date:
+    return TODAY + timedelta(days=offset)
+
+
+def iso(offset: int) -> str:
+    return day(offset).isoformat()
+
+
+@dataclass
+class Member:
+    config_path: Path
+    media: Path
+    password: str
+    env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def create(
+        cls, home: Path, url: str, folder: str, username: str, password: str, ca_file: Path | None,
+        *, layout: str = "watch", days_ahead: int = 14, prefs: dict[str, Any] | None = None,
+        insecure_loopback: bool = False, name: str = "member",
+    ) -> Member:
+        media = home / f"{name}-media"
+        conn: dict[str, Any] = {"url": url, "username": username, "folder": folder}
+        if ca_file is not None:
+            conn["ca_file"] = str(ca_file)
+        if insecure_loopback:
+            conn["allow_insecure_loopback"] = True
+        doc: dict[str, Any] = {
+            "connection": conn,
+            "local": {"media_dir": str(media), "layout": layout, "days_ahead": days_ahead},
+        }
+        if prefs:
+            doc["prefs"] = prefs
+        path = home / f"{name}.toml"
+        path.write_text(tomli_w.dumps(doc), "utf-8")
+        return cls(path, media, password)
+
+    @property
+    def config(self) -> Config:
+        return load_config(self.config_path)
+
+    def update(self, **kwargs: Any) -> SyncReport:
+        os.environ["M3DAEMON_PASSWORD"] = self.password
+        try:
+            return update(self.config, **kwargs)
+        finally:
+            os.environ.pop("M3DAEMON_PASSWORD", None)
+
+    def cli(self, *args: str, password: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        env = dict(os.environ)
+        env["M3DAEMON_PASSWORD"] = self.password if password is None else password
+        env["M3DAEMON_CONFIG"] = str(self.config_path)
+        env.update(self.env)
+        return subprocess.run(
+            [sys.executable, "-m", "m3daemon", *args], env=env, capture_output=True, text=True,
+            timeout=timeout, stdin=subprocess.DEVNULL,
+        )
+
+    def update_json(self, *args: str) -> tuple[int, dict[str, Any]]:
+        proc = self.cli("update", "--json", *args)
+        try:
+            return proc.returncode, json.loads(proc.stdout)
+        except json.JSONDecodeError:
+            raise AssertionError(f"no JSON from update: rc={proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+
+    def files(self) -> dict[str, bytes]:
+        """Every file in the media folder except the staging area, by relative path."""
+        out: dict[str, bytes] = {}
+        if not self.media.exists():
+            return out
+        for p in sorted(self.media.rglob("*")):
+            rel = p.relative_to(self.media)
+            if p.is_file() and rel.parts[0] != ".m3daemon":
+                out[rel.as_posix()] = p.read_bytes()
+        return out
+
+    def staged(self) -> list[str]:
+        staging = self.media / ".m3daemon" / "staging"
+        return sorted(p.name for p in staging.iterdir()) if staging.exists() else []

@@ -1,0 +1,274 @@
+"""Passwords: environment first, then a real keyring, then a 0600 file; never in a log or an error."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import keyring
+import keyring.errors
+import pytest
+from keyring.backend import KeyringBackend
+from keyring.backends import fail
+from keyring.backends.chainer import ChainerBackend
+
+from m3daemon import credentials, paths
+from m3daemon.config import ConnectionConfig
+from m3daemon.credentials import (
+    StoredWhere,
+    delete_password,
+    file_storage_notice,
+    get_password,
+    require_password,
+    secrets_path,
+    store_password,
+)
+from m3daemon.errors import ConfigError, MissingPasswordError
+
+PASSWORD = "c0rrect-h0rse-b4ttery-staple"
+CONN = ConnectionConfig(url="https://app.koofr.net", username="av@example.org", folder="/dav/Koofr/Cong")
+OTHER = ConnectionConfig(url="https://dav.example.org:8443", username="av@example.org", folder="/")
+
+
+class DictKeyring(KeyringBackend):
+    """A keyring kept in memory; tests allow its module as a "real" backend."""
+
+    priority = 1
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.items: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.items.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.items[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        if (service, username) not in self.items:
+            raise keyring.errors.PasswordDeleteError("not found")
+        del self.items[(service, username)]
+
+
+class LockedKeyring(DictKeyring):
+    """A keyring that is locked: every call fails (the error text even carries the password)."""
+
+    def get_password(self, service: str, username: str) -> str | None:
+        raise keyring.errors.InitError("Failed to unlock the collection")
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        raise keyring.errors.KeyringLocked(f"locked while storing {password}")
+
+
+class PlainTextKeyring(DictKeyring):
+    """Stands for keyrings.alt's plain-text backend: not on the allowlist."""
+
+    __module__ = "keyrings.alt.file"
+    priority = 20
+
+
+ALLOW_TESTS = (__name__,)  # DictKeyring's module counts as a real backend
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test gets its own XDG folders and no real keyring."""
+    for var in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME"):
+        monkeypatch.setenv(var, str(tmp_path / var.lower()))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    monkeypatch.delenv("M3DAEMON_PASSWORD", raising=False)
+    keyring.set_keyring(fail.Keyring())  # type: ignore[no-untyped-call]
+    yield
+    keyring.set_keyring(fail.Keyring())  # type: ignore[no-untyped-call]
+
+
+@pytest.fixture
+def dict_keyring() -> DictKeyring:
+    backend = DictKeyring()
+    keyring.set_keyring(backend)
+    return backend
+
+
+def secrets_on_disk() -> dict[str, str]:
+    data: dict[str, str] = json.loads(secrets_path().read_text(encoding="utf-8"))
+    return data
+
+
+def mode_of(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+# --- lookup order --------------------------------------------------------------------------------------
+
+
+def test_nothing_stored_gives_none_and_require_raises() -> None:
+    assert get_password(CONN) is None
+    with pytest.raises(MissingPasswordError) as info:
+        require_password(CONN)
+    assert "m3daemon setup" in str(info.value) and "M3DAEMON_PASSWORD" in str(info.value)
+
+
+def test_environment_password_wins_over_keyring_and_file(dict_keyring: DictKeyring) -> None:
+    store_password(CONN, "from-keyring", real_backends=ALLOW_TESTS)
+    assert get_password(CONN, {"M3DAEMON_PASSWORD": "from-env"}, real_backends=ALLOW_TESTS) == "from-env"
+    keyring.set_keyring(fail.Keyring())  # type: ignore[no-untyped-call]
+    store_password(CONN, "from-file")
+    assert get_password(CONN, {"M3DAEMON_PASSWORD": "from-env"}) == "from-env"
+
+
+def test_environment_is_read_from_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("M3DAEMON_PASSWORD", "from-env")
+    assert get_password(CONN) == "from-env"
+    monkeypatch.setenv("M3DAEMON_PASSWORD", "")
+    assert get_password(CONN) is None  # empty means unset
+
+
+# --- the file, when no real keyring is active -----------------------------------------------------------
+
+
+def test_without_a_keyring_the_password_goes_to_a_0600_file() -> None:
+    assert store_password(CONN, PASSWORD) is StoredWhere.FILE
+    assert secrets_on_disk() == {"av@example.org@https://app.koofr.net": PASSWORD}
+    if os.name == "posix":
+        assert mode_of(secrets_path()) == 0o600
+        assert mode_of(secrets_path().parent) == 0o700
+    assert get_password(CONN) == PASSWORD
+    assert get_password(OTHER) is None  # keyed by username@url
+    assert str(secrets_path()) in file_storage_notice()
+    assert "readable only by you" in file_storage_notice()
+
+
+def test_two_accounts_are_kept_apart_and_deleted_separately() -> None:
+    store_password(CONN, "one")
+    store_password(OTHER, "two")
+    assert (get_password(CONN), get_password(OTHER)) == ("one", "two")
+    assert delete_password(CONN) is True
+    assert (get_password(CONN), get_password(OTHER)) == (None, "two")
+    assert delete_password(CONN) is False
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_a_secrets_file_readable_by_others_is_tightened(caplog: pytest.LogCaptureFixture) -> None:
+    store_password(CONN, PASSWORD)
+    os.chmod(secrets_path(), 0o644)
+    with caplog.at_level(logging.WARNING, logger="m3daemon.credentials"):
+        assert get_password(CONN) == PASSWORD
+    assert mode_of(secrets_path()) == 0o600
+    assert any("0600" in r.getMessage() for r in caplog.records)
+
+
+def test_a_broken_secrets_file_is_ignored_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    paths.config_dir(create=True)
+    secrets_path().write_text(f"{{not json {PASSWORD}")
+    os.chmod(secrets_path(), 0o600)
+    with caplog.at_level(logging.WARNING):
+        assert get_password(CONN) is None
+    assert caplog.records
+    assert all(PASSWORD not in r.getMessage() for r in caplog.records)
+
+
+def test_an_empty_password_is_refused() -> None:
+    with pytest.raises(MissingPasswordError):
+        store_password(CONN, "")
+
+
+# --- the keyring ----------------------------------------------------------------------------------------
+
+
+def test_a_real_keyring_is_used_and_the_file_stays_empty(dict_keyring: DictKeyring) -> None:
+    assert store_password(CONN, PASSWORD, real_backends=ALLOW_TESTS) is StoredWhere.KEYRING
+    assert dict_keyring.items == {("m3daemon", "av@example.org@https://app.koofr.net"): PASSWORD}
+    assert not secrets_path().exists()
+    assert get_password(CONN, {}, real_backends=ALLOW_TESTS) == PASSWORD
+    assert delete_password(CONN, real_backends=ALLOW_TESTS) is True
+    assert dict_keyring.items == {}
+    assert get_password(CONN, {}, real_backends=ALLOW_TESTS) is None
+
+
+def test_a_backend_off_the_allowlist_is_not_used(dict_keyring: DictKeyring) -> None:
+    # With the default allowlist our in-memory backend is not "real": the file is used.
+    assert store_password(CONN, PASSWORD) is StoredWhere.FILE
+    assert dict_keyring.items == {}
+    assert get_password(CONN) == PASSWORD
+
+
+def test_storing_in_the_keyring_removes_an_older_copy_from_the_file(dict_keyring: DictKeyring) -> None:
+    assert store_password(CONN, "old") is StoredWhere.FILE  # not allowed: goes to the file
+    assert store_password(CONN, "new", real_backends=ALLOW_TESTS) is StoredWhere.KEYRING
+    assert secrets_on_disk() == {}
+    assert get_password(CONN, {}, real_backends=ALLOW_TESTS) == "new"
+
+
+def test_the_file_is_read_when_the_keyring_has_nothing(dict_keyring: DictKeyring) -> None:
+    store_password(CONN, PASSWORD)  # to the file (default allowlist)
+    assert get_password(CONN, {}, real_backends=ALLOW_TESTS) == PASSWORD
+
+
+def test_chainer_uses_the_best_real_backend_not_a_plain_text_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    plain, real = PlainTextKeyring(), DictKeyring()
+    monkeypatch.setattr(ChainerBackend, "backends", [plain, real])  # by priority: plain text first
+    keyring.set_keyring(ChainerBackend())  # type: ignore[no-untyped-call]
+    assert credentials.real_keyring_backend(ALLOW_TESTS) is real
+    assert store_password(CONN, PASSWORD, real_backends=ALLOW_TESTS) is StoredWhere.KEYRING
+    assert plain.items == {} and list(real.items.values()) == [PASSWORD]
+
+    monkeypatch.setattr(ChainerBackend, "backends", [plain])  # only a plain-text backend in the chain
+    assert credentials.real_keyring_backend(ALLOW_TESTS) is None
+    assert store_password(CONN, PASSWORD, real_backends=ALLOW_TESTS) is StoredWhere.FILE
+    assert plain.items == {}
+
+
+def test_a_locked_keyring_falls_back_to_the_file(caplog: pytest.LogCaptureFixture) -> None:
+    keyring.set_keyring(LockedKeyring())
+    with caplog.at_level(logging.DEBUG):
+        assert store_password(CONN, PASSWORD, real_backends=ALLOW_TESTS) is StoredWhere.FILE
+        assert get_password(CONN, {}, real_backends=ALLOW_TESTS) == PASSWORD
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("KeyringLocked" in m for m in messages)
+    assert any("InitError" in m for m in messages)
+
+
+# --- the password never leaks ----------------------------------------------------------------------------
+
+
+def test_the_password_appears_in_no_log_record_and_no_error(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, dict_keyring: DictKeyring
+) -> None:
+    errors: list[BaseException] = []
+    with caplog.at_level(logging.DEBUG):
+        # every path: keyring, file, locked keyring, loose file permissions, broken file, failed write
+        store_password(CONN, PASSWORD, real_backends=ALLOW_TESTS)
+        get_password(CONN, {}, real_backends=ALLOW_TESTS)
+        delete_password(CONN, real_backends=ALLOW_TESTS)
+        keyring.set_keyring(LockedKeyring())
+        store_password(CONN, PASSWORD, real_backends=ALLOW_TESTS)
+        get_password(CONN, {}, real_backends=ALLOW_TESTS)
+        os.chmod(secrets_path(), 0o666)
+        get_password(CONN)
+        delete_password(CONN, real_backends=ALLOW_TESTS)
+
+        def refuse(path: Path, data: bytes) -> None:
+            raise PermissionError(13, "Permission denied", str(path))
+
+        monkeypatch.setattr(paths, "write_private_file", refuse)
+        with pytest.raises(ConfigError) as info:
+            store_password(CONN, PASSWORD)
+        errors.append(info.value)
+        with pytest.raises(MissingPasswordError) as missing:
+            require_password(CONN)
+        errors.append(missing.value)
+
+    assert caplog.records, "the fallbacks should have logged warnings"
+    for record in caplog.records:
+        assert PASSWORD not in record.getMessage()
+        assert PASSWORD not in str(record.args)
+        assert record.exc_info is None or PASSWORD not in str(record.exc_info[1])
+    for error in errors:
+        assert PASSWORD not in str(error) and PASSWORD not in repr(error)
+        assert PASSWORD not in str(error.__cause__) and PASSWORD not in str(error.__context__)

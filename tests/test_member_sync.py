@@ -1,0 +1,232 @@
+"""What a member sees after `m3daemon update`, on every server kind (the contract suite).
+
+The congregation folder is `/dav/Cong` on each server; files are laid out on the server's disk
+the way M³ 22–24 wrote them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+from member import Member, day, iso
+from servers import DavServer, make_tree
+
+FOLDER = "/dav/Cong"
+
+
+def cong(server: DavServer) -> Path:
+    return server.root / "Cong"
+
+
+def lay_out(server: DavServer, files: dict[str, bytes | str]) -> None:
+    make_tree(cong(server), files)
+
+
+def bump(path: Path, data: bytes) -> None:
+    """Change a file on the server the way an upload does: new inode, newer mtime."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    later = time.time() + 5
+    os.utime(tmp, (later, later))
+    os.replace(tmp, path)
+
+
+@pytest.fixture
+def member(dav_server: DavServer, isolated_env: Path) -> Member:
+    (cong(dav_server)).mkdir(parents=True, exist_ok=True)
+    return Member.create(
+        isolated_env, dav_server.url, FOLDER, dav_server.username, dav_server.password, dav_server.ca_file,
+        prefs={"meeting.mwDay": day(2).weekday(), "meeting.weDay": day(5).weekday()},
+    )
+
+
+def meetings_prefs() -> dict[str, int]:
+    return {"mwDay": day(2).weekday(), "weDay": day(5).weekday()}
+
+
+def test_first_sync_brings_exactly_the_congregation_media(dav_server: DavServer, member: Member) -> None:
+    lay_out(dav_server, {
+        f"Media/{iso(2)}/01 - Outline.jpg": b"outline",
+        f"Media/{iso(2)}/02 - Map.png": b"map-map",
+        f"Media/{iso(3)}/Section-pt - Talk.jpg": b"talk",
+        "Media/Recurring/Year text.mp4": b"yeartext-video",
+        f"Hidden/{iso(5)}/Year text.mp4": b"",
+        "Media/not-a-date/ignored.jpg": b"x",
+        f"Media/{iso(-3)}/past.jpg": b"old",
+        "forcedPrefs.json": json.dumps({"meeting": meetings_prefs()}),
+    })
+    report = member.update()
+    # Recurring media: every meeting date in the 14-day window (day 2, 5, 9, 12) but the one it is
+    # hidden on (day 5), plus day 3, which has media of its own.
+    recurring_days = [2, 3, 9, 12]
+    assert member.files() == {
+        f"{iso(2)}/01 - Outline.jpg": b"outline",
+        f"{iso(2)}/02 - Map.png": b"map-map",
+        f"{iso(3)}/Section-pt - Talk.jpg": b"talk",
+    } | {f"{iso(n)}/Year text.mp4": b"yeartext-video" for n in recurring_days}
+    assert (report.downloaded, report.copied, report.hidden, report.failed) == (4, 3, 1, 0)
+    assert report.ok
+
+
+def test_a_no_op_resync_downloads_nothing_and_lists_once_per_folder(dav_server: DavServer, member: Member) -> None:
+    lay_out(dav_server, {
+        f"Media/{iso(1)}/a.jpg": b"a" * 100,
+        f"Media/{iso(2)}/b.jpg": b"b" * 100,
+        "Media/Recurring/r.jpg": b"r" * 100,
+        f"Hidden/{iso(2)}/x.jpg": b"",
+    })
+    member.update()
+    dav_server.clear_log()
+    report = member.update()
+    assert (report.downloaded, report.copied, report.removed) == (0, 0, 0)
+    if dav_server.supports_depth_infinity:
+        assert report.requests == 1 and report.listing == "infinity"
+    else:
+        # root, Media, Hidden, and one per date or Recurring folder; the refused Depth: infinity
+        # of the first sync is remembered and not asked again
+        assert report.requests == 3 + 3 + 1 and report.listing == "walk"
+    if dav_server.has_request_log:
+        methods = [m for m, _p, _s in dav_server.request_log()]
+        assert methods == ["PROPFIND"] * report.requests
+
+
+def test_a_file_changed_on_the_server_with_the_same_size_is_fetched_again(
+    dav_server: DavServer, member: Member
+) -> None:
+    lay_out(dav_server, {f"Media/{iso(1)}/a.jpg": b"AAAA"})
+    member.update()
+    bump(cong(dav_server) / "Media" / iso(1) / "a.jpg", b"BBBB")
+    report = member.update()
+    assert report.downloaded == 1
+    assert member.files() == {f"{iso(1)}/a.jpg": b"BBBB"}
+
+
+def test_a_file_deleted_on_the_server_is_removed_here(dav_server: DavServer, member: Member) -> None:
+    lay_out(dav_server, {f"Media/{iso(1)}/{n}.jpg": n.encode() for n in "abcd"})
+    member.update()
+    (cong(dav_server) / "Media" / iso(1) / "d.jpg").unlink()
+    report = member.update()
+    assert report.removed == 1
+    assert sorted(member.files()) == [f"{iso(1)}/{n}.jpg" for n in "abc"]
+
+
+def test_a_hidden_marker_for_a_synced_file_removes_it(dav_server: DavServer, member: Member) -> None:
+    lay_out(dav_server, {f"Media/{iso(1)}/a.jpg": b"a", f"Media/{iso(1)}/b.jpg": b"b"})
+    member.update()
+    lay_out(dav_server, {f"Hidden/{iso(1)}/a.jpg": b"hide"})  # 22.x markers said "hide"
+    report = member.update()
+    assert (report.removed, report.hidden) == (1, 1)
+    assert member.files() == {f"{iso(1)}/b.jpg": b"b"}
+
+
+def test_recurring_media_go_into_every_meeting_and_are_downloaded_once(
+    dav_server: DavServer, member: Member
+) -> None:
+    lay_out(dav_server, {"Media/Recurring/yt.mp4": b"y" * 5000})
+    report = member.update()
+    meeting_dirs = sorted({p.split("/")[0] for p in member.files()})
+    expected = sorted(d.isoformat() for d in (day(i) for i in range(15))
+                      if d.weekday() in (day(2).weekday(), day(5).weekday()))
+    assert meeting_dirs == expected
+    assert report.downloaded == 1 and report.copied == len(expected) - 1
+    if dav_server.has_request_log:
+        assert [m for m, _p, _s in dav_server.request_log()].count("GET") == 1
+
+
+def test_a_hand_placed_file_is_left_untouched(dav_server: DavServer, member: Member) -> None:
+    lay_out(dav_server, {f"Media/{iso(1)}/a.jpg": b"a"})
+    mine = member.media / iso(1) / "my notes.jpg"
+    order = member.media / iso(1) / ".section-order.json"
+    mine.parent.mkdir(parents=True)
+    mine.write_bytes(b"mine")
+    order.write_text('{"a.jpg": {"order": 1, "section": "pt"}}')
+    member.update()
+    (cong(dav_server) / "Media" / iso(1) / "a.jpg").unlink()
+    lay_out(dav_server, {f"Media/{iso(1)}/b.jpg": b"b"})
+    member.update()
+    assert mine.read_bytes() == b"mine"
+    assert order.exists()
+    assert set(member.files()) == {f"{iso(1)}/my notes.jpg", f"{iso(1)}/b.jpg", f"{iso(1)}/.section-order.json"}
+
+
+@pytest.mark.parametrize("fmt, name", [
+    ("YYYY-MM-DD", "{y}-{m}-{d}"),
+    ("YYYY-MM-DD - dddd", "{y}-{m}-{d} - mercredi"),
+    ("DD-MM-YYYY", "{d}-{m}-{y}"),
+    ("DD-MM-YYYY - dddd", "{d}-{m}-{y} - Среда"),
+])
+@pytest.mark.parametrize("layout", ["watch", "classic"])
+def test_every_date_format_and_layout(
+    dav_server: DavServer, isolated_env: Path, fmt: str, name: str, layout: str
+) -> None:
+    d = day(3)
+    folder = name.format(y=f"{d.year:04}", m=f"{d.month:02}", d=f"{d.day:02}")
+    lay_out(dav_server, {
+        f"Media/{folder}/a.jpg": b"a",
+        "forcedPrefs.json": json.dumps({"app": {"outputFolderDateFormat": fmt}, "media": {"lang": "F"}}),
+    })
+    m = Member.create(isolated_env, dav_server.url, FOLDER, dav_server.username, dav_server.password,
+                      dav_server.ca_file, layout=layout, name=f"m-{layout}")
+    m.update()
+    if layout == "watch":
+        assert m.files() == {f"{d.isoformat()}/a.jpg": b"a"}
+    else:
+        [path] = m.files()
+        local_folder = path.split("/")[1]
+        assert path.startswith("F/") and path.endswith("/a.jpg")
+        from m3daemon.dates import parse_folder_date
+
+        parsed = parse_folder_date(local_folder)
+        assert parsed is not None and parsed[0] == d and parsed[1] == fmt
+
+
+def test_forced_prefs_with_legacy_keys_and_a_disallowed_key(dav_server: DavServer, member: Member) -> None:
+    # Old flat JWMMF keys, plus a key that may never be forced.
+    lay_out(dav_server, {
+        "forcedPrefs.json": json.dumps({"mwDay": day(1).weekday(), "weDay": day(4).weekday(),
+                                        "app": {"localOutputPath": "/etc"}}),
+        "Media/Recurring/r.jpg": b"r",
+    })
+    report = member.update()
+    dirs = sorted({p.split("/")[0] for p in member.files()})
+    expected = sorted(x.isoformat() for x in (day(i) for i in range(15))
+                      if x.weekday() in (day(1).weekday(), day(4).weekday()))
+    assert dirs == expected
+    assert any("localOutputPath" in w for w in report.warnings)
+    proc = member.cli("settings", "show", "--json")
+    shown = json.loads(proc.stdout)
+    assert shown["settings"]["meeting.mwDay"] == day(1).weekday()
+    assert "meeting.mwDay" in shown["locked"]
+    assert "app.localOutputPath" not in shown["settings"]
+    refused = member.cli("settings", "set", "meeting.mwDay=3")
+    assert refused.returncode == 2 and "coordinator" in refused.stderr
+
+
+def test_a_wrong_password_exits_3_with_a_plain_message(dav_server: DavServer, member: Member) -> None:
+    proc = member.cli("update", password="wrong")
+    assert proc.returncode == 3, proc.stderr
+    assert "user name or password" in proc.stderr
+    assert "wrong" not in proc.stderr and "wrong" not in proc.stdout
+
+
+def test_a_server_without_the_configured_ca_exits_4(dav_server: DavServer, isolated_env: Path) -> None:
+    import trustme
+
+    other = isolated_env / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(other))
+    m = Member.create(isolated_env, dav_server.url, FOLDER, dav_server.username, dav_server.password, other)
+    proc = m.cli("update")
+    assert proc.returncode == 4, proc.stderr
+    assert "certificate" in proc.stderr.lower()
+
+
+def test_a_missing_folder_exits_2(dav_server: DavServer, isolated_env: Path) -> None:
+    m = Member.create(isolated_env, dav_server.url, "/dav/NoSuchFolder", dav_server.username,
+                      dav_server.password, dav_server.ca_file)
+    proc = m.cli("update")
+    assert proc.returncode == 2, proc.stderr
+    assert "NoSuchFolder" in proc.stderr and "does not exist" in proc.stderr
