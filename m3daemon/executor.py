@@ -26,12 +26,14 @@ from m3daemon.layout import STAGING_DIR
 from m3daemon.planner import Copy, Delete, Existing, Fetch, LocalFile, Placed, Plan, RemoveDir, Trash
 from m3daemon.record import Record
 from m3daemon.remote.http import DavSession
-from m3daemon.remote.transfer import Cancelled, download, local_error
+from m3daemon.remote.transfer import Cancelled, InterruptedTransfer, download, local_error
 
 log = logging.getLogger(__name__)
 
 # Free space kept back for the rest of the computer, beyond what the downloads need.
 DISK_RESERVE = 64 * 1024 * 1024
+# A download whose connection broke is resumed this many times within one sync.
+RESUME_ATTEMPTS = 3
 
 
 @dataclass
@@ -133,7 +135,7 @@ class Executor:
         self.progress.total_files = len(fetches) + len(copies)
         self.progress.total_bytes = sum(a.remote.size for a in fetches)
         if fetches or copies:
-            self._prepare_staging(sum(a.remote.size for a in fetches + copies))  # type: ignore[operator]
+            self._prepare_staging(sum(a.remote.size for a in fetches) + sum(a.remote.size for a in copies))
 
         failed_targets: set[str] = set()
         if fetches:
@@ -143,30 +145,30 @@ class Executor:
                 ]
                 for action, fut in futures:
                     self._collect(action.target, fut, out, failed_targets, "downloaded")
-        for action in copies:
+        for copy in copies:
             if self.cancel.is_set():
                 raise Cancelled
-            if action.source in failed_targets:
-                failed_targets.add(action.target)
+            if copy.source in failed_targets:
+                failed_targets.add(copy.target)
                 continue  # its source failed; already reported once
-            fut2: Future[Placed | None] = Future()
+            done: Future[Placed | None] = Future()
             try:
-                fut2.set_result(self._copy(action))
+                done.set_result(self._copy(copy))
             except Exception as exc:  # noqa: BLE001 - collected per file below
-                fut2.set_exception(exc)
-            self._collect(action.target, fut2, out, failed_targets, "copied")
+                done.set_exception(exc)
+            self._collect(copy.target, done, out, failed_targets, "copied")
 
-        for action in plan.actions:
-            if isinstance(action, Trash):
-                self._run_trash(action, out)
-            elif isinstance(action, Delete):
-                self._run_delete(action, out)
-        for action in plan.actions:
-            if isinstance(action, RemoveDir):
+        for other in plan.actions:
+            if isinstance(other, Trash):
+                self._run_trash(other, out)
+            elif isinstance(other, Delete):
+                self._run_delete(other, out)
+        for other in plan.actions:
+            if isinstance(other, RemoveDir):
                 try:
-                    (self.media_dir / action.path).rmdir()
+                    (self.media_dir / other.path).rmdir()
                 except OSError:
-                    log.debug("left %s in place: not empty", action.path)
+                    log.debug("left %s in place: not empty", other.path)
         self._clean_staging()
         return out
 
@@ -199,11 +201,17 @@ class Executor:
             raise Cancelled
         assert self.session is not None
         part = self.staging / (_staging_name(action.remote.parts) + ".part")
-        got = download(
-            self.session, action.remote.parts, part, size=action.remote.size, etag=action.remote.etag,
-            on_bytes=self.progress.add_bytes, cancel=self.cancel,
-        )
-        del got
+        for attempt in range(1, RESUME_ATTEMPTS + 1):
+            try:
+                download(
+                    self.session, action.remote.parts, part, size=action.remote.size, etag=action.remote.etag,
+                    modified=action.remote.modified, on_bytes=self.progress.add_bytes, cancel=self.cancel,
+                )
+                break
+            except InterruptedTransfer:
+                if attempt == RESUME_ATTEMPTS:
+                    raise
+                log.info("resuming %s after an interrupted download", action.target)
         return self._place(part, action.target, action.existing, action.remote.version,
                            "/".join(action.remote.parts), action.remote.modified)
 

@@ -532,7 +532,16 @@ class WsgiDavServer(DavServer):
         server.ssl_adapter = BuiltinSSLAdapter(
             certificate=str(self.tls.combined_file), private_key=str(self.tls.combined_file)
         )
-        server.prepare()  # binds and listens
+        # After a stop mid-transfer, the old connections may hold the port for a moment.
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:
+            try:
+                server.prepare()  # binds and listens
+                break
+            except OSError as exc:
+                if "Address already in use" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
         self._port = int(server.bind_addr[1])
         self._server = server
         self._thread = threading.Thread(target=server.serve, name=f"wsgidav-{self._port}", daemon=True)

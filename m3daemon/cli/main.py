@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
 import os
 import sys
@@ -82,10 +83,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return result
     except M3Error as err:
         report_error(err)
+        if getattr(args, "json", False):
+            print(json.dumps({"error": {"kind": err.kind, "message": err.message, "remedy": err.remedy,
+                                        "exit_code": int(err.exit_code)}}, ensure_ascii=False))
         return int(err.exit_code)
     except KeyboardInterrupt:
         print(_("Stopped."), file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: plain words, no traceback
+        logging.getLogger(__name__).debug("unexpected error", exc_info=True)
+        print(_("Error: something unexpected went wrong: {what}").format(what=f"{type(exc).__name__}: {exc}"),
+              file=sys.stderr)
+        print(_("What to do: try again; if it happens again, run the command with -vv and report the output."),
+              file=sys.stderr)
+        return int(ExitCode.PARTIAL)
 
 
 def config_path_from(args: argparse.Namespace) -> "os.PathLike[str]":

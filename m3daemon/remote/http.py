@@ -57,7 +57,7 @@ class RetryPolicy:
     def delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(max(retry_after, 0.0), self.max_delay)
-        backoff = self.base_delay * (2 ** attempt)
+        backoff: float = self.base_delay * (2.0 ** attempt)
         return min(backoff * (0.75 + random.random() / 2), self.max_delay)
 
 

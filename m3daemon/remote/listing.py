@@ -11,10 +11,11 @@ import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import httpx
 
-from m3daemon.errors import FolderNotFoundError, NotWebDAVError
+from m3daemon.errors import FolderNotFoundError, ListingError, NotWebDAVError
 from m3daemon.i18n import _
 from m3daemon.remote.http import DavSession, classify_status
 from m3daemon.remote.multistatus import PROPFIND_BODY, RawEntry, parse_multistatus
@@ -47,7 +48,9 @@ def list_tree(session: DavSession, *, workers: int = 4, prefer_infinity: bool = 
 
 def list_children(session: DavSession, parts: tuple[str, ...]) -> list[RemoteEntry]:
     """Depth-1 listing of one folder (for ``browse`` and the folder picker)."""
-    entries, skipped = _propfind(session, parts, "1")
+    found = _propfind(session, parts, "1")
+    assert found is not None
+    entries, skipped = found
     for href, why in skipped:
         log.warning("skipping %r in the listing: %s", href, why)
     return entries
@@ -55,17 +58,10 @@ def list_children(session: DavSession, parts: tuple[str, ...]) -> list[RemoteEnt
 
 def _try_infinity(session: DavSession) -> Listing | None:
     before = session.stats.requests
-    with session.stream(
-        "PROPFIND", (), collection=True,
-        headers={"Depth": "infinity", "Content-Type": "application/xml; charset=utf-8"},
-        content=PROPFIND_BODY,
-    ) as resp:
-        if resp.status_code in DEPTH_REFUSED:
-            resp.read()
-            log.debug("Depth: infinity refused with %s; walking with Depth 1", resp.status_code)
-            return None
-        _check_multistatus(resp, ())
-        entries, skipped = _collect(session, resp, ())
+    found = _propfind(session, (), "infinity")
+    if found is None:
+        return None
+    entries, skipped = found
     # A server that quietly answers infinity as Depth 1 shows folders but nothing inside them.
     if any(e.is_dir for e in entries) and not any(len(e.parts) > 1 for e in entries):
         log.debug("Depth: infinity answered one level only; walking with Depth 1")
@@ -82,7 +78,9 @@ def _walk(session: DavSession, workers: int) -> Listing:
         for depth in range(WALK_LEVELS):
             results = list(pool.map(lambda p: _propfind(session, p, "1"), level))
             next_level: list[tuple[str, ...]] = []
-            for found, bad in results:
+            for result in results:
+                assert result is not None
+                found, bad = result
                 entries.extend(found)
                 skipped.extend(bad)
                 if depth + 1 < WALK_LEVELS:
@@ -100,14 +98,33 @@ def _worth_walking(parts: tuple[str, ...]) -> bool:
 
 def _propfind(
     session: DavSession, parts: tuple[str, ...], depth: str
-) -> tuple[list[RemoteEntry], list[tuple[str, str]]]:
-    with session.stream(
-        "PROPFIND", parts, collection=True,
-        headers={"Depth": depth, "Content-Type": "application/xml; charset=utf-8"},
-        content=PROPFIND_BODY,
-    ) as resp:
-        _check_multistatus(resp, parts)
-        return _collect(session, resp, parts)
+) -> tuple[list[RemoteEntry], list[tuple[str, str]]] | None:
+    """One PROPFIND, read to the end. A body cut off mid-way is asked for again (PROPFIND is
+    idempotent); after the last attempt the listing fails as a whole. Returns None only when
+    ``Depth: infinity`` is refused."""
+    for attempt in range(session.retry.attempts):
+        try:
+            with session.stream(
+                "PROPFIND", parts, collection=True,
+                headers={"Depth": depth, "Content-Type": "application/xml; charset=utf-8"},
+                content=PROPFIND_BODY,
+            ) as resp:
+                if depth == "infinity" and resp.status_code in DEPTH_REFUSED:
+                    resp.read()
+                    log.debug("Depth: infinity refused with %s; walking with Depth 1", resp.status_code)
+                    return None
+                _check_multistatus(resp, parts)
+                return _collect(session, resp, parts)
+        except httpx.TransportError as exc:
+            if attempt + 1 >= session.retry.attempts:
+                raise ListingError(
+                    _("The listing of {what} was interrupted ({reason}).").format(
+                        what="/".join(parts) or _("the congregation folder"), reason=exc
+                    ),
+                    _("Nothing was changed locally. m3daemon tries again at the next sync."),
+                ) from exc
+            log.info("listing of %s interrupted (%s); asking again", "/".join(parts) or "/", exc)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _check_multistatus(resp: httpx.Response, parts: tuple[str, ...]) -> None:
@@ -145,7 +162,11 @@ def _collect(
     entries: list[RemoteEntry] = []
     skipped: list[tuple[str, str]] = []
     counted = _counting(resp.iter_bytes(), session.stats.add_bytes)
+    host = urlsplit(session.base_url).netloc.lower()
     for raw in parse_multistatus(counted):
+        if "://" in raw.href and urlsplit(raw.href).netloc.lower() != host:
+            skipped.append((raw.href, "another server"))
+            continue
         entry, why = _to_entry(raw, base, len(session.folder_segments()))
         if entry is not None:
             entries.append(entry)

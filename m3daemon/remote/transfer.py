@@ -13,6 +13,8 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.utils import format_datetime
 from pathlib import Path
 
 import httpx
@@ -32,7 +34,16 @@ class Cancelled(Exception):
 
 
 class TransferError(SyncError):
-    """One file could not be transferred; others go on, and the next sync tries again."""
+    """One file could not be transferred; others go on, and the next sync tries again.
+
+    ``resumable`` marks a broken connection: what arrived is kept and a new attempt resumes it.
+    """
+
+    resumable = False
+
+
+class InterruptedTransfer(TransferError):
+    resumable = True
 
 
 @dataclass(frozen=True)
@@ -51,24 +62,29 @@ def download(
     *,
     size: int,
     etag: str | None,
+    modified: datetime | None = None,
     on_bytes: Callable[[int], None] = lambda n: None,
     cancel: threading.Event | None = None,
 ) -> Downloaded:
     """Fetch ``parts`` into ``part_file``, resuming a previous attempt when it is the same version.
 
     ``etag`` is the normalized ETag from the listing. A partial file is resumed only when its
-    sidecar says it holds that same version and the server agrees through ``If-Range``; a server
-    that ignores the range or changed the file restarts from zero, never splicing two versions.
+    sidecar says it holds that same version and the server agrees through ``If-Range`` (the ETag,
+    or the modification date where a server lists no ETag, as nginx does); a server that ignores
+    the range or changed the file restarts from zero, never splicing two versions.
     """
     meta_file = part_file.with_suffix(".json")
-    offset = _resumable_offset(part_file, meta_file, etag, size)
+    validator = f'"{etag}"' if etag else (
+        format_datetime(modified.astimezone(timezone.utc), usegmt=True) if modified else None
+    )
+    offset = _resumable_offset(part_file, meta_file, validator, size)
     headers: dict[str, str] = {"Accept-Encoding": "identity"}
-    if offset:
+    if offset and validator:
         headers["Range"] = f"bytes={offset}-"
-        headers["If-Range"] = f'"{etag}"'
+        headers["If-Range"] = validator
     else:
         _discard(part_file)
-    _write_meta(meta_file, etag, size)
+    _write_meta(meta_file, validator, size)
     what = "/".join(parts)
     received = 0
     try:
@@ -108,7 +124,7 @@ def download(
                     raise local_error(exc, part_file) from exc
     except httpx.TransportError as exc:
         # The connection broke mid-body: keep what arrived for the next attempt to resume.
-        raise TransferError(
+        raise InterruptedTransfer(
             _("The download of {what} was interrupted: {reason}").format(
                 what=what, reason=classify_transport_error(exc, session.base_url).message
             ),
@@ -144,22 +160,22 @@ def _check_response(resp: httpx.Response, offset: int, what: str) -> int:
     raise classify_status(resp, what)
 
 
-def _resumable_offset(part_file: Path, meta_file: Path, etag: str | None, size: int) -> int:
-    if not etag:
+def _resumable_offset(part_file: Path, meta_file: Path, validator: str | None, size: int) -> int:
+    if not validator:
         return 0
     try:
         have = part_file.stat().st_size
         meta = json.loads(meta_file.read_text("utf-8"))
     except (OSError, ValueError):
         return 0
-    if meta.get("etag") != etag or meta.get("size") != size or not 0 < have < size:
+    if meta.get("validator") != validator or meta.get("size") != size or not 0 < have < size:
         return 0
     return have
 
 
-def _write_meta(meta_file: Path, etag: str | None, size: int) -> None:
+def _write_meta(meta_file: Path, validator: str | None, size: int) -> None:
     try:
-        meta_file.write_text(json.dumps({"etag": etag, "size": size}), "utf-8")
+        meta_file.write_text(json.dumps({"validator": validator, "size": size}), "utf-8")
     except OSError as exc:
         raise local_error(exc, meta_file) from exc
 
