@@ -149,25 +149,41 @@ def local_prefs(cfg: Config) -> dict[str, Any]:
 
 
 def _forced_prefs(session: DavSession, entries: list[RemoteEntry], record: Record) -> m3prefs.ForcedPrefs:
+    """Read ``forcedPrefs.json``, fetching it only when its version changed.
+
+    Only text that parses is cached. When the file cannot be fetched or read, the last good
+    settings stay in force (with a warning): planning with no settings at all could move the
+    meeting days and so remove a meeting's recurring media.
+    """
     entry = next((e for e in entries if e.parts == (FORCED_PREFS,) and not e.is_dir), None)
+    cached = record.get_meta("forced_prefs")
+    good = cached if isinstance(cached, dict) and isinstance(cached.get("text"), str) else None
     if entry is None:
-        record.set_meta(forced_prefs=None)
+        if cached is not None:
+            record.set_meta(forced_prefs=None)
         return m3prefs.ForcedPrefs({}, [])
     version = normalize_etag(entry.etag) or f"{entry.size}:{entry.modified}"
-    cached = record.get_meta("forced_prefs")
-    if isinstance(cached, dict) and cached.get("version") == version and isinstance(cached.get("text"), str):
-        text = cached["text"]
-    else:
+    if good is not None and good.get("version") == version:
+        return m3prefs.parse_forced_prefs(good["text"])
+    try:
         resp = session.request("GET", (FORCED_PREFS,), ok=(200,), what=FORCED_PREFS)
         text = resp.content.decode("utf-8-sig", "replace")
-        record.set_meta(forced_prefs={
-            "version": version, "text": text, "fetched_at": datetime.now(timezone.utc).isoformat(),
-        })
-    try:
-        return m3prefs.parse_forced_prefs(text)
-    except ValueError as exc:
-        log.warning("forcedPrefs.json cannot be read (%s); congregation settings are not applied", exc)
-        return m3prefs.ForcedPrefs({}, [("forcedPrefs.json", str(exc))])
+        parsed = m3prefs.parse_forced_prefs(text)
+    except (ValueError, M3Error) as exc:
+        if isinstance(exc, M3Error) and good is None:
+            raise
+        reason = exc.message if isinstance(exc, M3Error) else str(exc)
+        if good is None:
+            log.warning("forcedPrefs.json cannot be read (%s); no congregation settings apply", reason)
+            return m3prefs.ForcedPrefs({}, [(FORCED_PREFS, reason)])
+        log.warning("forcedPrefs.json cannot be read (%s); the settings fetched %s stay in force",
+                    reason, good.get("fetched_at"))
+        last = m3prefs.parse_forced_prefs(good["text"])
+        return m3prefs.ForcedPrefs(last.values, [*last.ignored, (FORCED_PREFS, reason)])
+    record.set_meta(forced_prefs={
+        "version": version, "text": text, "fetched_at": datetime.now(timezone.utc).isoformat(),
+    })
+    return parsed
 
 
 def layout_for(cfg: Config, effective: Mapping[str, Any]) -> Layout:
@@ -271,6 +287,11 @@ def _update_locked(
 ) -> SyncReport:
     cong = read_congregation(session, cfg, record)
     rows = record.load()
+    media_dir = str(cfg.local.media_dir)
+    if rows and record.get_meta("media_dir") not in (None, media_dir):
+        # The record describes another folder: files there are left as they are.
+        log.info("the media folder changed to %s; starting a new record", media_dir)
+        rows = {}
     plan, held, layout, days = make_plan(cfg, cong, rows, today, guard=not allow_deletions)
     report = SyncReport(
         hidden=plan.hidden, listing=cong.listing.method, dry_run=dry_run,
@@ -309,6 +330,7 @@ def _update_locked(
         executor = Executor(session, cfg.local.media_dir, record, progress=progress, cancel=cancel)
         outcome = executor.run(plan)
     record.commit(outcome.rows, meta={
+        "media_dir": media_dir,
         "last_sync": datetime.now(timezone.utc).isoformat(),
         "last_result": "ok" if not outcome.failed and not held else "partial",
         "effective_prefs": cong.effective,

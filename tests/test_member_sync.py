@@ -230,3 +230,36 @@ def test_a_missing_folder_exits_2(dav_server: DavServer, isolated_env: Path) -> 
     proc = m.cli("update")
     assert proc.returncode == 2, proc.stderr
     assert "NoSuchFolder" in proc.stderr and "does not exist" in proc.stderr
+
+
+def test_broken_congregation_settings_keep_the_last_good_ones(wsgidav_server: DavServer, isolated_env: Path) -> None:
+    (cong(wsgidav_server)).mkdir()
+    m = Member.create(isolated_env, wsgidav_server.url, FOLDER, wsgidav_server.username,
+                      wsgidav_server.password, wsgidav_server.ca_file)
+    lay_out(wsgidav_server, {"forcedPrefs.json": json.dumps({"meeting": meetings_prefs()}),
+                             "Media/Recurring/r.jpg": b"r"})
+    m.update()
+    before = m.files()
+    assert before
+    bump(cong(wsgidav_server) / "forcedPrefs.json", b'{"meeting": {"mwDay": 2,')  # cut off mid-write
+    report = m.update()
+    assert m.files() == before, "meeting days stayed; no recurring media were removed"
+    assert report.removed == 0
+    assert any("forcedPrefs.json" in w for w in report.warnings)
+
+
+def test_a_new_media_folder_starts_a_new_record_and_leaves_the_old_one_alone(
+    wsgidav_server: DavServer, isolated_env: Path
+) -> None:
+    lay_out(wsgidav_server, {f"Media/{iso(1)}/a.jpg": b"a"})
+    m = Member.create(isolated_env, wsgidav_server.url, FOLDER, wsgidav_server.username,
+                      wsgidav_server.password, wsgidav_server.ca_file)
+    m.update()
+    old = m.media
+    new = isolated_env / "new-media"
+    m.config_path.write_text(m.config_path.read_text().replace(str(old), str(new)))
+    m.media = new
+    report = m.update()
+    assert report.downloaded == 1 and report.removed == 0
+    assert (old / iso(1) / "a.jpg").read_bytes() == b"a"
+    assert m.files() == {f"{iso(1)}/a.jpg": b"a"}
