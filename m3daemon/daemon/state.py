@@ -1,0 +1,88 @@
+"""The daemon's observable state: what the tray, ``status`` and the dashboard show.
+
+Plain values only, so front ends never reach into the engine's locks or threads.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+
+class SyncState(str, enum.Enum):
+    STARTING = "starting"
+    UP_TO_DATE = "up-to-date"
+    SYNCING = "syncing"
+    OFFLINE = "offline"
+    ERROR = "error"
+    PAUSED = "paused"
+    NOT_CONFIGURED = "not-configured"
+
+
+@dataclass(frozen=True)
+class ProgressView:
+    done_files: int = 0
+    total_files: int = 0
+    done_bytes: int = 0
+    total_bytes: int = 0
+    current: str = ""
+
+    @property
+    def percent(self) -> int | None:
+        if self.total_bytes:
+            return min(100, int(self.done_bytes * 100 / self.total_bytes))
+        if self.total_files:
+            return min(100, int(self.done_files * 100 / self.total_files))
+        return None
+
+
+@dataclass(frozen=True)
+class ErrorView:
+    kind: str
+    message: str
+    remedy: str
+    needs_person: bool  # a wrong password or a full disk: a person must act
+
+
+@dataclass(frozen=True)
+class CongregationStatus:
+    name: str
+    config: str
+    state: SyncState
+    media_dir: str
+    last_sync: str | None = None  # ISO time of the last successful sync
+    last_attempt: str | None = None
+    next_sync: str | None = None
+    next_meeting: str | None = None
+    next_meeting_kind: str | None = None
+    meeting_days_known: bool = True
+    progress: ProgressView = field(default_factory=ProgressView)
+    last_error: ErrorView | None = None
+    last_result: dict[str, Any] | None = None
+
+    @property
+    def paused(self) -> bool:
+        return self.state is SyncState.PAUSED
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["state"] = self.state.value
+        out["paused"] = self.paused
+        return out
+
+
+class DaemonControl(Protocol):
+    """What the tray and the control API may ask of the running daemon."""
+
+    def statuses(self) -> list[CongregationStatus]: ...
+
+    def update_now(self, name: str | None = None) -> None: ...
+
+    def pause(self, name: str | None = None) -> None: ...
+
+    def resume(self, name: str | None = None) -> None: ...
+
+    def quit(self) -> None: ...
+
+    def dashboard_url(self) -> str | None: ...
