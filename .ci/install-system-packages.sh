@@ -2,7 +2,8 @@
 # Install the system packages that the real-server tests need (tests/servers.py):
 #   apache2 (mod_dav, mod_dav_fs, mod_ssl, htpasswd via apache2-utils), nginx plus
 #   libnginx-mod-http-dav-ext, rclone, curl; util-linux provides setpriv (Apache as www-data
-#   when the tests run as root).
+#   when the tests run as root). python3 and python3-venv let ./dev create its .venv when the
+#   machine has no other Python (Debian 12's python3 is 3.11).
 # Debian 12 / Ubuntu. Idempotent: does nothing when everything is already installed.
 # Quiet: prints one line, or apt's errors.
 #
@@ -11,7 +12,7 @@
 # one fails, and with it the dpkg run), so a temporary policy-rc.d forbids service starts.
 set -eu
 
-PACKAGES="apache2 apache2-utils nginx libnginx-mod-http-dav-ext rclone curl ca-certificates util-linux"
+PACKAGES="apache2 apache2-utils nginx libnginx-mod-http-dav-ext rclone curl ca-certificates util-linux python3 python3-venv"
 
 missing=""
 for p in $PACKAGES; do

@@ -733,6 +733,16 @@ def register_config(cfg: Config) -> None:
     paths.write_private_file(known_configs_path(), (data + "\n").encode("utf-8"))
 
 
+def all_config_paths() -> list[Path]:
+    """Every configuration on this computer: registered ones plus ``*.toml`` in the config folder
+    (what ``m3daemon run --all`` and ``service install`` cover)."""
+    found = {Path(k) for k in _read_registry()}
+    folder = paths.config_dir()
+    if folder.is_dir():
+        found.update(p for p in folder.glob("*.toml"))
+    return sorted(p for p in found if p.exists())
+
+
 def _peek_media_dir(config_path: Path) -> Path | None:
     """The media folder another configuration file names, without validating the rest of it."""
     try:

@@ -43,8 +43,9 @@ def sample_image(text: str, color: tuple[int, int, int], size: tuple[int, int] =
 
 def make_sample_folder(root: Path, today: date) -> dict[str, Any]:
     """An M³ 22–24 congregation folder: dated media, recurring media, a hidden marker, settings."""
-    mw = today + timedelta(days=2)
-    we = today + timedelta(days=5)
+    # The coming Thursday (midweek) and Sunday (weekend), at least a day away.
+    mw = today + timedelta(days=(3 - today.weekday()) % 7 or 7)
+    we = today + timedelta(days=(6 - today.weekday()) % 7 or 7)
     files = {
         f"Media/{mw.isoformat()}/01 - Talk outline.jpg": sample_image("Midweek: talk outline", (30, 60, 120)),
         f"Media/{mw.isoformat()}/02 - Map of the territory.jpg": sample_image("Territory map", (20, 110, 60)),

@@ -125,6 +125,8 @@ class Executor:
         self.progress = progress or Progress()
         self.cancel = cancel or threading.Event()
         self._trash = trash or send_to_trash
+        self._count_lock = threading.Lock()
+        self.replaced = 0  # a person's (or edited) files moved to the trash to make room
 
     # --- the whole plan ----------------------------------------------------------------
 
@@ -170,6 +172,7 @@ class Executor:
                 except OSError:
                     log.debug("left %s in place: not empty", other.path)
         self._clean_staging()
+        out.conflicts += self.replaced
         return out
 
     def _collect(
@@ -258,6 +261,8 @@ class Executor:
                     log.info("adopted %s: identical to the congregation's file", target_rel)
                     return adopted
                 self._trash(target)
+                with self._count_lock:
+                    self.replaced += 1
                 log.info("moved %s to the trash: the congregation's file replaces it", target_rel)
             self.record.note_pending(row)
             os.replace(staged, target)

@@ -76,6 +76,13 @@ class Congregation:
     effective: dict[str, Any]
 
 
+@dataclass
+class ListingCache:
+    """The last congregation read, kept by the daemon between syncs."""
+
+    cong: Congregation | None = None
+
+
 def endpoint_for(cfg: Config) -> Endpoint:
     conn = cfg.connection
     if conn is None:
@@ -232,9 +239,16 @@ def update(
     lock_wait: float = 600.0,
     retry: RetryPolicy | None = None,
     on_plan: Callable[[Plan], None] | None = None,
+    cache: ListingCache | None = None,
+    from_cache: bool = False,
 ) -> SyncReport:
     """Bring the media folder to what the congregation folder says. Raises M3Error on failures
-    that stop the whole sync; per-file failures are counted in the report."""
+    that stop the whole sync; per-file failures are counted in the report.
+
+    With ``cache``, the listing read is remembered; with ``from_cache`` too, it is used instead
+    of listing again (the daemon's repair of a file a person deleted: no network round trip
+    unless a file must be downloaded).
+    """
     started = time.monotonic()
     today = today or date.today()
     endpoint_for(cfg)
@@ -245,8 +259,13 @@ def update(
         record = Record(record_path(cfg))
         try:
             with open_session(cfg, retry=retry) as session:
+                cong = cache.cong if from_cache and cache is not None else None
+                if cong is None:
+                    cong = read_congregation(session, cfg, record)
+                    if cache is not None:
+                        cache.cong = cong
                 report = _update_locked(
-                    cfg, session, record, dry_run=dry_run, today=today, progress=progress,
+                    cfg, session, record, cong, dry_run=dry_run, today=today, progress=progress,
                     cancel=cancel, allow_deletions=allow_deletions, on_plan=on_plan,
                 )
                 report.requests = session.stats.requests
@@ -280,12 +299,19 @@ def _acquire(lock: FileLock, wait: float) -> None:
             time.sleep(0.2)
 
 
+def repair(cfg: Config, cache: ListingCache, **kwargs: Any) -> SyncReport | None:
+    """Restore what a person deleted or changed, from the remembered listing; None when there is
+    no listing to work from yet (the caller then runs a full sync)."""
+    if cache.cong is None:
+        return None
+    return update(cfg, cache=cache, from_cache=True, **kwargs)
+
+
 def _update_locked(
-    cfg: Config, session: DavSession, record: Record, *, dry_run: bool, today: date,
+    cfg: Config, session: DavSession, record: Record, cong: Congregation, *, dry_run: bool, today: date,
     progress: Progress | None, cancel: threading.Event | None, allow_deletions: bool,
     on_plan: Callable[[Plan], None] | None,
 ) -> SyncReport:
-    cong = read_congregation(session, cfg, record)
     rows = record.load()
     media_dir = str(cfg.local.media_dir)
     if rows and record.get_meta("media_dir") not in (None, media_dir):

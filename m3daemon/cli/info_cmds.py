@@ -46,14 +46,25 @@ def add_status_parser(sub: Any, name: str, help_text: str) -> None:
 
 def run_status(args: argparse.Namespace) -> int:
     from m3daemon import prefs as m3prefs
+    from m3daemon.daemon.control import ControlClient
     from m3daemon.meetings import MeetingDays, meetings_between
 
     cfg = _cfg(args)
+    client = ControlClient.connect(cfg.state_dir)
+    if client is not None:
+        try:
+            live = client.call("GET", "status")
+        finally:
+            client.close()
+        return _print_daemon_status(live, cfg, args.json)
     meta = _meta(cfg)
     effective = meta.get("effective_prefs") or m3prefs.effective_prefs(local_prefs(cfg), {})
     days = MeetingDays.from_prefs(effective)
-    now = datetime.now().astimezone()
-    upcoming = meetings_between(days, now, now + timedelta(days=8), now.tzinfo)  # type: ignore[arg-type]
+    from m3daemon.daemon.schedule import resolve_timezone
+
+    tz = resolve_timezone(cfg.schedule.timezone)
+    now = datetime.now(tz)
+    upcoming = [m for m in meetings_between(days, now, now + timedelta(days=8), tz) if m.start >= now]
     info = {
         "congregation": cfg.name,
         "config": str(cfg.path),
@@ -65,6 +76,7 @@ def run_status(args: argparse.Namespace) -> int:
         "last_result": meta.get("last_result"),
         "meeting_days_known": days.known,
         "next_meeting": upcoming[0].start.isoformat() if upcoming else None,
+        "daemon": False,
     }
     if args.json:
         print(json.dumps(info, indent=2, ensure_ascii=False))
@@ -75,6 +87,31 @@ def run_status(args: argparse.Namespace) -> int:
         print(f"{key:<20} {value if value is not None else '-'}")
     if not days.known:
         print(_("Meeting days are not set: recurring media go only into dates with their own media."))
+    return int(ExitCode.OK)
+
+
+def _print_daemon_status(live: dict[str, Any], cfg: Any, as_json: bool) -> int:
+    """What the running daemon says, for this configuration (or every one it serves)."""
+    congs = live["congregations"]
+    if as_json:
+        mine = next((c for c in congs if c["config"] == str(cfg.path)), None)
+        print(json.dumps({**(mine or {}), "daemon": True, "pid": live["pid"], "watcher": live["watcher"],
+                          "congregations": congs}, indent=2, ensure_ascii=False))
+        return int(ExitCode.OK)
+    print(_("m3daemon is running (process {pid}).").format(pid=live["pid"]))
+    for c in congs:
+        print()
+        print(f"{c['name']}  [{c['state']}]")
+        rows = [("media_dir", c["media_dir"]), ("last_sync", c["last_sync"]), ("next_sync", c["next_sync"]),
+                ("next_meeting", c["next_meeting"])]
+        if c["state"] == "syncing":
+            p = c["progress"]
+            rows.append(("progress", f"{p['done_files']}/{p['total_files']} files"))
+        if c.get("last_error"):
+            rows.append(("problem", c["last_error"]["message"]))
+            rows.append(("what to do", c["last_error"]["remedy"]))
+        for key, value in rows:
+            print(f"  {key:<14} {value if value is not None else '-'}")
     return int(ExitCode.OK)
 
 
@@ -91,6 +128,9 @@ def add_settings_parser(sub: Any, name: str, help_text: str) -> None:
     st = ss.add_parser("set", help=_("change a local setting, e.g. meeting.mwDay=2"))
     st.add_argument("assignments", nargs="+", metavar="KEY=VALUE")
     st.set_defaults(run=run_settings_set)
+    from m3daemon.cli.coord_cmds import add_settings_parsers
+
+    add_settings_parsers(ss)  # force, unforce, publish (coordinator)
     p.set_defaults(run=run_settings_show, refresh=False, json=False)
 
 

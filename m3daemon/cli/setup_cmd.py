@@ -63,10 +63,12 @@ def run(args: argparse.Namespace) -> int:
             _("The server address, user name and folder are all needed."),
             _("Give --url, --username and --folder (or run setup in a terminal to be asked)."),
         )
-    ca_file = args.ca_file or (str(conn.ca_file) if conn and conn.ca_file else None)
+    # A path typed on the command line is relative to where the person is, not to the config file.
+    ca_file = str(Path(args.ca_file).expanduser().resolve()) if args.ca_file else (
+        str(conn.ca_file) if conn and conn.ca_file else None)
     if interactive and ca_file is None and provider is not None and provider.id == "self-hosted":
         ca_file = _ask(_("CA file of the server (ca.pem; empty if it has a public certificate)"), "") or None
-    media_dir = args.media_dir or str(current.local.media_dir)
+    media_dir = str(Path(args.media_dir).expanduser().resolve()) if args.media_dir else str(current.local.media_dir)
     if interactive:
         media_dir = _ask(_("Local media folder (M³'s folder to watch)"), media_dir)
 

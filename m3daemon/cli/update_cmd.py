@@ -30,6 +30,15 @@ def run(args: argparse.Namespace) -> int:
     from m3daemon.sync import update
 
     cfg = load_config(config_path_from(args))  # type: ignore[arg-type]
+    if not args.dry_run and not args.allow_deletions:
+        from m3daemon.daemon.control import ControlClient
+
+        client = ControlClient.connect(cfg.state_dir)
+        if client is not None:
+            try:
+                return _through_daemon(client, cfg, args)
+            finally:
+                client.close()
     progress = Progress()
     show = sys.stderr.isatty() and not args.json
     stop = threading.Event()
@@ -43,27 +52,32 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
     else:
-        print_summary(report)
+        print_summary(report.to_json())
     return int(ExitCode.OK if report.ok else ExitCode.PARTIAL)
 
 
-def print_summary(report: Any) -> None:
-    if report.dry_run:
+def print_summary(result: dict[str, Any]) -> None:
+    """The end-of-update summary, from the ``update --json`` fields."""
+    if result.get("dry_run"):
         print(_("Dry run: nothing was changed."))
-        for item in report.planned:
+        for item in result.get("planned", []):
             target = item.get("target") or item.get("path") or ""
             print(f"  {item['action']:<10} {target}")
     print(
         _("{downloaded} downloaded, {copied} copied, {removed} removed, {unchanged} unchanged, "
-          "{hidden} hidden, {failed} failed ({seconds:.1f} s, {requests} requests).").format(**report.to_json())
+          "{hidden} hidden, {failed} failed ({seconds:.1f} s, {requests} requests).").format(**result)
     )
-    for err in report.errors:
+    for err in result.get("errors", []):
         where = f"{err['path']}: " if err["path"] else ""
         print(_("Problem: {where}{message}").format(where=where, message=err["message"]), file=sys.stderr)
         if err["remedy"]:
             print(_("  What to do: {remedy}").format(remedy=err["remedy"]), file=sys.stderr)
-    if report.ok and not report.dry_run:
-        print(_("The media folder {path} is up to date.").format(path=report.media_dir))
+    if _ok(result) and not result.get("dry_run"):
+        print(_("The media folder {path} is up to date.").format(path=result.get("media_dir", "")))
+
+
+def _ok(result: dict[str, Any]) -> bool:
+    return not result.get("failed") and not result.get("held_deletions")
 
 
 def _start_progress(progress: Any, stop: threading.Event) -> threading.Thread:
@@ -89,3 +103,36 @@ def _start_progress(progress: Any, stop: threading.Event) -> threading.Thread:
     t = threading.Thread(target=loop, name="progress", daemon=True)
     t.start()
     return t
+
+
+def _through_daemon(client: Any, cfg: Any, args: argparse.Namespace) -> int:
+    """The daemon runs the sync (never two at once); we wait for it and report its result."""
+    import time
+
+    from m3daemon import errors
+
+    key = str(cfg.path)
+    seq = client.call("POST", "update", {"config": key})["seq"][key]
+    if not args.json:
+        print(_("The running m3daemon is updating the media folders..."), file=sys.stderr)
+    while True:
+        status = next(c for c in client.call("GET", "status")["congregations"] if c["config"] == key)
+        if status["completed_seq"] >= seq:
+            break
+        time.sleep(0.2)
+    err = status.get("last_error")
+    if status["state"] in ("offline", "error") and err:
+        code = getattr(errors, err["kind"], errors.M3Error).exit_code
+        if args.json:
+            print(json.dumps({"error": {**err, "exit_code": int(code)}}, ensure_ascii=False, indent=2))
+        else:
+            print(_("Error: {message}").format(message=err["message"]), file=sys.stderr)
+            if err["remedy"]:
+                print(_("What to do: {remedy}").format(remedy=err["remedy"]), file=sys.stderr)
+        return int(code)
+    result = status.get("last_result") or {}
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+    else:
+        print_summary(result)
+    return int(ExitCode.OK if _ok(result) else ExitCode.PARTIAL)

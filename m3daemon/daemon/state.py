@@ -60,6 +60,7 @@ class CongregationStatus:
     progress: ProgressView = field(default_factory=ProgressView)
     last_error: ErrorView | None = None
     last_result: dict[str, Any] | None = None
+    completed_seq: int = 0  # syncs requested up to this number have finished (for `update` to wait on)
 
     @property
     def paused(self) -> bool:

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -27,6 +28,8 @@ from m3daemon.remote.types import normalize_etag
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
+# Bytes per second per download; 0 = unlimited. For slow shared connections (and tests).
+RATE_LIMIT = int(os.environ.get("M3DAEMON_DOWNLOAD_LIMIT_BPS", "0") or 0)
 
 
 class Cancelled(Exception):
@@ -101,6 +104,7 @@ def download(
                 f.seek(start)
                 f.truncate()
                 pos = start
+                t0 = time.monotonic()
                 for chunk in resp.iter_raw(CHUNK):
                     if cancel is not None and cancel.is_set():
                         raise Cancelled
@@ -113,6 +117,8 @@ def download(
                     received += n
                     session.stats.add_bytes(n)
                     on_bytes(n)
+                    if RATE_LIMIT:
+                        _pace(received, t0, cancel)
                     if pos > size:
                         raise _size_mismatch(what, size, pos)
                 if pos != size:
@@ -135,6 +141,12 @@ def download(
         raise
     _discard(meta_file)
     return Downloaded(part_file, size, got_etag or etag, received, start)
+
+
+def _pace(received: int, t0: float, cancel: threading.Event | None) -> None:
+    ahead = received / RATE_LIMIT - (time.monotonic() - t0)
+    if ahead > 0:
+        (cancel or threading.Event()).wait(ahead)
 
 
 def _check_response(resp: httpx.Response, offset: int, what: str) -> int:

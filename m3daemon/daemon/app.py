@@ -1,0 +1,312 @@
+"""``m3daemon run``: one process serves every congregation it is given.
+
+Why one process for several congregations: one tray icon that shows all of them, one control
+port, one scheduler and one file watcher, instead of two or three copies of each fighting over
+the tray. Each congregation still has its own worker, schedule, state, errors and lock, so a
+broken server for one never delays another.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from m3daemon import prefs as m3prefs
+from m3daemon.config import Config
+from m3daemon.daemon import sdnotify
+from m3daemon.daemon.control import (
+    ControlApp,
+    ControlInfo,
+    ControlServer,
+    new_token,
+    remove_control_file,
+    write_control_file,
+)
+from m3daemon.daemon.runner import CongregationRunner, SyncFn
+from m3daemon.daemon.schedule import Scheduler, WakeDetector, next_meeting, pre_meeting_times, resolve_timezone
+from m3daemon.daemon.state import CongregationStatus, SyncState
+from m3daemon.daemon.watcher import MediaWatcher
+from m3daemon.errors import UsageError
+from m3daemon.i18n import _
+from m3daemon.locks import FileLock, LockHeld
+from m3daemon.meetings import MeetingDays
+from m3daemon.record import Record
+from m3daemon.sync import ListingCache, local_prefs, record_path, repair, update
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 20.0
+
+
+class Daemon:
+    """Implements :class:`m3daemon.daemon.state.DaemonControl` for the tray and the control API."""
+
+    def __init__(
+        self,
+        configs: list[Config],
+        *,
+        no_tray: bool = False,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        sync_fn: SyncFn | None = None,
+        watch: bool = True,
+    ) -> None:
+        if not configs:
+            raise UsageError(_("No congregation is configured."), _("Run `m3daemon setup` first."))
+        self.configs = configs
+        self.no_tray = no_tray
+        self.host, self.port = host, port
+        self.watch = watch
+        self.stop_event = threading.Event()
+        self.tz = resolve_timezone(configs[0].schedule.timezone)
+        self._locks: list[FileLock] = []
+        self._caches: dict[Path, ListingCache] = {c.path: ListingCache() for c in configs}
+        self._prev: dict[Path, CongregationStatus] = {}
+        self.runners: dict[Path, CongregationRunner] = {}
+        for cfg in configs:
+            cache = self._caches[cfg.path]
+            self.runners[cfg.path] = CongregationRunner(
+                cfg,
+                sync_fn=sync_fn or _bind(update, cache),
+                repair_fn=None if sync_fn else _bind(repair, cache, positional=True),
+                on_change=self._changed,
+            )
+        self.scheduler: Scheduler | None = None
+        self.watcher: MediaWatcher | None = None
+        self.control: ControlServer | None = None
+        self.tray: Any = None
+        self._token = new_token()
+        self._wake = WakeDetector(lambda slept: self._wake_up())
+
+    # --- life cycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._lock_all()
+        app = ControlApp(self._token)
+        self._routes(app)
+        self.control = ControlServer(app, self.host, self.port)
+        self.control.start()
+        info = ControlInfo(self.control.port, self._token, os.getpid(), self.host)
+        for cfg in self.configs:
+            write_control_file(cfg.state_dir, info)
+        self.scheduler = Scheduler(self.tz)
+        for path, runner in self.runners.items():
+            minutes = runner.cfg.schedule.poll_minutes
+            self.scheduler.every(f"poll:{path}", minutes * 60, _requester(runner, "poll"))
+            self._plan_meetings(runner)
+        self.scheduler.every("heartbeat", HEARTBEAT_SECONDS, self._heartbeat)
+        self.scheduler.start()
+        for runner in self.runners.values():
+            runner.start()
+            runner.request_sync("start")
+        if self.watch:
+            self.watcher = MediaWatcher(self._local_change)
+            self.watcher.start([r.cfg.local.media_dir for r in self.runners.values()])
+        self.tray = self._start_tray()
+        sdnotify.notify("READY=1\nSTATUS=" + _("Watching {n} congregation(s)").format(n=len(self.runners)))
+        log.info("m3daemon is running for %s (control port %d)",
+                 ", ".join(r.name for r in self.runners.values()), self.control.port)
+
+    def wait(self) -> None:
+        while not self.stop_event.wait(1.0):
+            pass
+
+    def shutdown(self) -> None:
+        sdnotify.notify("STOPPING=1")
+        log.info("m3daemon is stopping")
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self.scheduler is not None:
+            self.scheduler.shutdown()
+        for runner in self.runners.values():
+            runner.stop()
+        if self.tray is not None:
+            self.tray.stop()
+        if self.control is not None:
+            self.control.stop()
+        for cfg in self.configs:
+            remove_control_file(cfg.state_dir, os.getpid())
+        for lock in self._locks:
+            lock.release()
+
+    def _lock_all(self) -> None:
+        for cfg in self.configs:
+            lock = FileLock(cfg.state_dir / "daemon.lock")
+            try:
+                lock.acquire()
+            except LockHeld as held:
+                for taken in self._locks:
+                    taken.release()
+                raise UsageError(
+                    _("m3daemon is already running for {name} ({holder}).").format(
+                        name=cfg.name, holder=held.holder or _("another process")),
+                    _("Use `m3daemon status`, or `m3daemon quit` to stop it first."),
+                ) from None
+            self._locks.append(lock)
+
+    def _start_tray(self) -> Any:
+        if self.no_tray:
+            log.info("running without a tray icon (--no-tray)")
+            return None
+        try:
+            from m3daemon.tray import start_tray
+        except ImportError:
+            log.info("running without a tray icon: the tray module is not available")
+            return None
+        return start_tray(self, no_tray=False)
+
+    # --- DaemonControl -----------------------------------------------------------------------
+
+    def statuses(self) -> list[CongregationStatus]:
+        out = []
+        for path, runner in self.runners.items():
+            st = runner.status()
+            nxt = self.scheduler.next_run(f"poll:{path}") if self.scheduler else None
+            pre = self.scheduler.next_run(f"pre:{path}:") if self.scheduler else None
+            soonest = min((t for t in (nxt, pre) if t is not None), default=None)
+            meeting = self._next_meeting(runner)
+            out.append(replace(
+                st,
+                next_sync=soonest.isoformat() if soonest else None,
+                next_meeting=meeting[1] if meeting else None,
+                next_meeting_kind=meeting[0] if meeting else None,
+            ))
+        return out
+
+    def update_now(self, name: str | None = None) -> None:
+        for runner in self._select(name):
+            runner.request_sync("manual", force=True)
+
+    def pause(self, name: str | None = None) -> None:
+        for runner in self._select(name):
+            runner.pause()
+
+    def resume(self, name: str | None = None) -> None:
+        for runner in self._select(name):
+            runner.resume()
+
+    def quit(self) -> None:
+        self.stop_event.set()
+
+    def dashboard_url(self) -> str | None:
+        return None
+
+    def _select(self, name: str | None) -> list[CongregationRunner]:
+        if name is None:
+            return list(self.runners.values())
+        return [r for p, r in self.runners.items() if name in (r.name, str(p))]
+
+    # --- events ------------------------------------------------------------------------------
+
+    def _changed(self, runner: CongregationRunner) -> None:
+        st = runner.status()
+        prev = self._prev.get(runner.cfg.path)
+        self._prev[runner.cfg.path] = st
+        if st.state is not SyncState.SYNCING and prev is not None and prev.state is SyncState.SYNCING:
+            if self.scheduler is not None:
+                self._plan_meetings(runner)
+        if self.tray is not None:
+            self.tray.refresh()
+            note = _notification(prev, st)
+            if note is not None:
+                self.tray.notify(*note)
+        if st.state is not SyncState.SYNCING:
+            sdnotify.notify("STATUS=" + f"{runner.name}: {st.state.value}")
+
+    def _local_change(self, folder: Path) -> None:
+        for runner in self.runners.values():
+            if runner.cfg.local.media_dir == folder:
+                runner.request_sync("watcher", repair_only=True)
+
+    def _heartbeat(self) -> None:
+        self._wake.tick()
+        if sdnotify.watchdog_interval() is not None:
+            sdnotify.notify("WATCHDOG=1")
+
+    def _wake_up(self) -> None:
+        for runner in self.runners.values():
+            runner.request_sync("wake")
+
+    # --- meetings ----------------------------------------------------------------------------
+
+    def _meeting_days(self, runner: CongregationRunner) -> MeetingDays:
+        cache = self._caches[runner.cfg.path]
+        if cache.cong is not None:
+            return MeetingDays.from_prefs(cache.cong.effective)
+        effective: Any = None
+        if record_path(runner.cfg).exists():
+            rec = Record(record_path(runner.cfg))
+            try:
+                effective = rec.get_meta("effective_prefs")
+            finally:
+                rec.close()
+        if not isinstance(effective, dict):
+            effective = m3prefs.effective_prefs(local_prefs(runner.cfg), {})
+        return MeetingDays.from_prefs(effective)
+
+    def _plan_meetings(self, runner: CongregationRunner) -> None:
+        assert self.scheduler is not None
+        lead = timedelta(minutes=runner.cfg.schedule.before_meeting_minutes)
+        now = datetime.now(self.tz)
+        times = [t for t, _m in pre_meeting_times(self._meeting_days(runner), now, lead, self.tz)]
+        self.scheduler.at_times(f"pre:{runner.cfg.path}:", times, _requester(runner, "pre-meeting"))
+
+    def _next_meeting(self, runner: CongregationRunner) -> tuple[str, str] | None:
+        m = next_meeting(self._meeting_days(runner), datetime.now(self.tz), self.tz)
+        return (m.kind, m.start.isoformat()) if m else None
+
+    # --- control API -------------------------------------------------------------------------
+
+    def _routes(self, app: ControlApp) -> None:
+        def status(_body: dict[str, Any]) -> tuple[int, Any]:
+            return 200, {"pid": os.getpid(), "watcher": self.watcher.mode if self.watcher else "off",
+                         "congregations": [s.to_json() for s in self.statuses()]}
+
+        def update_(body: dict[str, Any]) -> tuple[int, Any]:
+            runners = self._select(body.get("config"))
+            return 202, {"seq": {str(r.cfg.path): r.request_sync("manual", force=True) for r in runners}}
+
+        def simple(action: Callable[[str | None], None]) -> Callable[[dict[str, Any]], tuple[int, Any]]:
+            def handler(body: dict[str, Any]) -> tuple[int, Any]:
+                action(body.get("config"))
+                return 200, {"ok": True}
+            return handler
+
+        app.route("GET", "/api/ping", lambda b: (200, {"pid": os.getpid()}))
+        app.route("GET", "/api/status", status)
+        app.route("POST", "/api/update", update_)
+        app.route("POST", "/api/pause", simple(self.pause))
+        app.route("POST", "/api/resume", simple(self.resume))
+        def quit_(_body: dict[str, Any]) -> tuple[int, Any]:
+            self.quit()
+            return 200, {"ok": True}
+
+        app.route("POST", "/api/quit", quit_)
+
+
+def _requester(runner: CongregationRunner, reason: str) -> Callable[[], None]:
+    def request() -> None:
+        runner.request_sync(reason)
+    return request
+
+
+def _bind(func: Callable[..., Any], cache: ListingCache, positional: bool = False) -> Callable[..., Any]:
+    """``update``/``repair`` with this congregation's listing cache."""
+    if positional:
+        return lambda cfg, **kw: func(cfg, cache, **kw)
+    return lambda cfg, **kw: func(cfg, cache=cache, **kw)
+
+
+def _notification(prev: CongregationStatus | None, new: CongregationStatus) -> tuple[str, str] | None:
+    try:
+        from m3daemon.tray.menu import notification_for
+    except ImportError:
+        return None
+    result: tuple[str, str] | None = notification_for(prev, new)
+    return result

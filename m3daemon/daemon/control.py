@@ -1,0 +1,185 @@
+"""The control channel between the CLI (and later the dashboard) and the running daemon.
+
+A small JSON API served on loopback only. Each configuration the daemon serves gets a 0600
+``daemon.json`` in its state folder with the port and a random per-run token; a request without
+that token gets 403. Only the user (and root) can read the file, so only they can steer the
+daemon. The same WSGI server will carry the dashboard.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+import secrets
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from m3daemon.paths import write_private_file
+
+log = logging.getLogger(__name__)
+
+CONTROL_FILE = "daemon.json"
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+Handler = Callable[[dict[str, Any]], tuple[int, Any]]
+
+
+def _json_response(start_response: StartResponse, status: int, body: Any) -> list[bytes]:
+    data = json.dumps(body, ensure_ascii=False, default=str).encode()
+    reason = {200: "OK", 202: "Accepted", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
+              405: "Method Not Allowed", 500: "Internal Server Error"}.get(status, "OK")
+    start_response(f"{status} {reason}", [("Content-Type", "application/json"), ("Content-Length", str(len(data))),
+                                          ("Cache-Control", "no-store")])
+    return [data]
+
+
+class ControlApp:
+    """Routes ``METHOD /api/<name>`` to handlers; everything else may be mounted by the dashboard."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.routes: dict[tuple[str, str], Handler] = {}
+        self.fallback: WsgiApp | None = None
+
+    def route(self, method: str, path: str, handler: Handler) -> None:
+        self.routes[(method, path)] = handler
+
+    def authorized(self, environ: dict[str, Any]) -> bool:
+        given = environ.get("HTTP_AUTHORIZATION", "")
+        return given.startswith("Bearer ") and hmac.compare_digest(given[7:].encode(), self.token.encode())
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if not path.startswith("/api/"):
+            if self.fallback is not None:
+                return self.fallback(environ, start_response)
+            return _json_response(start_response, 404, {"error": "not found"})
+        if not self.authorized(environ):
+            return _json_response(start_response, 403, {"error": "missing or wrong token"})
+        handler = self.routes.get((environ.get("REQUEST_METHOD", "GET"), path))
+        if handler is None:
+            return _json_response(start_response, 404, {"error": "no such endpoint"})
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            raw = environ["wsgi.input"].read(length) if length else b""
+            body = json.loads(raw) if raw else {}
+            if not isinstance(body, dict):
+                raise ValueError("body must be an object")
+        except ValueError as exc:
+            return _json_response(start_response, 400, {"error": str(exc)})
+        try:
+            status, result = handler(body)
+        except Exception as exc:  # noqa: BLE001
+            log.exception("control request %s failed", path)
+            return _json_response(start_response, 500, {"error": str(exc)})
+        return _json_response(start_response, status, result)
+
+
+class ControlServer:
+    """cheroot on 127.0.0.1 (or the host the user chose), in a thread of the daemon."""
+
+    def __init__(self, app: WsgiApp, host: str = "127.0.0.1", port: int = 0) -> None:
+        from cheroot import wsgi
+
+        self._server = wsgi.Server((host, port), app, numthreads=4)
+        self._server.expiration_interval = 0.2
+        self._server.prepare()
+        self.host = host
+        self.port = int(self._server.bind_addr[1])
+        self._thread = threading.Thread(target=self._server.serve, name="control", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.stop()
+        self._thread.join(timeout=5)
+
+
+@dataclass(frozen=True)
+class ControlInfo:
+    port: int
+    token: str
+    pid: int
+    host: str = "127.0.0.1"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def write_control_file(state_dir: Path, info: ControlInfo) -> Path:
+    path = state_dir / CONTROL_FILE
+    state_dir.mkdir(parents=True, exist_ok=True)
+    write_private_file(path, json.dumps(info.__dict__).encode())
+    return path
+
+
+def remove_control_file(state_dir: Path, pid: int) -> None:
+    info = read_control_file(state_dir)
+    if info is not None and info.pid == pid:
+        try:
+            (state_dir / CONTROL_FILE).unlink()
+        except OSError:
+            pass
+
+
+def read_control_file(state_dir: Path) -> ControlInfo | None:
+    try:
+        data = json.loads((state_dir / CONTROL_FILE).read_text("utf-8"))
+        return ControlInfo(int(data["port"]), str(data["token"]), int(data["pid"]), str(data.get("host", "127.0.0.1")))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+class ControlClient:
+    """Talks to the daemon serving one configuration; ``connect`` returns None when none runs."""
+
+    def __init__(self, info: ControlInfo) -> None:
+        self.info = info
+        self._http = httpx.Client(base_url=info.url, headers={"Authorization": f"Bearer {info.token}"},
+                                  timeout=httpx.Timeout(10.0, connect=2.0), trust_env=False)
+
+    @classmethod
+    def connect(cls, state_dir: Path) -> ControlClient | None:
+        info = read_control_file(state_dir)
+        if info is None:
+            return None
+        client = cls(info)
+        try:
+            client.call("GET", "ping")
+        except (httpx.HTTPError, OSError):
+            client.close()
+            log.debug("no daemon answers on port %s (stale control file)", info.port)
+            return None
+        return client
+
+    def call(self, method: str, name: str, body: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
+        resp = self._http.request(method, f"/api/{name}", json=body if method != "GET" else None,
+                                  timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT)
+        resp.raise_for_status()
+        return resp.json()
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def daemon_pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,110 @@
+"""Watch the media folders: a synced file that a person deletes or edits is put back.
+
+The watcher is only a hint. It asks for a *repair* (a sync from the remembered listing, with no
+listing request), debounced, and the scheduled syncs still repair anything it missed. Where
+inotify cannot watch (its limit reached), it falls back to polling, and says so in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from m3daemon.layout import STAGING_DIR
+
+log = logging.getLogger(__name__)
+
+DEBOUNCE = 1.0
+_INTERESTING = {"deleted", "modified", "moved", "closed"}
+
+
+class MediaWatcher:
+    """One observer for all media folders; ``on_change(folder)`` fires once per quiet period."""
+
+    def __init__(self, on_change: Callable[[Path], None], debounce: float = DEBOUNCE) -> None:
+        self._on_change = on_change
+        self._debounce = debounce
+        self._timers: dict[Path, threading.Timer] = {}
+        self._lock = threading.Lock()
+        self._observer: Any = None
+        self.mode = "off"
+
+    def start(self, folders: list[Path]) -> None:
+        from watchdog.observers import Observer
+
+        self._observer = self._schedule(Observer(), folders)
+        if self._observer is not None:
+            self.mode = "events"
+            return
+        from watchdog.observers.polling import PollingObserver
+
+        log.warning("the media folders cannot be watched for changes (inotify limit?); "
+                    "checking them every 10 seconds instead")
+        self._observer = self._schedule(PollingObserver(timeout=10), folders)
+        self.mode = "polling" if self._observer is not None else "off"
+
+    def _schedule(self, observer: Any, folders: list[Path]) -> Any:
+        from watchdog.events import FileSystemEventHandler
+
+        watcher = self
+
+        class Handler(FileSystemEventHandler):
+            def __init__(self, root: Path) -> None:
+                self.root = root
+
+            def on_any_event(self, event: Any) -> None:
+                watcher._event(self.root, event)
+
+        try:
+            for folder in folders:
+                folder.mkdir(parents=True, exist_ok=True)
+                observer.schedule(Handler(folder), str(folder), recursive=True)
+            observer.start()
+        except OSError as exc:
+            log.debug("watching failed: %s", exc)
+            try:
+                observer.stop()
+            except Exception:  # noqa: BLE001
+                pass
+            return None
+        return observer
+
+    def stop(self) -> None:
+        with self._lock:
+            for t in self._timers.values():
+                t.cancel()
+            self._timers.clear()
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=5)
+            self._observer = None
+
+    def _event(self, root: Path, event: Any) -> None:
+        if event.event_type not in _INTERESTING or getattr(event, "is_directory", False):
+            return
+        path = Path(event.src_path)
+        try:
+            rel = path.relative_to(root)
+        except ValueError:
+            return
+        if rel.parts and rel.parts[0] == STAGING_DIR:
+            return  # our own staging area
+        with self._lock:
+            old = self._timers.pop(root, None)
+            if old is not None:
+                old.cancel()
+            timer = threading.Timer(self._debounce, self._fire, args=(root,))
+            timer.daemon = True
+            self._timers[root] = timer
+            timer.start()
+
+    def _fire(self, root: Path) -> None:
+        with self._lock:
+            self._timers.pop(root, None)
+        try:
+            self._on_change(root)
+        except Exception:  # noqa: BLE001
+            log.exception("watcher callback failed")

@@ -1,0 +1,177 @@
+"""When the daemon syncs: before each meeting, on a coalesced misfire, never two at once."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from m3daemon.config import default_config
+from m3daemon.daemon.runner import CongregationRunner
+from m3daemon.daemon.schedule import Scheduler, WakeDetector, pre_meeting_times
+from m3daemon.daemon.state import SyncState
+from m3daemon.errors import CredentialsError, ServerUnreachableError
+from m3daemon.meetings import MeetingDays
+from m3daemon.sync import SyncReport
+
+BERLIN = ZoneInfo("Europe/Berlin")
+# Monday 2026-11-23, 08:00 in Berlin
+NOW = datetime(2026, 11, 23, 8, 0, tzinfo=BERLIN)
+
+
+def days(mw: int | None, mw_t: str | None, we: int | None, we_t: str | None, co: date | None = None) -> MeetingDays:
+    return MeetingDays.from_prefs({"meeting.mwDay": mw, "meeting.mwStartTime": mw_t, "meeting.weDay": we,
+                                   "meeting.weStartTime": we_t, "meeting.coWeek": co.isoformat() if co else None})
+
+
+@pytest.mark.parametrize("what, md, lead, expected", [
+    ("Thursday 19:00 and Sunday 10:00, an hour before",
+     days(3, "19:00", 6, "10:00"), 60, ["2026-11-26 18:00", "2026-11-29 09:00"]),
+    ("Tuesday 18:30, 45 minutes before",
+     days(1, "18:30", None, None), 45, ["2026-11-24 17:45"]),
+    ("a meeting at 00:30 on Wednesday: the sync is on Tuesday evening",
+     days(2, "00:30", None, None), 60, ["2026-11-24 23:30"]),
+    ("a Monday meeting at 09:00 with a two-hour lead: already past today, next week's remains",
+     days(0, "09:00", None, None), 120, ["2026-11-30 07:00"]),
+    ("circuit-overseer week: midweek moves from Thursday to Tuesday",
+     days(3, "19:00", 6, "10:00", co=date(2026, 11, 27)), 60, ["2026-11-24 18:00", "2026-11-29 09:00"]),
+    ("no meeting days known: no pre-meeting syncs",
+     days(None, None, None, None), 60, []),
+])
+def test_pre_meeting_sync_times(what: str, md: MeetingDays, lead: int, expected: list[str]) -> None:
+    times = pre_meeting_times(md, NOW, timedelta(minutes=lead), BERLIN, horizon=timedelta(days=7))
+    assert [t.astimezone(BERLIN).strftime("%Y-%m-%d %H:%M") for t, _m in times] == expected
+
+
+def test_a_run_missed_while_asleep_happens_once_on_wake() -> None:
+    """A poll due 10 minutes ago (the computer slept through three runs) runs exactly once."""
+    runs: list[datetime] = []
+    ran = threading.Event()
+    sched = Scheduler(ZoneInfo("UTC"))
+
+    def job() -> None:
+        runs.append(datetime.now())
+        ran.set()
+
+    past = datetime.now(ZoneInfo("UTC")) - timedelta(minutes=10)
+    sched.every("poll", 180, job, first=past)
+    sched.start()
+    try:
+        assert ran.wait(5)
+        # The next run is a whole interval away: nothing else may run now.
+        assert not threading.Event().wait(0.5)
+        assert len(runs) == 1
+        nxt = sched.next_run("poll")
+        # The interval keeps its phase: 12 minutes after the missed slot, in about 2 minutes.
+        assert nxt is not None and nxt > datetime.now(ZoneInfo("UTC")) + timedelta(seconds=60)
+    finally:
+        sched.shutdown()
+
+
+def test_the_wake_detector_notices_a_jump_of_the_wall_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    woke: list[float] = []
+    det = WakeDetector(woke.append)
+    import m3daemon.daemon.schedule as schedule
+
+    real = schedule.time.time
+    monkeypatch.setattr(schedule.time, "time", lambda: real() + 3600)
+    det.tick()
+    assert len(woke) == 1 and woke[0] > 3500
+
+
+class GatedSync:
+    """A sync that waits for the test to let it finish, and counts its runs."""
+
+    def __init__(self) -> None:
+        self.started = threading.Semaphore(0)
+        self.release = threading.Semaphore(0)
+        self.runs = 0
+        self.running = 0
+        self.max_running = 0
+        self.fail_with: list[Exception] = []
+
+    def __call__(self, cfg: Any, **kw: Any) -> SyncReport:
+        self.runs += 1
+        self.running += 1
+        self.max_running = max(self.max_running, self.running)
+        self.started.release()
+        try:
+            assert self.release.acquire(timeout=10)
+            if self.fail_with:
+                raise self.fail_with.pop(0)
+            return SyncReport(downloaded=1)
+        finally:
+            self.running -= 1
+
+
+@pytest.fixture
+def cfg(tmp_path: Path) -> Any:
+    return default_config(tmp_path / "cong.toml")
+
+
+def test_update_now_during_a_sync_makes_exactly_one_more_sync(cfg: Any) -> None:
+    sync = GatedSync()
+    runner = CongregationRunner(cfg, sync_fn=sync)
+    runner.start()
+    try:
+        runner.request_sync("start")
+        assert sync.started.acquire(timeout=5)
+        seqs = [runner.request_sync("manual", force=True) for _ in range(3)]
+        sync.release.release()  # the first sync ends
+        assert sync.started.acquire(timeout=5)  # exactly one more starts
+        sync.release.release()
+        assert runner.wait_for(seqs[-1], timeout=5)
+        assert sync.runs == 2 and sync.max_running == 1
+        assert runner.status().state is SyncState.UP_TO_DATE
+    finally:
+        runner.stop()
+
+
+def test_offline_then_back_by_itself(cfg: Any) -> None:
+    sync = GatedSync()
+    sync.fail_with = [ServerUnreachableError("down", "wait")]
+    states: list[SyncState] = []
+    runner = CongregationRunner(cfg, sync_fn=sync, backoff=(0.05,), on_change=lambda r: states.append(r.state))
+    runner.start()
+    try:
+        seq = runner.request_sync("start")
+        sync.release.release()
+        assert runner.wait_for(seq, timeout=5)
+        assert runner.status().state is SyncState.OFFLINE
+        sync.release.release()  # the retry, after the back-off, succeeds
+        assert sync.started.acquire(timeout=5) and sync.started.acquire(timeout=5)
+        assert runner.wait_for(seq + 1, timeout=5)
+        assert runner.status().state is SyncState.UP_TO_DATE and runner.status().last_error is None
+        assert SyncState.OFFLINE in states
+    finally:
+        runner.stop()
+
+
+def test_a_wrong_password_is_an_error_a_person_must_fix(cfg: Any) -> None:
+    sync = GatedSync()
+    sync.fail_with = [CredentialsError("refused", "check it")]
+    runner = CongregationRunner(cfg, sync_fn=sync)
+    runner.start()
+    try:
+        seq = runner.request_sync("start")
+        sync.release.release()
+        assert runner.wait_for(seq, timeout=5)
+        st = runner.status()
+        assert st.state is SyncState.ERROR and st.last_error is not None and st.last_error.needs_person
+    finally:
+        runner.stop()
+
+
+def test_pause_skips_scheduled_syncs_and_survives_a_restart(cfg: Any) -> None:
+    sync = GatedSync()
+    runner = CongregationRunner(cfg, sync_fn=sync)
+    runner.pause()
+    assert runner.request_sync("poll") == 0
+    again = CongregationRunner(cfg, sync_fn=sync)
+    assert again.paused and again.status().state is SyncState.PAUSED
+    again.resume()
+    assert not CongregationRunner(cfg, sync_fn=sync).paused
