@@ -3,7 +3,9 @@
 #   apache2 (mod_dav, mod_dav_fs, mod_ssl, htpasswd via apache2-utils), nginx plus
 #   libnginx-mod-http-dav-ext, rclone, curl; util-linux provides setpriv (Apache as www-data
 #   when the tests run as root). python3 and python3-venv let ./dev create its .venv when the
-#   machine has no other Python (Debian 12's python3 is 3.11).
+#   machine has no other Python (Debian 12's python3 is 3.11). systemd provides systemd-analyze,
+#   which checks the unit that `m3daemon service install` writes (tests/test_service.py; it needs
+#   no running systemd).
 # Debian 12 / Ubuntu. Idempotent: does nothing when everything is already installed.
 # Quiet: prints one line, or apt's errors.
 #
@@ -12,7 +14,7 @@
 # one fails, and with it the dpkg run), so a temporary policy-rc.d forbids service starts.
 set -eu
 
-PACKAGES="apache2 apache2-utils nginx libnginx-mod-http-dav-ext rclone curl ca-certificates util-linux python3 python3-venv"
+PACKAGES="apache2 apache2-utils nginx libnginx-mod-http-dav-ext rclone curl ca-certificates util-linux python3 python3-venv systemd"
 
 missing=""
 for p in $PACKAGES; do

@@ -160,3 +160,49 @@ def test_logs_show_what_the_daemon_did(member: Member, daemon: RunningDaemon) ->
     assert out.returncode == 0
     assert "m3daemon is running" in out.stdout
     assert member.password not in out.stdout
+
+
+def test_one_daemon_serves_several_congregations_each_with_its_own_state(
+    wsgidav_server: DavServer, isolated_env: Path
+) -> None:
+    """A Kingdom Hall shared by two congregations: one is fine, the other's password is wrong."""
+    from m3daemon.config import load_config
+    from m3daemon.credentials import store_password
+    from m3daemon.paths import config_dir
+
+    make_tree(wsgidav_server.root, {f"North/Media/{iso(1)}/n.jpg": b"n", f"South/Media/{iso(1)}/s.jpg": b"s"})
+    folder = config_dir(create=True)
+    members = {}
+    for name, password in (("North", wsgidav_server.password), ("South", "wrong")):
+        m = Member.create(folder, wsgidav_server.url, f"/dav/{name}", wsgidav_server.username, password,
+                          wsgidav_server.ca_file, name=name.lower())
+        m.config_path.write_text(f'[congregation]\nname = "{name}"\n' + m.config_path.read_text())
+        cfg = load_config(m.config_path)
+        assert cfg.connection is not None
+        members[name] = m
+    # Both configs use the same account name, so give South its own (wrong) account.
+    south = members["South"]
+    south.config_path.write_text(south.config_path.read_text().replace(
+        f'username = "{wsgidav_server.username}"', 'username = "carol"'))
+    store_password(load_config(members["North"].config_path).connection, wsgidav_server.password)  # type: ignore[arg-type]
+    store_password(load_config(south.config_path).connection, "wrong")  # type: ignore[arg-type]
+    env = {k: v for k, v in os.environ.items() if k != "M3DAEMON_PASSWORD"}
+    proc = subprocess.Popen([sys.executable, "-m", "m3daemon", "run", "--all", "--no-tray"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    north = members["North"]
+    try:
+        def states() -> dict[str, str] | None:
+            out = subprocess.run([sys.executable, "-m", "m3daemon", "--config", str(north.config_path), "status",
+                                  "--json"], env=env, capture_output=True, text=True)
+            data = json.loads(out.stdout) if out.returncode == 0 else {}
+            if not data.get("daemon"):
+                return None
+            found = {c["name"]: c["state"] for c in data["congregations"]}
+            return found if "starting" not in found.values() and "syncing" not in found.values() else None
+
+        assert wait_until("both congregations to settle", states) == {"North": "up-to-date", "South": "error"}
+        assert north.files() == {f"{iso(1)}/n.jpg": b"n"}
+        assert south.files() == {}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0

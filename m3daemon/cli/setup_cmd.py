@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         ca_file = _ask(_("CA file of the server (ca.pem; empty if it has a public certificate)"), "") or None
     media_dir = str(Path(args.media_dir).expanduser().resolve()) if args.media_dir else str(current.local.media_dir)
     if interactive:
-        media_dir = _ask(_("Local media folder (M³'s folder to watch)"), media_dir)
+        media_dir = _ask(_("Local media folder (M³'s folder to watch)"), media_dir) or media_dir
 
     doc = cfgmod.config_to_dict(current)
     doc["connection"] = {k: v for k, v in {

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import os
 import secrets
 import threading
 from collections.abc import Callable, Iterable
@@ -175,11 +174,18 @@ class ControlClient:
         self._http.close()
 
 
-def daemon_pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def is_daemon_running() -> bool:
+    """Whether a daemon answers for any congregation configured on this computer."""
+    from m3daemon.config import load_config_or_default
+    from m3daemon.config import all_config_paths
+
+    for path in all_config_paths():
+        try:
+            state_dir = load_config_or_default(path).state_dir
+        except Exception:  # noqa: BLE001 - a broken config is not a running daemon
+            continue
+        client = ControlClient.connect(state_dir)
+        if client is not None:
+            client.close()
+            return True
+    return False
