@@ -6,6 +6,10 @@
 #   machine has no other Python (Debian 12's python3 is 3.11). systemd provides systemd-analyze,
 #   which checks the unit that `m3daemon service install` writes (tests/test_service.py; it needs
 #   no running systemd).
+# The tray tests (tests/test_tray_xvfb.py): xvfb, xdotool, trayer (the system tray), dbus-daemon (a
+#   private session bus), and for pystray's menu backends the typelibs gir1.2-gtk-3.0 and
+#   gir1.2-ayatanaappindicator3-0.1; pip builds PyGObject (the test extra) with gcc, pkg-config,
+#   libgirepository1.0-dev, libcairo2-dev and python3-dev (for Debian's own python3).
 # Debian 12 / Ubuntu. Idempotent: does nothing when everything is already installed.
 # Quiet: prints one line, or apt's errors.
 #
@@ -14,7 +18,9 @@
 # one fails, and with it the dpkg run), so a temporary policy-rc.d forbids service starts.
 set -eu
 
-PACKAGES="apache2 apache2-utils nginx libnginx-mod-http-dav-ext rclone curl ca-certificates util-linux python3 python3-venv systemd"
+PACKAGES="apache2 apache2-utils nginx libnginx-mod-http-dav-ext rclone curl ca-certificates util-linux python3 python3-venv systemd \
+xvfb xdotool trayer dbus-daemon gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1 \
+gcc pkg-config libgirepository1.0-dev libcairo2-dev python3-dev"
 
 missing=""
 for p in $PACKAGES; do

@@ -1,0 +1,456 @@
+"""The tray icon: a thin pystray adapter over :mod:`m3daemon.tray.menu` and :mod:`m3daemon.tray.icons`.
+
+This is the only module that imports pystray. The daemon uses it like this::
+
+    tray = start_tray(control, no_tray=args.no_tray)  # a Tray, or None (logged once why)
+    tray.refresh()             # after any state change: thread-safe, cheap, coalesced
+    tray.notify(title, text)   # a failure that needs a person / "media ready"
+    tray.stop()                # at shutdown, from any thread
+
+Backends (pystray picks one when it is imported, so the import happens here, guarded):
+
+* Linux: ``appindicator``, then ``gtk`` (both need PyGObject and a session D-Bus, and have real
+  menus), then ``xorg`` (python-xlib only: an icon with no menu). A user's ``PYSTRAY_BACKEND``
+  wins. A backend whose icon fails to start (e.g. no session bus) is dropped for the next one.
+* macOS and Windows: pystray's own backend.
+* No ``DISPLAY``/``WAYLAND_DISPLAY``, ``--no-tray``, or no backend: no tray; the daemon runs on.
+
+Threads: the pystray loop runs in a daemon thread (``icon.run(setup=...)``; never
+``run_detached``, which hangs the xorg backend at exit). :meth:`Tray.refresh` only wakes a
+refresher thread, which reads ``control.statuses()`` and redraws what changed, at most every
+``COALESCE_SECONDS``. Menu clicks are queued to one action thread, so a slow ``update_now`` never
+freezes the menu and clicks run in order.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import os
+import queue
+import subprocess
+import sys
+import threading
+import webbrowser
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from m3daemon.daemon.state import CongregationStatus, DaemonControl, SyncState
+from m3daemon.tray.icons import icon_for, quantize_percent
+from m3daemon.tray.menu import (
+    APP_NAME,
+    Action,
+    ActionKind,
+    MenuItemSpec,
+    build_menu,
+    sync_percent,
+    tooltip,
+    worst_state,
+)
+
+__all__ = ["Tray", "TrayUnavailable", "open_path", "start_tray"]
+
+log = logging.getLogger(__name__)
+
+#: How long start_tray waits for a backend's loop to come up before trying the next one.
+READY_TIMEOUT = 10.0
+#: Bursts of refresh() calls (progress) are merged into one redraw per this many seconds.
+COALESCE_SECONDS = 0.2
+#: The refresher also redraws this often without being asked ("today" becomes a weekday).
+IDLE_REFRESH_SECONDS = 60.0
+
+_LINUX_BACKENDS = ("appindicator", "gtk", "xorg")
+_GI_BACKENDS = frozenset({"appindicator", "gtk"})
+
+
+class TrayUnavailable(Exception):
+    """This backend cannot show an icon here (import failed, no bus, no display...)."""
+
+
+# --- opening folders -----------------------------------------------------------------------
+
+
+def open_path(path: str) -> None:
+    """Open a folder in the file manager without waiting for it (xdg-open / open / startfile).
+
+    A folder that does not exist (yet) opens its nearest existing parent.
+    """
+    target = Path(path).expanduser()
+    while not target.exists() and target.parent != target:
+        target = target.parent
+    if sys.platform == "win32":
+        os.startfile(str(target))  # the user's own folder
+        return
+    opener = "open" if sys.platform == "darwin" else "xdg-open"
+    try:
+        proc = subprocess.Popen(  # fixed program, the folder as one argument
+            [opener, str(target)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+    except OSError as exc:
+        log.warning("cannot open %s with %s: %s", target, opener, exc)
+        return
+    threading.Thread(target=proc.wait, name="m3daemon-open-folder", daemon=True).start()  # reap it
+
+
+# --- the adapter ---------------------------------------------------------------------------
+
+
+class Tray:
+    """One tray icon for all congregations of this daemon.
+
+    ``pystray`` is the imported pystray module; ``icon_cls`` replaces ``pystray.Icon`` (the
+    tests pass a subclass of ``pystray._base.Icon``). ``opener`` and ``browser`` open a folder
+    and a URL.
+    """
+
+    def __init__(
+        self,
+        control: DaemonControl,
+        pystray: Any,
+        *,
+        backend: str | None = None,
+        icon_cls: Any = None,
+        opener: Callable[[str], None] = open_path,
+        browser: Callable[[str], object] = webbrowser.open,
+    ) -> None:
+        self._control = control
+        self._pystray = pystray
+        self._icon_cls = icon_cls if icon_cls is not None else pystray.Icon
+        self.backend = backend or _backend_name(self._icon_cls)
+        self._opener = opener
+        self._browser = browser
+        self._icon: Any = None
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._up = threading.Event()  # the icon's loop runs (setup was called) or has died
+        self._stopping = threading.Event()
+        self._started = False
+        self._run_error: BaseException | None = None
+        self._loop_thread: threading.Thread | None = None
+        self._refresher: threading.Thread | None = None
+        self._actions: queue.Queue[Action | Callable[[], None] | None] = queue.Queue()
+        self._action_thread: threading.Thread | None = None
+        self._menu_model: tuple[MenuItemSpec, ...] | None = None
+        self._icon_key: tuple[SyncState, int | None] | None = None
+        self._title: str | None = None
+        #: Called with (state, percent) whenever another icon is drawn (tests, diagnostics).
+        self.on_icon_change: Callable[[SyncState, int | None], None] | None = None
+
+    # --- public API ------------------------------------------------------------------------
+
+    @property
+    def has_menu(self) -> bool:
+        return bool(getattr(self._icon_cls, "HAS_MENU", True))
+
+    @property
+    def icon_state(self) -> tuple[SyncState, int | None] | None:
+        """The (state, percent) of the icon drawn last."""
+        return self._icon_key
+
+    @property
+    def running(self) -> bool:
+        return self._started and not self._stopping.is_set()
+
+    def refresh(self) -> None:
+        """Redraw from ``control.statuses()`` soon. Thread-safe and cheap: it only sets a flag."""
+        self._wake.set()
+
+    def notify(self, title: str, message: str) -> None:
+        """Show a desktop notification (logged too; backends without notifications only log)."""
+        log.info("notification: %s: %s", title, message)
+        icon = self._icon
+        if icon is None or self._stopping.is_set() or not getattr(icon, "HAS_NOTIFICATION", False):
+            return
+        try:
+            icon.notify(message, title)
+        except Exception:  # e.g. no notification daemon on the session bus
+            log.debug("tray notification failed", exc_info=True)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Remove the icon and end the tray threads. Idempotent, from any thread."""
+        with self._lock:
+            if self._stopping.is_set():
+                return
+            self._stopping.set()
+        self._wake.set()
+        self._actions.put(None)
+        icon = self._icon
+        if icon is not None:
+            try:
+                icon.stop()
+            except Exception:  # the icon may be half-started
+                log.debug("stopping the tray icon failed", exc_info=True)
+        me = threading.current_thread()
+        for thread in (self._loop_thread, self._refresher, self._action_thread):
+            if thread is not None and thread is not me and thread.is_alive():
+                thread.join(timeout)
+
+    def start(self, timeout: float = READY_TIMEOUT) -> None:
+        """Create the icon and run its loop in a daemon thread; raise TrayUnavailable if it fails."""
+        statuses = self._statuses()
+        self._icon_key = self._key(statuses)
+        self._title = tooltip(statuses)
+        self._menu_model = build_menu(statuses, self._dashboard_url())
+        try:
+            self._icon = self._icon_cls(
+                APP_NAME, icon=icon_for(*self._icon_key), title=self._shown_title(self._title),
+                menu=self._to_pystray(self._menu_model))
+        except Exception as exc:  # any backend failure means "no tray here"
+            raise TrayUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        self._action_thread = threading.Thread(target=self._action_loop, name="m3daemon-tray-actions", daemon=True)
+        self._action_thread.start()
+        self._loop_thread = threading.Thread(target=self._run_loop, name="m3daemon-tray", daemon=True)
+        self._loop_thread.start()
+        if not self._up.wait(timeout) or not self._started:
+            error = self._run_error
+            self.stop(timeout=1.0)
+            if error is not None:
+                raise TrayUnavailable(f"{type(error).__name__}: {error}") from error
+            raise TrayUnavailable(f"the icon did not start within {timeout:g} s")
+        if self.on_icon_change is not None:
+            self.on_icon_change(*self._icon_key)
+
+    def wait_idle(self, timeout: float = 5.0) -> bool:
+        """Wait until the queued menu actions ran (for tests)."""
+        done = threading.Event()
+        self._actions.put(done.set)
+        return done.wait(timeout)
+
+    # --- the icon's loop and the refresher --------------------------------------------------
+
+    def _run_loop(self) -> None:
+        try:
+            self._icon.run(setup=self._setup)
+        except Exception as exc:  # e.g. no session bus; at stop: no notification daemon
+            if self._started:
+                log.debug("the tray loop ended with an error", exc_info=True)
+            else:
+                self._run_error = exc
+                self._release_setup_thread()
+        finally:
+            self._up.set()
+
+    def _release_setup_thread(self) -> None:
+        """pystray's setup thread (not a daemon) waits for the loop to be ready: let it end."""
+        try:
+            self._icon._mark_ready()
+        except Exception:
+            log.debug("releasing the pystray setup thread failed", exc_info=True)
+
+    def _setup(self, icon: Any) -> None:
+        """Runs in pystray's setup thread once the loop is up; it must return (not a daemon)."""
+        if self._stopping.is_set() or self._run_error is not None:
+            return
+        try:
+            icon.visible = True
+        except Exception:
+            log.warning("the tray icon could not be shown", exc_info=True)
+        self._started = True
+        self._refresher = threading.Thread(target=self._refresh_loop, name="m3daemon-tray-refresh", daemon=True)
+        self._refresher.start()
+        self._up.set()
+
+    def _refresh_loop(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.wait(IDLE_REFRESH_SECONDS)
+            if self._stopping.is_set():
+                return
+            self._wake.clear()
+            try:
+                self._apply()
+            except Exception:  # the tray must never take the daemon down
+                log.exception("tray refresh failed")
+            self._stopping.wait(COALESCE_SECONDS)
+
+    def _apply(self) -> None:
+        statuses = self._statuses()
+        icon = self._icon
+        key = self._key(statuses)
+        if key != self._icon_key:
+            icon.icon = icon_for(*key)
+            self._icon_key = key
+            if self.on_icon_change is not None:
+                self.on_icon_change(*key)
+        title = tooltip(statuses)
+        if title != self._title:
+            icon.title = self._shown_title(title)
+            self._title = title
+        model = build_menu(statuses, self._dashboard_url())
+        if model != self._menu_model:
+            self._menu_model = model
+            icon.menu = self._to_pystray(model)
+
+    def _shown_title(self, title: str) -> str:
+        """The xorg backend sets the title as a Latin-1 window name (python-xlib): "—" would raise."""
+        if self.backend != "xorg":
+            return title
+        plain = title.replace("—", "-").replace("…", "...")
+        return plain.encode("latin-1", "replace").decode("latin-1")
+
+    @staticmethod
+    def _key(statuses: Sequence[CongregationStatus]) -> tuple[SyncState, int | None]:
+        state = worst_state(statuses)
+        percent = quantize_percent(sync_percent(statuses)) if state is SyncState.SYNCING else None
+        return state, percent
+
+    def _statuses(self) -> list[CongregationStatus]:
+        return list(self._control.statuses())
+
+    def _dashboard_url(self) -> str | None:
+        try:
+            return self._control.dashboard_url()
+        except Exception:
+            log.debug("dashboard_url() failed", exc_info=True)
+            return None
+
+    # --- menu ------------------------------------------------------------------------------
+
+    def _to_pystray(self, specs: Sequence[MenuItemSpec]) -> Any:
+        ps = self._pystray
+        items: list[Any] = []
+        for spec in specs:
+            if spec.separator:
+                items.append(ps.Menu.SEPARATOR)
+            elif spec.submenu is not None:
+                items.append(ps.MenuItem(spec.label, self._to_pystray(spec.submenu), enabled=spec.enabled))
+            else:
+                checked = None if spec.checked is None else _constant(spec.checked)
+                items.append(ps.MenuItem(spec.label, self._callback(spec.action), checked=checked,
+                                         default=spec.default, enabled=spec.enabled and spec.action is not None))
+        return ps.Menu(*items)
+
+    def _callback(self, action: Action | None) -> Callable[[Any, Any], None]:
+        def clicked(icon: Any, item: Any) -> None:
+            if action is not None and not self._stopping.is_set():
+                self._actions.put(action)
+
+        return clicked
+
+    def _action_loop(self) -> None:
+        while True:
+            job = self._actions.get()
+            if job is None:
+                return
+            try:
+                if isinstance(job, Action):
+                    self._perform(job)
+                else:
+                    job()
+            except Exception:  # a failing action must not end the tray
+                log.exception("tray action failed")
+            self.refresh()
+
+    def _perform(self, action: Action) -> None:
+        log.debug("tray: %s %s", action.kind.value, action.congregation or "")
+        c = self._control
+        if action.kind is ActionKind.UPDATE_NOW:
+            c.update_now(action.congregation)
+        elif action.kind is ActionKind.PAUSE:
+            c.pause(action.congregation)
+        elif action.kind is ActionKind.RESUME:
+            c.resume(action.congregation)
+        elif action.kind is ActionKind.OPEN_FOLDER:
+            if action.target:
+                self._opener(action.target)
+        elif action.kind is ActionKind.OPEN_DASHBOARD:
+            url = self._dashboard_url() or action.target
+            if url:
+                self._browser(url)
+        elif action.kind is ActionKind.QUIT:
+            c.quit()
+
+
+def _constant(value: bool) -> Callable[[Any], bool]:
+    return lambda item: value
+
+
+def _backend_name(icon_cls: Any) -> str:
+    """"gtk" for pystray._gtk.Icon; the dummy backend's Icon is pystray._base.Icon itself."""
+    name = str(getattr(icon_cls, "__module__", "")).rsplit(".", 1)[-1].lstrip("_")
+    return "dummy" if name == "base" else name or "unknown"
+
+
+# --- choosing and importing a backend ------------------------------------------------------
+
+
+def _has_display() -> bool:
+    if sys.platform in ("win32", "darwin"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def _have_gi() -> bool:
+    try:
+        return importlib.util.find_spec("gi") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _candidates() -> list[str]:
+    forced = os.environ.get("PYSTRAY_BACKEND")
+    if forced:
+        return [forced]
+    if sys.platform == "darwin":
+        return ["darwin"]
+    if sys.platform == "win32":
+        return ["win32"]
+    return list(_LINUX_BACKENDS) if _have_gi() else ["xorg"]
+
+
+def _forget_pystray() -> None:
+    for name in [n for n in sys.modules if n == "pystray" or n.startswith("pystray.")]:
+        del sys.modules[name]
+
+
+def _import_pystray(backend: str) -> Any:
+    """Import pystray with ``backend`` (pystray chooses at import time; re-import for another)."""
+    loaded = sys.modules.get("pystray")
+    if loaded is not None:
+        if _backend_name(getattr(loaded, "Icon", None)) == backend:
+            return loaded
+        _forget_pystray()
+    previous = os.environ.get("PYSTRAY_BACKEND")
+    os.environ["PYSTRAY_BACKEND"] = backend
+    try:
+        return importlib.import_module("pystray")
+    except Exception as exc:  # no DISPLAY raises Xlib's DisplayNameError, not ImportError
+        _forget_pystray()
+        raise TrayUnavailable(f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        if previous is None:
+            os.environ.pop("PYSTRAY_BACKEND", None)
+        else:
+            os.environ["PYSTRAY_BACKEND"] = previous
+
+
+def start_tray(control: DaemonControl, *, no_tray: bool = False,
+               ready_timeout: float = READY_TIMEOUT) -> Tray | None:
+    """Show the tray icon, or return None (and say why once in the log) to run without one."""
+    if no_tray:
+        log.info("tray icon disabled (--no-tray)")
+        return None
+    if not _has_display():
+        log.info("no display (DISPLAY and WAYLAND_DISPLAY are not set): running without a tray icon")
+        return None
+    failures: list[str] = []
+    for backend in _candidates():
+        try:
+            pystray = _import_pystray(backend)
+            tray = Tray(control, pystray, backend=backend)
+            tray.start(ready_timeout)
+        except TrayUnavailable as exc:
+            failures.append(f"{backend}: {exc}")
+            continue
+        if failures:
+            log.info("tray backends that did not work: %s", "; ".join(failures))
+        if not tray.has_menu:
+            hint = (" (the menu needs PyGObject: pip install \"PyGObject<3.51\")" if not _have_gi()
+                    else " (the appindicator and gtk backends did not start; they need a session D-Bus)")
+            log.warning("tray icon shown with the %s backend, which has no menu%s", backend, hint)
+        else:
+            log.info("tray icon shown (pystray backend %s)", backend)
+        return tray
+    log.warning("no tray backend works here, running without a tray icon: %s", "; ".join(failures) or "none")
+    return None

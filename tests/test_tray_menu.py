@@ -1,0 +1,648 @@
+"""The tray without a display: menu model, worst state, tooltip, notification rules, icons, and the
+pystray adapter on pystray's dummy backend (a FakeIcon subclass; ``run()`` is never called on the
+dummy backend itself, whose setup thread would hang pytest at exit).
+
+The real backend under Xvfb is tested in ``test_tray_xvfb.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from m3daemon.daemon.state import CongregationStatus, ErrorView, ProgressView, SyncState
+
+if "pystray" not in sys.modules:  # choose the dummy backend: importing pystray needs no display then
+    _previous = os.environ.get("PYSTRAY_BACKEND")
+    os.environ["PYSTRAY_BACKEND"] = "dummy"
+    try:
+        import pystray
+    finally:
+        if _previous is None:
+            del os.environ["PYSTRAY_BACKEND"]
+        else:
+            os.environ["PYSTRAY_BACKEND"] = _previous
+else:
+    import pystray
+
+import pystray._base
+
+import m3daemon.tray as tray_mod
+from m3daemon.tray import Tray, open_path, start_tray
+from m3daemon.tray.icons import ICON_SIZE, app_icon, icon_for, quantize_percent
+from m3daemon.tray.menu import (
+    SEPARATOR,
+    Action,
+    ActionKind,
+    MenuItemSpec,
+    build_menu,
+    notification_for,
+    short_time,
+    sync_percent,
+    tooltip,
+    worst_state,
+)
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def amsterdam() -> Iterator[datetime]:
+    """Local time is Europe/Amsterdam (UTC+2 in July); returns "now": Wed 17 July 2024, 20:00 local."""
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = "Europe/Amsterdam"
+    time.tzset()
+    try:
+        yield datetime(2024, 7, 17, 18, 0, tzinfo=UTC)
+    finally:
+        if old is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = old
+        time.tzset()
+
+
+def status(name: str = "East", state: SyncState = SyncState.UP_TO_DATE, **kw: Any) -> CongregationStatus:
+    kw.setdefault("media_dir", f"/media/{name}")
+    return CongregationStatus(name=name, config=f"/etc/m3daemon/{name}.toml", state=state, **kw)
+
+
+def labels(items: tuple[MenuItemSpec, ...]) -> list[str]:
+    return ["---" if i.separator else i.label for i in items]
+
+
+def find(items: tuple[MenuItemSpec, ...], label: str) -> MenuItemSpec:
+    return next(i for i in items if i.label == label)
+
+
+PASSWORD = ErrorView("AuthError", "The server refused the password.", "Run m3daemon setup again.", True)
+DISK = ErrorView("DiskFullError", "The disk is full.", "Free some space.", True)
+TIMEOUT = ErrorView("ConnectionProblem", "The server does not answer.", "Check the network.", False)
+
+
+# --- worst state ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("states", "worst"),
+    [
+        ([SyncState.UP_TO_DATE], SyncState.UP_TO_DATE),
+        ([SyncState.UP_TO_DATE, SyncState.PAUSED], SyncState.PAUSED),
+        ([SyncState.PAUSED, SyncState.SYNCING, SyncState.UP_TO_DATE], SyncState.SYNCING),
+        ([SyncState.SYNCING, SyncState.OFFLINE], SyncState.OFFLINE),
+        ([SyncState.OFFLINE, SyncState.ERROR, SyncState.SYNCING], SyncState.ERROR),
+        ([SyncState.ERROR, SyncState.UP_TO_DATE], SyncState.ERROR),
+    ],
+)
+def test_worst_state(states: list[SyncState], worst: SyncState) -> None:
+    statuses = [status(f"c{i}", s) for i, s in enumerate(states)]
+    assert worst_state(statuses) is worst
+    assert worst_state(list(reversed(statuses))) is worst
+
+
+def test_worst_state_of_nothing_is_not_configured() -> None:
+    assert worst_state([]) is SyncState.NOT_CONFIGURED
+
+
+# --- times ---------------------------------------------------------------------------------
+
+
+def test_short_time_is_local_and_short(amsterdam: datetime) -> None:
+    now = amsterdam
+    assert short_time("2024-07-17T16:05:00+00:00", now) == "18:05"  # today, UTC → CEST
+    assert short_time("2024-07-17T16:05:00Z", now) == "18:05"
+    assert short_time("2024-07-18T17:00:00+00:00", now) == "Thu 19:00"  # within a week: weekday
+    assert short_time("2024-07-15T08:30:00+00:00", now) == "Mon 10:30"
+    assert short_time("2024-06-01T08:30:00+00:00", now) == "2024-06-01 10:30"
+    assert short_time("2024-07-17T19:00:00", now) == "19:00"  # naive: already local
+    assert short_time("2024-07-18", now) == "tomorrow"  # a date alone: no time shown
+    assert short_time("2024-07-20", now) == "Sat"
+    assert short_time(None, now) is None
+    assert short_time("garbage", now) == "garbage"
+
+
+# --- the menu model ------------------------------------------------------------------------
+
+
+def test_single_congregation_menu(amsterdam: datetime) -> None:
+    st = status(last_sync="2024-07-17T16:05:00+00:00", next_meeting="2024-07-18T17:00:00+00:00")
+    items = build_menu([st], None, amsterdam)
+    assert labels(items) == [
+        "Update media folders now", "Open media folder", "Open dashboard", "Pause", "---",
+        "East: Up to date", "Last sync 18:05 · next meeting Thu 19:00", "---", "Quit",
+    ]
+    update = items[0]
+    assert update.default and update.enabled and update.action == Action(ActionKind.UPDATE_NOW)
+    assert [i.label for i in items if i.default] == ["Update media folders now"]
+    assert find(items, "Open media folder").action == Action(ActionKind.OPEN_FOLDER, "East", "/media/East")
+    assert not find(items, "Open dashboard").enabled  # no dashboard yet
+    assert find(items, "Pause").action == Action(ActionKind.PAUSE)
+    info = find(items, "Last sync 18:05 · next meeting Thu 19:00")
+    assert not info.enabled and info.action is None
+    assert find(items, "Quit").action == Action(ActionKind.QUIT)
+
+
+def test_menu_dashboard_enabled_with_url() -> None:
+    item = find(build_menu([status()], "http://127.0.0.1:8765/"), "Open dashboard")
+    assert item.enabled and item.action == Action(ActionKind.OPEN_DASHBOARD, target="http://127.0.0.1:8765/")
+
+
+def test_menu_paused_offers_resume() -> None:
+    items = build_menu([status(state=SyncState.PAUSED)], None)
+    assert "Pause" not in labels(items)
+    assert find(items, "Resume").action == Action(ActionKind.RESUME)
+    assert "East: Paused" in labels(items)
+
+
+def test_menu_never_synced_and_unknown_meeting_days() -> None:
+    items = build_menu([status(state=SyncState.STARTING, meeting_days_known=False)], None)
+    assert "Not synced yet · meeting days not known" in labels(items)
+
+
+def test_menu_shows_the_error_line() -> None:
+    items = build_menu([status(state=SyncState.ERROR, last_error=PASSWORD)], None)
+    assert "East: Error" in labels(items)
+    line = find(items, "The server refused the password.")
+    assert not line.enabled
+
+
+def test_menu_several_congregations(amsterdam: datetime) -> None:
+    east = status("East", last_sync="2024-07-17T16:05:00+00:00")
+    west = status("West", SyncState.SYNCING, progress=ProgressView(3, 10))
+    items = build_menu([east, west], None, amsterdam)
+    assert labels(items) == [
+        "Update media folders now", "---", "East: Up to date", "West: Syncing…", "---",
+        "Open dashboard", "Pause all", "---", "Quit",
+    ]
+    sub = find(items, "East: Up to date").submenu
+    assert sub is not None
+    assert labels(sub) == ["Last sync 18:05", "---", "Update now", "Open media folder", "Pause"]
+    assert find(sub, "Update now").action == Action(ActionKind.UPDATE_NOW, "East")
+    assert find(sub, "Open media folder").action == Action(ActionKind.OPEN_FOLDER, "East", "/media/East")
+    assert find(sub, "Pause").action == Action(ActionKind.PAUSE, "East")
+    west_sub = find(items, "West: Syncing…").submenu
+    assert west_sub is not None and find(west_sub, "Update now").action == Action(ActionKind.UPDATE_NOW, "West")
+    assert find(items, "Pause all").action == Action(ActionKind.PAUSE)
+    both_paused = build_menu([replace(east, state=SyncState.PAUSED), replace(west, state=SyncState.PAUSED)], None)
+    assert find(both_paused, "Resume all").action == Action(ActionKind.RESUME)
+
+
+def test_menu_without_congregations() -> None:
+    items = build_menu([], None)
+    assert labels(items) == ["Update media folders now", "Open dashboard", "---",
+                             "No congregation configured", "---", "Quit"]
+    assert not items[0].enabled
+    assert SEPARATOR.separator
+
+
+# --- tooltip -------------------------------------------------------------------------------
+
+
+def test_tooltip_single(amsterdam: datetime) -> None:
+    st = status(last_sync="2024-07-17T16:05:00+00:00", next_meeting="2024-07-18T17:00:00+00:00")
+    assert tooltip([st], amsterdam) == "m3daemon — Up to date (last sync 18:05; next meeting Thu 19:00)"
+    syncing = replace(st, state=SyncState.SYNCING, progress=ProgressView(12, 40, 35, 100))
+    assert tooltip([syncing], amsterdam) == "m3daemon — Syncing 12/40 files (35 %)"
+    by_files = replace(st, state=SyncState.SYNCING, progress=ProgressView(1, 4))
+    assert tooltip([by_files], amsterdam) == "m3daemon — Syncing 1/4 files (25 %)"
+    early = replace(st, state=SyncState.SYNCING, progress=ProgressView())
+    assert tooltip([early], amsterdam) == "m3daemon — Syncing…"
+    error = replace(st, state=SyncState.ERROR, last_error=DISK)
+    assert tooltip([error], amsterdam) == "m3daemon — Error: The disk is full."
+    offline = replace(st, state=SyncState.OFFLINE, next_meeting=None)
+    assert tooltip([offline], amsterdam) == "m3daemon — Offline (last sync 18:05)"
+
+
+def test_tooltip_several_and_cut(amsterdam: datetime) -> None:
+    east = status("East", last_sync="2024-07-17T16:05:00+00:00")
+    west = status("West", SyncState.SYNCING, progress=ProgressView(3, 10))
+    assert tooltip([east, west], amsterdam) == (
+        "m3daemon — Syncing…\nEast: Up to date (last sync 18:05)\nWest: Syncing 3/10 files (30 %)")
+    many = [status(f"Congregation number {i}") for i in range(10)]
+    text = tooltip(many, amsterdam)
+    assert len(text) <= 127 and text.endswith("…")
+    assert tooltip([]) == "m3daemon — No congregation configured"
+
+
+def test_sync_percent_across_congregations() -> None:
+    a = status("A", SyncState.SYNCING, progress=ProgressView(1, 2, 10, 100))
+    b = status("B", SyncState.SYNCING, progress=ProgressView(0, 2, 0, 100))
+    assert sync_percent([a, b]) == 5
+    assert sync_percent([status()]) is None
+
+
+# --- notifications -------------------------------------------------------------------------
+
+
+def test_notify_when_a_failure_needing_a_person_appears() -> None:
+    ok = status(last_sync="2024-07-17T16:05:00+00:00")
+    bad = replace(ok, state=SyncState.ERROR, last_error=PASSWORD)
+    assert notification_for(ok, bad) == (
+        "East: action needed", "The server refused the password. Run m3daemon setup again.")
+    assert notification_for(None, bad) is not None  # already failing when the daemon starts
+    # the same failure again (retry, routine poll, a sync attempt in between): quiet
+    assert notification_for(bad, bad) is None
+    assert notification_for(replace(bad, state=SyncState.SYNCING), bad) is None
+    # another failure that needs a person: notify again
+    assert notification_for(bad, replace(bad, last_error=DISK)) == (
+        "East: action needed", "The disk is full. Free some space.")
+
+
+def test_no_notification_for_routine_changes() -> None:
+    ok = status()
+    offline = replace(ok, state=SyncState.OFFLINE, last_error=TIMEOUT)
+    syncing = replace(ok, state=SyncState.SYNCING)
+    assert notification_for(ok, offline) is None  # no person needed: the daemon retries
+    assert notification_for(ok, replace(ok, state=SyncState.ERROR, last_error=TIMEOUT)) is None
+    assert notification_for(ok, syncing) is None
+    assert notification_for(syncing, replace(ok, last_result={"reason": "schedule"})) is None
+    assert notification_for(syncing, replace(ok, last_result=None)) is None
+    assert notification_for(ok, replace(ok, state=SyncState.PAUSED)) is None
+
+
+def test_notify_media_ready_after_pre_meeting_sync() -> None:
+    syncing = status(state=SyncState.SYNCING)
+    done = status(last_result={"reason": "pre-meeting", "downloaded": 3})
+    title, message = notification_for(syncing, done) or ("", "")
+    assert title == "Media ready for the meeting"
+    assert message == "East: the media folders are up to date."
+    assert notification_for(done, done) is None  # only on the SYNCING → UP_TO_DATE step
+    assert notification_for(None, done) is None
+    with_meeting = replace(done, next_meeting=(datetime.now() + timedelta(hours=1)).isoformat())
+    _title, message = notification_for(syncing, with_meeting) or ("", "")
+    assert message.startswith("East: the media folders are up to date for the meeting (")
+
+
+# --- icons ---------------------------------------------------------------------------------
+
+
+def test_icon_per_state_is_distinct_64px_rgba() -> None:
+    images = {state: icon_for(state) for state in SyncState}
+    for img in images.values():
+        assert img.size == (ICON_SIZE, ICON_SIZE) == (64, 64)
+        assert img.mode == "RGBA"
+        assert img.getpixel((0, 0))[3] == 0  # transparent corners
+        assert img.getpixel((32, 32))[3] == 255
+    blobs = {img.tobytes() for img in images.values()}
+    assert len(blobs) == len(SyncState)
+
+
+def test_icon_cache_and_progress_variants() -> None:
+    assert icon_for(SyncState.UP_TO_DATE) is icon_for(SyncState.UP_TO_DATE)
+    plain = icon_for(SyncState.SYNCING)
+    p35 = icon_for(SyncState.SYNCING, 35)
+    assert p35.tobytes() != plain.tobytes() != icon_for(SyncState.SYNCING, 80).tobytes()
+    assert icon_for(SyncState.SYNCING, 37) is p35  # quantized: no redraw for every percent
+    assert icon_for(SyncState.UP_TO_DATE, 50) is icon_for(SyncState.UP_TO_DATE)  # only syncing has progress
+    assert [quantize_percent(p) for p in (None, -3, 0, 4, 5, 99, 100, 130)] == [None, 0, 0, 0, 5, 95, 100, 100]
+    big = app_icon(128)
+    assert big.size == (128, 128) and big.mode == "RGBA"
+
+
+# --- the pystray adapter on the dummy backend ----------------------------------------------
+
+
+class FakeIcon(pystray._base.Icon):  # type: ignore[misc]
+    """pystray's abstract Icon with no-op platform methods and a loop that waits for stop()."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._stop_ev = threading.Event()
+        self.notifications: list[tuple[str | None, str]] = []
+        self.menu_updates = 0
+
+    def _show(self) -> None: ...
+
+    def _hide(self) -> None: ...
+
+    def _update_icon(self) -> None: ...
+
+    def _update_title(self) -> None: ...
+
+    def _update_menu(self) -> None:
+        self.menu_updates += 1
+
+    def _notify(self, message: str, title: str | None = None) -> None:
+        self.notifications.append((title, message))
+
+    def _remove_notification(self) -> None: ...
+
+    def _run(self) -> None:
+        self._mark_ready()
+        self._stop_ev.wait()
+
+    def _stop(self) -> None:
+        self._stop_ev.set()
+
+
+class FakeControl:
+    """A DaemonControl: records calls; pause/resume flip the state like the daemon would."""
+
+    def __init__(self, statuses: list[CongregationStatus], url: str | None = None) -> None:
+        self._statuses = statuses
+        self.url = url
+        self.calls: list[tuple[str, str | None]] = []
+        self.lock = threading.Lock()
+
+    def statuses(self) -> list[CongregationStatus]:
+        with self.lock:
+            return list(self._statuses)
+
+    def set(self, *statuses: CongregationStatus) -> None:
+        with self.lock:
+            self._statuses = list(statuses)
+
+    def _flip(self, name: str | None, state: SyncState) -> None:
+        with self.lock:
+            self._statuses = [replace(s, state=state) if name in (None, s.name) else s for s in self._statuses]
+
+    def update_now(self, name: str | None = None) -> None:
+        self.calls.append(("update_now", name))
+
+    def pause(self, name: str | None = None) -> None:
+        self.calls.append(("pause", name))
+        self._flip(name, SyncState.PAUSED)
+
+    def resume(self, name: str | None = None) -> None:
+        self.calls.append(("resume", name))
+        self._flip(name, SyncState.UP_TO_DATE)
+
+    def quit(self) -> None:
+        self.calls.append(("quit", None))
+
+    def dashboard_url(self) -> str | None:
+        return self.url
+
+
+class Harness:
+    def __init__(self, control: FakeControl) -> None:
+        self.control = control
+        self.opened: list[str] = []
+        self.browsed: list[str] = []
+        self.tray = Tray(control, pystray, icon_cls=FakeIcon, opener=self.opened.append,
+                         browser=self.browsed.append)
+
+    @property
+    def icon(self) -> FakeIcon:
+        icon: FakeIcon = self.tray._icon
+        return icon
+
+    def item(self, label: str, menu: Any = None) -> Any:
+        items = (menu if menu is not None else self.icon.menu).items
+        found = [i for i in items if str(i.text) == label]
+        assert found, f"no menu item {label!r} in {[str(i.text) for i in items]}"
+        return found[0]
+
+    def click(self, label: str, menu: Any = None) -> None:
+        """What a click does in a backend: MenuItem.__call__(icon) runs action(icon, item)."""
+        item = self.item(label, menu)
+        assert item.enabled
+        item(self.icon)
+        assert self.tray.wait_idle()
+
+    def wait_for(self, what: Callable[[], bool], timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not what():
+            assert time.monotonic() < deadline, "timed out"
+            time.sleep(0.01)
+
+
+@pytest.fixture
+def harness() -> Iterator[Harness]:
+    h = Harness(FakeControl([status(last_sync=datetime.now(UTC).isoformat())]))
+    h.tray.start(timeout=5)
+    try:
+        yield h
+    finally:
+        h.tray.stop()
+
+
+def test_adapter_builds_the_pystray_menu(harness: Harness) -> None:
+    texts = [str(i.text) for i in harness.icon.menu.items]
+    assert texts[:4] == ["Update media folders now", "Open media folder", "Open dashboard", "Pause"]
+    assert texts[-1] == "Quit"
+    assert harness.item("Update media folders now").default
+    assert harness.icon.visible
+    assert harness.tray.running and harness.tray.has_menu
+
+
+def test_update_now_through_the_menu_item(harness: Harness) -> None:
+    harness.click("Update media folders now")
+    assert harness.control.calls == [("update_now", None)]
+
+
+def test_default_action_is_update_now(harness: Harness) -> None:
+    harness.icon()  # a left click on backends with a default action
+    assert harness.tray.wait_idle()
+    assert harness.control.calls == [("update_now", None)]
+
+
+def test_pause_toggles(harness: Harness) -> None:
+    harness.click("Pause")
+    assert harness.control.calls == [("pause", None)]
+    harness.wait_for(lambda: "Resume" in [str(i.text) for i in harness.icon.menu.items])
+    assert harness.tray.icon_state == (SyncState.PAUSED, None)
+    harness.click("Resume")
+    assert harness.control.calls == [("pause", None), ("resume", None)]
+    harness.wait_for(lambda: "Pause" in [str(i.text) for i in harness.icon.menu.items])
+
+
+def test_quit_calls_quit(harness: Harness) -> None:
+    harness.click("Quit")
+    assert harness.control.calls == [("quit", None)]
+
+
+def test_open_dashboard_disabled_until_there_is_a_url(harness: Harness) -> None:
+    item = harness.item("Open dashboard")
+    assert not item.enabled
+    item(harness.icon)  # even if a backend let it through, nothing happens
+    assert harness.tray.wait_idle() and harness.browsed == []
+    harness.control.url = "http://127.0.0.1:8765/"
+    harness.tray.refresh()
+    harness.wait_for(lambda: harness.item("Open dashboard").enabled)
+    harness.click("Open dashboard")
+    assert harness.browsed == ["http://127.0.0.1:8765/"]
+
+
+def test_open_media_folder(harness: Harness) -> None:
+    harness.click("Open media folder")
+    assert harness.opened == ["/media/East"]
+
+
+def test_refresh_redraws_icon_and_tooltip(harness: Harness) -> None:
+    assert harness.tray.icon_state == (SyncState.UP_TO_DATE, None)
+    assert harness.icon.icon is icon_for(SyncState.UP_TO_DATE)
+    drawn: list[tuple[SyncState, int | None]] = []
+    harness.tray.on_icon_change = lambda state, pct: drawn.append((state, pct))
+    harness.control.set(status(state=SyncState.SYNCING, progress=ProgressView(12, 40, 35, 100)))
+    harness.tray.refresh()
+    harness.wait_for(lambda: harness.tray.icon_state == (SyncState.SYNCING, 35))
+    assert harness.icon.icon is icon_for(SyncState.SYNCING, 35)
+    assert harness.icon.title == "m3daemon — Syncing 12/40 files (35 %)"
+    harness.control.set(status(state=SyncState.ERROR, last_error=DISK))
+    for _ in range(20):  # bursts are coalesced
+        harness.tray.refresh()
+    harness.wait_for(lambda: harness.tray.icon_state == (SyncState.ERROR, None))
+    assert drawn[0] == (SyncState.SYNCING, 35) and drawn[-1] == (SyncState.ERROR, None)
+    assert "The disk is full." in [str(i.text) for i in harness.icon.menu.items]
+
+
+def test_menu_not_rebuilt_when_nothing_changed(harness: Harness) -> None:
+    harness.control.set(status(state=SyncState.SYNCING, progress=ProgressView(1, 10)))
+    harness.tray.refresh()
+    harness.wait_for(lambda: harness.tray.icon_state == (SyncState.SYNCING, 10))
+    before = harness.icon.menu
+    harness.control.set(status(state=SyncState.SYNCING, progress=ProgressView(5, 10)))
+    harness.tray.refresh()
+    harness.wait_for(lambda: harness.tray.icon_state == (SyncState.SYNCING, 50))
+    assert harness.icon.menu is before  # progress lives in the icon and tooltip, not the menu
+
+
+def test_notify_shows_a_notification(harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="m3daemon.tray"):
+        harness.tray.notify("Media ready for the meeting", "East: the media folders are up to date.")
+    assert harness.icon.notifications == [("Media ready for the meeting", "East: the media folders are up to date.")]
+    assert "Media ready for the meeting" in caplog.text
+
+
+def test_several_congregations_in_submenus() -> None:
+    h = Harness(FakeControl([status("East"), status("West", SyncState.OFFLINE, last_error=TIMEOUT)]))
+    h.tray.start(timeout=5)
+    try:
+        assert h.tray.icon_state == (SyncState.OFFLINE, None)
+        west = h.item("West: Offline").submenu
+        assert west is not None
+        h.click("Update now", west)
+        h.click("Pause", west)
+        h.click("Open media folder", h.item("East: Up to date").submenu)
+        h.click("Update media folders now")
+        assert h.control.calls == [("update_now", "West"), ("pause", "West"), ("update_now", None)]
+        assert h.opened == ["/media/East"]
+        h.wait_for(lambda: "West: Paused" in [str(i.text) for i in h.icon.menu.items])
+        assert h.tray.icon_state == (SyncState.PAUSED, None)
+    finally:
+        h.tray.stop()
+
+
+def test_stop_from_another_thread_ends_every_thread() -> None:
+    h = Harness(FakeControl([status()]))
+    before = set(threading.enumerate())
+    h.tray.start(timeout=5)
+    stopper = threading.Thread(target=h.tray.stop)
+    stopper.start()
+    stopper.join(5)
+    h.tray.stop()  # idempotent
+    assert not h.tray.running
+    h.wait_for(lambda: not (set(threading.enumerate()) - before - {stopper}))
+    h.tray.refresh()  # harmless after stop
+    h.tray.notify("t", "m")
+
+
+def test_a_failing_action_does_not_end_the_tray(harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
+    def boom(name: str | None = None) -> None:
+        raise RuntimeError("boom")
+
+    harness.control.update_now = boom  # type: ignore[method-assign]
+    with caplog.at_level(logging.ERROR, logger="m3daemon.tray"):
+        harness.click("Update media folders now")
+    assert "tray action failed" in caplog.text
+    harness.click("Quit")
+    assert harness.control.calls == [("quit", None)]
+
+
+def test_xorg_titles_are_latin1() -> None:
+    """python-xlib writes the xorg backend's title as a Latin-1 window name: "—" would raise."""
+    tray = Tray(FakeControl([]), pystray, backend="xorg", icon_cls=FakeIcon)
+    assert tray._shown_title("m3daemon — Syncing… Zoë ✓") == "m3daemon - Syncing... Zoë ?"
+    assert Tray(FakeControl([]), pystray, icon_cls=FakeIcon)._shown_title("a — b") == "a — b"
+
+
+# --- start_tray: when there is no tray ------------------------------------------------------
+
+
+def test_start_tray_no_tray_flag(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="m3daemon.tray"):
+        assert start_tray(FakeControl([status()]), no_tray=True) is None
+    assert [r.getMessage() for r in caplog.records] == ["tray icon disabled (--no-tray)"]
+
+
+def test_start_tray_without_display(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setattr(tray_mod.sys, "platform", "linux")
+    with caplog.at_level(logging.INFO, logger="m3daemon.tray"):
+        assert start_tray(FakeControl([status()])) is None
+    assert len(caplog.records) == 1
+    assert "no display" in caplog.records[0].getMessage()
+
+
+def test_start_tray_when_no_backend_works(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The dummy backend cannot run: start_tray says so once and leaves no thread behind."""
+    monkeypatch.setenv("DISPLAY", ":987")
+    monkeypatch.setenv("PYSTRAY_BACKEND", "dummy")
+    before = set(threading.enumerate())
+    with caplog.at_level(logging.INFO, logger="m3daemon.tray"):
+        assert start_tray(FakeControl([status()]), ready_timeout=5) is None
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "no tray backend works here" in warnings[0] and "dummy" in warnings[0]
+    deadline = time.monotonic() + 5
+    while {t for t in set(threading.enumerate()) - before if not t.daemon}:  # pystray's setup thread ended
+        assert time.monotonic() < deadline, "a non-daemon thread would keep the daemon from exiting"
+        time.sleep(0.01)
+
+
+def test_start_tray_import_failure_is_guarded(monkeypatch: pytest.MonkeyPatch,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    """An unknown backend makes ``import pystray`` raise; start_tray runs on without a tray."""
+    monkeypatch.setenv("DISPLAY", ":987")
+    monkeypatch.setenv("PYSTRAY_BACKEND", "nosuchbackend")
+    saved = {n: m for n, m in sys.modules.items() if n == "pystray" or n.startswith("pystray.")}
+    try:
+        with caplog.at_level(logging.INFO, logger="m3daemon.tray"):
+            assert start_tray(FakeControl([status()])) is None
+    finally:
+        sys.modules.update(saved)
+    assert "nosuchbackend" in caplog.text
+
+
+# --- opening a folder ----------------------------------------------------------------------
+
+
+@pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="xdg-open is the Linux opener")
+def test_open_path_runs_xdg_open_without_waiting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log_file = tmp_path / "opened.txt"
+    fake = bin_dir / "xdg-open"
+    fake.write_text(f'#!/bin/sh\nsleep 1\nprintf "%s" "$1" > "{log_file}"\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    media = tmp_path / "media"
+    media.mkdir()
+    started = time.monotonic()
+    open_path(str(media / "not-there-yet"))  # opens the nearest existing folder
+    assert time.monotonic() - started < 0.8  # did not wait for the opener
+    deadline = time.monotonic() + 10
+    while not log_file.exists() or not log_file.read_text():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert log_file.read_text() == str(media)
+
+
+def test_open_path_without_opener_only_logs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(tray_mod.sys, "platform", "linux")
+    with caplog.at_level(logging.WARNING, logger="m3daemon.tray"):
+        open_path(str(tmp_path))
+    assert "cannot open" in caplog.text

@@ -1,0 +1,394 @@
+"""The tray with a real pystray backend on a real X server: Xvfb, a session D-Bus, and trayer as
+the system tray (XEMBED).
+
+The tray runs in a subprocess (pystray chooses its backend when imported, so DISPLAY and the bus
+must be set before that), with a fake DaemonControl whose ``update_now`` writes a marker file,
+turns the congregation to "syncing" until the test says so, then back to "up to date".
+
+* ``appindicator`` (what ``start_tray`` picks first when PyGObject is there): with no
+  StatusNotifier host it falls back to an XEMBED icon. It has no default action: a left click
+  opens the menu, and the keyboard chooses its first item, *Update media folders now*.
+* ``gtk``: a left click is the default action, *Update media folders now*.
+
+Both check the icon on the screen: green (up to date) → blue (syncing) → green, by reading
+pixels of the icon's window. The appindicator run saves a screenshot of the open menu; with
+``M3DAEMON_UPDATE_SCREENSHOTS=1`` it is copied to ``docs/screenshots/tray-menu.png``.
+
+Needs the Debian packages xvfb, xdotool, trayer, dbus-daemon, gir1.2-gtk-3.0,
+gir1.2-ayatanaappindicator3-0.1, and PyGObject in the venv (the ``test`` extra). A missing one
+skips the tests, or fails them under CI=true.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from servers import skip_or_fail
+
+from m3daemon.daemon.state import SyncState
+from m3daemon.tray.icons import STATE_COLOURS
+
+REPO = Path(__file__).resolve().parent.parent
+SCREENSHOT = REPO / "docs" / "screenshots" / "tray-menu.png"
+
+TOOLS = {"Xvfb": "xvfb", "xdotool": "xdotool", "trayer": "trayer", "dbus-daemon": "dbus-daemon"}
+
+# The tray app, run as `python APP WORKDIR`. Files in WORKDIR: "backend" (written once the icon
+# is up), "icon" (the state it drew last), "update_now" (marker); the test creates "release"
+# (end the sync) and "stop" (stop the tray and exit).
+APP = textwrap.dedent('''
+    import logging, sys, threading, time
+    from dataclasses import replace
+    from datetime import datetime, timedelta, timezone
+    from pathlib import Path
+
+    from m3daemon.daemon.state import CongregationStatus, ProgressView, SyncState
+    from m3daemon.tray import start_tray
+
+    logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(name)s %(levelname)s %(message)s")
+    work = Path(sys.argv[1])
+
+    def put(name, text):
+        tmp = work / (name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(work / name)
+
+    class Control:
+        def __init__(self):
+            self.lock = threading.Lock()
+            self.tray = None
+            self.st = CongregationStatus(
+                name="East", config=str(work / "east.toml"), state=SyncState.UP_TO_DATE, media_dir=str(work),
+                last_sync=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                next_meeting=(datetime.now().astimezone() + timedelta(days=2)).replace(
+                    hour=19, minute=0, second=0, microsecond=0).isoformat())
+
+        def statuses(self):
+            with self.lock:
+                return [self.st]
+
+        def _set(self, **changes):
+            with self.lock:
+                self.st = replace(self.st, **changes)
+            self.tray.refresh()
+
+        def update_now(self, name=None):
+            put("update_now", repr(name))
+            threading.Thread(target=self._sync, daemon=True).start()
+
+        def _sync(self):
+            self._set(state=SyncState.SYNCING, progress=ProgressView(3, 10, 30, 100))
+            deadline = time.monotonic() + 30
+            while not (work / "release").exists() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            self._set(state=SyncState.UP_TO_DATE, progress=ProgressView(),
+                      last_sync=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+            self.tray.notify("Media ready for the meeting", "East: the media folders are up to date.")
+
+        def pause(self, name=None): put("pause", repr(name))
+        def resume(self, name=None): put("resume", repr(name))
+        def quit(self): put("stop", "quit")
+        def dashboard_url(self): return None
+
+    control = Control()
+    tray = start_tray(control)
+    if tray is None:
+        put("backend", "none")
+        sys.exit(3)
+    control.tray = tray
+    tray.on_icon_change = lambda state, percent: put("icon", f"{state.value} {percent}")
+    state, percent = tray.icon_state
+    put("icon", f"{state.value} {percent}")
+    put("backend", tray.backend)
+    deadline = time.monotonic() + 60
+    while not (work / "stop").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    tray.stop()
+    print("stopped", flush=True)
+''')
+
+
+def _wait(what: Callable[[], Any], timeout: float, message: str, on_fail: Callable[[], str] = str) -> Any:
+    """Poll ``what`` until truthy; fail with ``message`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = what()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"{message} (after {timeout:g} s){on_fail()}", pytrace=False)
+        time.sleep(0.03)
+
+
+def _stop(proc: subprocess.Popen[Any] | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(3)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(3)
+
+
+def _check_requirements() -> None:
+    missing = [f"{tool} (Debian package {pkg})" for tool, pkg in TOOLS.items() if shutil.which(tool) is None]
+    if missing:
+        skip_or_fail("the tray test needs " + ", ".join(missing))
+    probe = subprocess.run(
+        [sys.executable, "-c",
+         "import gi; gi.require_version('Gtk', '3.0'); gi.require_version('AyatanaAppIndicator3', '0.1')"],
+        capture_output=True, text=True, timeout=30, check=False)
+    if probe.returncode != 0:
+        skip_or_fail("the tray test needs PyGObject in the venv (pip install 'PyGObject<3.51', which builds "
+                     "with the Debian packages libgirepository1.0-dev libcairo2-dev pkg-config) and the Debian "
+                     "packages gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1: "
+                     + (probe.stderr.strip().splitlines() or ["?"])[-1])
+    try:
+        import Xlib.display  # noqa: F401 - python-xlib comes with pystray
+    except ImportError:
+        skip_or_fail("the tray test needs python-xlib (a dependency of pystray)")
+
+
+@dataclass
+class XSession:
+    display: str
+    env: dict[str, str]
+    xlib: Any  # Xlib.display.Display, for reading pixels
+
+    def grab(self, x: int, y: int, w: int, h: int) -> Any:
+        from PIL import Image
+        from Xlib import X
+
+        raw = self.xlib.screen().root.get_image(x, y, w, h, X.ZPixmap, 0xFFFFFFFF)
+        return Image.frombytes("RGB", (w, h), raw.data, "raw", "BGRX")
+
+    def xdotool(self, *args: str) -> str:
+        out = subprocess.run(["xdotool", *args], env=self.env, capture_output=True, text=True, timeout=10,
+                             check=False)
+        return out.stdout
+
+    def visible_toplevels(self) -> dict[int, tuple[int, int, int, int]]:
+        """Mapped children of the root window: id → (x, y, w, h)."""
+        from Xlib import X
+        from Xlib.error import XError
+
+        result = {}
+        for win in self.xlib.screen().root.query_tree().children:
+            try:
+                attrs = win.get_attributes()
+                if attrs.map_state != X.IsViewable:
+                    continue
+                g = win.get_geometry()
+            except XError:  # the window went away meanwhile
+                continue
+            result[win.id] = (g.x, g.y, g.width, g.height)
+        return result
+
+
+@pytest.fixture(scope="module")
+def xsession(tmp_path_factory: pytest.TempPathFactory) -> Iterator[XSession]:
+    """Xvfb on a free display, a private session bus, and trayer as the tray; all killed at the end."""
+    _check_requirements()
+    import Xlib.display
+
+    procs: list[subprocess.Popen[Any]] = []
+    xlib = None
+    logs = tmp_path_factory.mktemp("xsession")
+    try:
+        # Xvfb chooses a free display itself and writes its number to the pipe once it accepts clients
+        read_fd, write_fd = os.pipe()
+        xvfb = subprocess.Popen(
+            ["Xvfb", "-displayfd", str(write_fd), "-nolisten", "tcp", "-screen", "0", "480x320x24"],
+            pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=(logs / "xvfb.log").open("w"),
+            start_new_session=True)
+        procs.append(xvfb)
+        os.close(write_fd)
+        with os.fdopen(read_fd) as pipe:
+            number = pipe.readline().strip()
+        if not number:
+            pytest.fail(f"Xvfb did not start: {(logs / 'xvfb.log').read_text()[-500:]}", pytrace=False)
+        display = f":{number}"
+
+        bus = subprocess.Popen(
+            ["dbus-daemon", "--session", "--nofork", "--nopidfile", "--print-address=1"],
+            stdout=subprocess.PIPE, stderr=(logs / "dbus.log").open("w"), text=True, start_new_session=True)
+        procs.append(bus)
+        assert bus.stdout is not None
+        address = bus.stdout.readline().strip()
+        if not address:
+            pytest.fail(f"dbus-daemon did not start: {(logs / 'dbus.log').read_text()[-500:]}", pytrace=False)
+
+        env = {k: v for k, v in os.environ.items() if k not in ("WAYLAND_DISPLAY", "PYSTRAY_BACKEND")}
+        env.update(DISPLAY=display, DBUS_SESSION_BUS_ADDRESS=address, GDK_BACKEND="x11", NO_AT_BRIDGE="1",
+                   PYTHONPATH=os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p))
+
+        procs.append(subprocess.Popen(
+            ["trayer", "--edge", "top", "--align", "left", "--widthtype", "request", "--height", "32",
+             "--SetDockType", "false", "--transparent", "false", "--expand", "false"],
+            env=env, stdout=subprocess.DEVNULL, stderr=(logs / "trayer.log").open("w"), start_new_session=True))
+
+        xlib = Xlib.display.Display(display)
+        tray_atom = xlib.intern_atom("_NET_SYSTEM_TRAY_S0")
+        _wait(lambda: xlib.get_selection_owner(tray_atom) != 0, 10, "trayer did not become the system tray",
+              lambda: (logs / "trayer.log").read_text()[-500:])
+        yield XSession(display, env, xlib)
+    finally:
+        if xlib is not None:
+            xlib.close()
+        for proc in reversed(procs):
+            _stop(proc)
+            if proc.stdout is not None:
+                proc.stdout.close()
+
+
+def _colour_of(img: Any) -> SyncState | None:
+    """The state whose icon colour covers most of ``img`` (None: no icon colour at all)."""
+    counts = dict.fromkeys(STATE_COLOURS, 0)
+    data = img.convert("RGB").tobytes()
+    for i in range(0, len(data), 3):
+        r, g, b = data[i], data[i + 1], data[i + 2]
+        for state, (cr, cg, cb) in STATE_COLOURS.items():
+            if abs(r - cr) + abs(g - cg) + abs(b - cb) < 45:
+                counts[state] += 1
+    best = max(counts, key=lambda s: counts[s])
+    return best if counts[best] >= 20 else None
+
+
+class TrayApp:
+    def __init__(self, x: XSession, work: Path, backend: str | None) -> None:
+        self.x = x
+        self.work = work
+        script = work / "m3daemon_tray_app.py"
+        script.write_text(APP)
+        env = dict(x.env)
+        if backend is not None:
+            env["PYSTRAY_BACKEND"] = backend
+        self.stderr_path = work / "app.log"
+        self.proc = subprocess.Popen(
+            [sys.executable, str(script), str(work)], env=env, stdout=subprocess.PIPE,
+            stderr=self.stderr_path.open("w"), stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+
+    def log(self) -> str:
+        return "\n--- tray app log:\n" + self.stderr_path.read_text()[-3000:]
+
+    def read(self, name: str) -> str | None:
+        try:
+            return (self.work / name).read_text()
+        except FileNotFoundError:
+            return None
+
+    def wait_file(self, name: str, timeout: float, message: str) -> str:
+        def ready() -> str | None:
+            if self.proc.poll() is not None and not (self.work / name).exists():
+                pytest.fail(f"the tray app exited ({self.proc.returncode}) before {message}{self.log()}",
+                            pytrace=False)
+            return self.read(name)
+
+        result: str = _wait(ready, timeout, message, self.log)
+        return result
+
+    def icon_window(self) -> tuple[int, int, int, int]:
+        """(x, y, w, h) on the screen of the docked icon (its WM_CLASS contains "m3daemon")."""
+        def find() -> tuple[int, int, int, int] | None:
+            for wid in self.x.xdotool("search", "--onlyvisible", "--class", "m3daemon").split():
+                shell = self.x.xdotool("getwindowgeometry", "--shell", wid)
+                g = dict(line.split("=", 1) for line in shell.split() if "=" in line)
+                x, y, w, h = (int(g[k]) for k in ("X", "Y", "WIDTH", "HEIGHT"))
+                if 16 <= w <= 64 and 16 <= h <= 64 and y < 40:  # the tray icon, not a menu
+                    return x, y, w, h
+            return None
+
+        result: tuple[int, int, int, int] = _wait(find, 10, "the tray icon did not appear in trayer", self.log)
+        return result
+
+    def icon_colour(self, geometry: tuple[int, int, int, int]) -> SyncState | None:
+        return _colour_of(self.x.grab(*geometry))
+
+    def wait_colour(self, geometry: tuple[int, int, int, int], state: SyncState, timeout: float = 5) -> None:
+        _wait(lambda: self.icon_colour(geometry) is state, timeout,
+              f"the icon on screen did not turn {state.value} (it is {self.icon_colour(geometry)}, "
+              f"the app drew {self.read('icon')!r})", self.log)
+
+    def close(self) -> None:
+        try:
+            (self.work / "stop").write_text("test")
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            pass
+        finally:
+            _stop(self.proc)
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
+
+
+@pytest.fixture
+def tray_app(xsession: XSession, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[TrayApp]:
+    app = TrayApp(xsession, tmp_path, request.param)
+    try:
+        yield app
+    finally:
+        app.close()
+
+
+def _click_update_now(app: TrayApp, backend: str, icon: tuple[int, int, int, int], shot: Path) -> None:
+    x, y, w, h = icon
+    cx, cy = x + w // 2, y + h // 2
+    # (no "mousemove --sync": it waits forever when the pointer is already there)
+    if backend == "gtk":  # a left click is the default action
+        app.x.xdotool("mousemove", str(cx), str(cy), "click", "1")
+        return
+    # appindicator: a left click opens the menu; its first item is "Update media folders now"
+    before = app.x.visible_toplevels()
+    app.x.xdotool("mousemove", str(cx), str(cy), "click", "1")
+
+    def menu() -> tuple[int, int, int, int] | None:
+        new = {wid: g for wid, g in app.x.visible_toplevels().items() if wid not in before}
+        return next((g for g in new.values() if g[2] > 80 and g[3] > 60), None)
+
+    mx, my, mw, mh = _wait(menu, 5, "the menu did not open", app.log)
+    time.sleep(0.3)  # let GTK paint the menu before the screenshot
+    right, bottom = min(480, max(mx + mw, x + w) + 16), min(320, my + mh + 16)
+    app.x.grab(0, 0, right, bottom).save(shot)
+    app.x.xdotool("key", "--delay", "60", "Down", "Return")
+
+
+@pytest.mark.parametrize("tray_app", ["appindicator", "gtk"], indirect=True)
+def test_click_update_now_syncs_and_the_icon_changes(tray_app: TrayApp, request: pytest.FixtureRequest) -> None:
+    wanted = request.node.callspec.params["tray_app"]
+    app = tray_app
+    backend = app.wait_file("backend", 15, "the tray icon came up")
+    assert backend == wanted, f"start_tray chose {backend!r}{app.log()}"
+    icon = app.icon_window()
+    app.wait_colour(icon, SyncState.UP_TO_DATE)
+    assert app.read("update_now") is None
+
+    shot = app.work / "tray-menu.png"
+    _click_update_now(app, backend, icon, shot)
+
+    assert app.wait_file("update_now", 10, "a click on the icon ran update_now") == "None"
+    app.wait_colour(icon, SyncState.SYNCING)
+    _wait(lambda: app.read("icon") == "syncing 30", 5, "the app did not draw 'syncing 30 %'", app.log)
+    (app.work / "release").write_text("done")
+    app.wait_colour(icon, SyncState.UP_TO_DATE)
+    _wait(lambda: app.read("icon") == "up-to-date None", 5, "the app did not draw 'up to date'", app.log)
+
+    (app.work / "stop").write_text("test")
+    assert app.proc.wait(10) == 0, app.log()
+    assert app.proc.stdout is not None and app.proc.stdout.read().strip() == "stopped"
+
+    if backend == "appindicator":
+        assert shot.exists()
+        if os.environ.get("M3DAEMON_UPDATE_SCREENSHOTS") == "1":
+            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(shot, SCREENSHOT)
