@@ -392,3 +392,41 @@ def test_click_update_now_syncs_and_the_icon_changes(tray_app: TrayApp, request:
         if os.environ.get("M3DAEMON_UPDATE_SCREENSHOTS") == "1":
             SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(shot, SCREENSHOT)
+
+
+def test_the_real_daemon_in_the_tray_syncs_on_a_click(
+    xsession: XSession, wsgidav_server: Any, isolated_env: Path
+) -> None:
+    """`m3daemon run` with its tray: a click on the icon makes the daemon sync from the server."""
+    from member import Member, iso
+    from servers import make_tree
+
+    (wsgidav_server.root / "Cong").mkdir()
+    m = Member.create(isolated_env, wsgidav_server.url, "/dav/Cong", wsgidav_server.username,
+                      wsgidav_server.password, wsgidav_server.ca_file)
+    env = {**xsession.env, "PYSTRAY_BACKEND": "gtk", "M3DAEMON_PASSWORD": m.password,
+           "M3DAEMON_CONFIG": str(m.config_path), "M3DAEMON_DOWNLOAD_LIMIT_BPS": "4000000",
+           **{k: os.environ[k] for k in os.environ if k.startswith("XDG_") or k == "HOME"}}
+    log = isolated_env / "daemon.log"
+    proc = subprocess.Popen([sys.executable, "-m", "m3daemon", "-v", "run"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=log.open("w"), stdin=subprocess.DEVNULL, start_new_session=True)
+
+    class Probe(TrayApp):  # reuse the icon helpers with the daemon's process
+        def __init__(self) -> None:
+            self.x, self.work, self.proc, self.stderr_path = xsession, isolated_env, proc, log
+
+    app = Probe()
+    try:
+        icon = app.icon_window()
+        app.wait_colour(icon, SyncState.UP_TO_DATE, timeout=15)
+        make_tree(wsgidav_server.root / "Cong", {f"Media/{iso(1)}/talk.mp4": os.urandom(6_000_000)})
+        wsgidav_server.clear_log()
+        x, y, w, h = icon
+        xsession.xdotool("mousemove", str(x + w // 2), str(y + h // 2), "click", "1")
+        app.wait_colour(icon, SyncState.SYNCING, timeout=10)
+        app.wait_colour(icon, SyncState.UP_TO_DATE, timeout=15)
+        assert ("PROPFIND", "/dav/Cong/", 207) in wsgidav_server.request_log()
+        assert m.files() == {f"{iso(1)}/talk.mp4": (wsgidav_server.root / "Cong/Media" / iso(1) / "talk.mp4").read_bytes()}
+    finally:
+        proc.terminate()
+        assert proc.wait(15) == 0, log.read_text()[-2000:]

@@ -404,6 +404,18 @@ def _forget_pystray() -> None:
         del sys.modules[name]
 
 
+def _name_the_program() -> None:
+    """GTK names windows (WM_CLASS) after the program; run as ``python -m m3daemon`` that would be
+    ``__main__.py``. Desktops group and remember the tray icon by that name."""
+    try:
+        from gi.repository import GLib
+
+        GLib.set_prgname("m3daemon")
+        GLib.set_application_name("m3daemon")
+    except Exception:  # noqa: BLE001 - cosmetic only
+        log.debug("could not set the program name", exc_info=True)
+
+
 def _import_pystray(backend: str) -> Any:
     """Import pystray with ``backend`` (pystray chooses at import time; re-import for another)."""
     loaded = sys.modules.get("pystray")
@@ -413,6 +425,8 @@ def _import_pystray(backend: str) -> Any:
         _forget_pystray()
     previous = os.environ.get("PYSTRAY_BACKEND")
     os.environ["PYSTRAY_BACKEND"] = backend
+    if backend in ("gtk", "appindicator"):
+        _name_the_program()
     try:
         return importlib.import_module("pystray")
     except Exception as exc:  # no DISPLAY raises Xlib's DisplayNameError, not ImportError
