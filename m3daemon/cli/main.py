@@ -27,6 +27,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "providers": ("m3daemon.cli.info_cmds", "add_providers_parser", _("list WebDAV provider presets")),
     "browse": ("m3daemon.cli.info_cmds", "add_browse_parser", _("list folders on the server")),
     "demo": ("m3daemon.demo", "add_parser", _("run a complete sync against a built-in local server")),
+    "media": ("m3daemon.cli.coord_cmds", "add_media_parser", _("coordinator: media of each meeting date")),
+    "recurring": ("m3daemon.cli.coord_cmds", "add_recurring_parser", _("coordinator: media for every meeting")),
+    "background": ("m3daemon.cli.coord_cmds", "add_background_parser", _("coordinator: the background image")),
+    "run": ("m3daemon.cli.daemon_cmds", "add_run_parser", _("run in the background: schedule, watch, tray")),
+    "pause": ("m3daemon.cli.daemon_cmds", "add_control_parser", _("pause scheduled syncs (kept across restarts)")),
+    "resume": ("m3daemon.cli.daemon_cmds", "add_control_parser", _("resume scheduled syncs")),
+    "quit": ("m3daemon.cli.daemon_cmds", "add_control_parser", _("stop the running daemon")),
+    "logs": ("m3daemon.cli.daemon_cmds", "add_logs_parser", _("show the daemon's log")),
+    "service": ("m3daemon.cli.service_cmd", "add_parser", _("start m3daemon at login (install, uninstall, status)")),
+    "server": ("m3daemon.cli.server_cmd", "add_parser", _("run the congregation's own WebDAV server")),
 }
 
 
