@@ -1,15 +1,15 @@
 """``m3daemon demo``: a whole sync against a built-in server, with no internet and no setup.
 
-It starts a real WebDAV server (WsgiDAV over HTTPS on loopback, with a CA made for the run), lays
-out a sample congregation folder the way M³ 22–24 wrote it, then runs ``update`` twice: the first
-run fills a temporary media folder, the second shows that nothing is fetched again.
+It starts the congregation's own server (``m3daemon server``: WsgiDAV over HTTPS on loopback, with
+a CA made for the run) with a coordinator and a member account. The coordinator forces the meeting
+days, uploads media and hides one item with the coordinator tools; then the member updates twice:
+the first run fills a temporary media folder, the second shows that nothing is fetched again.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import tempfile
 import time
@@ -41,29 +41,45 @@ def sample_image(text: str, color: tuple[int, int, int], size: tuple[int, int] =
     return buf.getvalue()
 
 
-def make_sample_folder(root: Path, today: date) -> dict[str, Any]:
-    """An M³ 22–24 congregation folder: dated media, recurring media, a hidden marker, settings."""
-    # The coming Thursday (midweek) and Sunday (weekend), at least a day away.
-    mw = today + timedelta(days=(3 - today.weekday()) % 7 or 7)
-    we = today + timedelta(days=(6 - today.weekday()) % 7 or 7)
+def make_sample_files(folder: Path) -> dict[str, Path]:
+    """The coordinator's files on his own computer: talk images and a year-text slide."""
     files = {
-        f"Media/{mw.isoformat()}/01 - Talk outline.jpg": sample_image("Midweek: talk outline", (30, 60, 120)),
-        f"Media/{mw.isoformat()}/02 - Map of the territory.jpg": sample_image("Territory map", (20, 110, 60)),
-        f"Media/{we.isoformat()}/Section-pt - Visiting speaker.jpg": sample_image("Public talk", (120, 50, 30)),
-        "Media/Recurring/00 - Year text.jpg": sample_image("Year text", (90, 20, 90)),
-        "Media/Recurring/99 - Announcements.jpg": sample_image("Announcements", (60, 60, 60)),
-        f"Hidden/{we.isoformat()}/99 - Announcements.jpg": b"",
+        "outline": ("Talk outline.jpg", "Midweek: talk outline", (30, 60, 120)),
+        "map": ("Map of the territory.jpg", "Territory map", (20, 110, 60)),
+        "speaker": ("Visiting speaker.jpg", "Public talk", (120, 50, 30)),
+        "yeartext": ("Year text.jpg", "Year text", (90, 20, 90)),
+        "announce": ("Announcements.jpg", "Announcements", (60, 60, 60)),
     }
-    forced = {
-        "app": {"outputFolderDateFormat": "YYYY-MM-DD"},
-        "meeting": {"mwDay": mw.weekday(), "mwStartTime": "19:00", "weDay": we.weekday(), "weStartTime": "10:00"},
-    }
-    for rel, data in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    (root / "forcedPrefs.json").write_text(json.dumps(forced, indent=2) + "\n", "utf-8")
-    return {"midweek": mw, "weekend": we, "files": len(files)}
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for key, (name, text, color) in files.items():
+        (folder / name).write_bytes(sample_image(text, color))
+        out[key] = folder / name
+    return out
+
+
+def coordinator_prepares(cfg: Any, password: str, files: dict[str, Path], mw: date, we: date) -> None:
+    """What the coordinator does, with the same tools as `m3daemon media …` and `settings force`."""
+    from m3daemon.coordinator import media
+    from m3daemon.coordinator.context import Coordinator
+    from m3daemon.coordinator.forced import edit_forced, forcing
+
+    with Coordinator.open(cfg, password=password) as coord:
+        edit_forced(coord.writer, forcing({
+            "app.outputFolderDateFormat": "YYYY-MM-DD",
+            "meeting.mwDay": mw.weekday(), "meeting.mwStartTime": "19:00",
+            "meeting.weDay": we.weekday(), "meeting.weStartTime": "10:00",
+        }))
+        batches = [
+            media.add_recurring(coord, media.plan_uploads([files["yeartext"], files["announce"]], "00", None)),
+            media.add_media(coord, mw, media.plan_uploads([files["outline"]], "01", None)),
+            media.add_media(coord, mw, media.plan_uploads([files["map"]], "02", None)),
+            media.add_media(coord, we, media.plan_uploads([files["speaker"]], None, "pt")),
+            media.hide(coord, we, ["00 - Announcements.jpg"]),
+        ]
+        for batch in batches:
+            if batch.fatal is not None or batch.failed:
+                raise RuntimeError(f"the demo coordinator failed: {batch}")
 
 
 def tree(root: Path) -> list[str]:
@@ -77,40 +93,51 @@ def tree(root: Path) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from m3daemon.config import config_from_document
-    from m3daemon.devserver import LocalDavServer
+    from m3daemon.server import Role, local_server
     from m3daemon.sync import update
 
     base_ctx = tempfile.TemporaryDirectory(prefix="m3daemon-demo-") if not args.keep else None
     base = Path(args.keep) if args.keep else Path(base_ctx.name)  # type: ignore[union-attr]
     base.mkdir(parents=True, exist_ok=True)
-    server_root, media, work = base / "server", base / "media", base / "work"
-    for d in (server_root, work):
-        d.mkdir(exist_ok=True)
+    media, work = base / "media", base / "work"
+    work.mkdir(exist_ok=True)
     # The demo's own config and state stay inside the demo folder, never in the user's.
     os.environ.setdefault("XDG_STATE_HOME", str(work / "state"))
     os.environ.setdefault("XDG_CONFIG_HOME", str(work / "config"))
-    password = "demo-" + os.urandom(6).hex()
+    coord_pw, member_pw = "demo-" + os.urandom(6).hex(), "demo-" + os.urandom(6).hex()
     today = date.today()
-    sample = make_sample_folder(server_root / "Congregation", today)
+    # The coming Thursday (midweek) and Sunday (weekend), at least a day away.
+    mw = today + timedelta(days=(3 - today.weekday()) % 7 or 7)
+    we = today + timedelta(days=(6 - today.weekday()) % 7 or 7)
+    files = make_sample_files(work / "coordinator-files")
+    accounts = {DEMO_USER: (coord_pw, Role.COORDINATOR), "member": (member_pw, Role.MEMBER)}
     try:
-        with LocalDavServer(server_root, {DEMO_USER: password}, workdir=work) as srv:
-            print(_("Built-in WebDAV server: {url}/dav/Congregation (HTTPS, CA made for this run)").format(url=srv.url))
-            cfg = config_from_document({
-                "congregation": {"name": "Demo"},
-                "connection": {"url": srv.url, "username": DEMO_USER, "folder": "/dav/Congregation",
-                               "ca_file": str(srv.ca_file)},
+        with local_server(base / "server", accounts, access_log=False) as srv:
+            print(_("Congregation server (m3daemon server, HTTPS, its own CA): {url}").format(url=srv.url))
+            conn = {"url": srv.url, "folder": srv.folder, "ca_file": str(srv.ca_file)}
+            coordinator = config_from_document({
+                "congregation": {"name": "Demo"}, "connection": {**conn, "username": DEMO_USER},
+                "local": {"media_dir": str(work / "coordinator-media")},
+            }, work / "coordinator.toml")
+            member = config_from_document({
+                "congregation": {"name": "Demo"}, "connection": {**conn, "username": "member"},
                 "local": {"media_dir": str(media), "layout": "watch", "days_ahead": 14},
-            }, work / "demo.toml")
-            os.environ["M3DAEMON_PASSWORD"] = password
+            }, work / "member.toml")
+            t0 = time.perf_counter()
+            coordinator_prepares(coordinator, coord_pw, files, mw, we)
+            t1 = time.perf_counter()
+            print(_("The coordinator forced the meeting days, uploaded 5 files and hid one ({s:.2f} s).")
+                  .format(s=t1 - t0))
+            os.environ["M3DAEMON_PASSWORD"] = member_pw
             try:
-                t0 = time.perf_counter()
-                first = update(cfg)
-                t1 = time.perf_counter()
-                second = update(cfg)
+                first = update(member)
                 t2 = time.perf_counter()
+                second = update(member)
+                t3 = time.perf_counter()
             finally:
                 os.environ.pop("M3DAEMON_PASSWORD", None)
-        print(_("Media folder after the update ({path}):").format(path=media))
+            refused = _member_may_not_write(srv.folder_url, srv.ca_file, member_pw)
+        print(_("Member's media folder after the update ({path}):").format(path=media))
         for line in tree(media):
             print("  " + line)
     finally:
@@ -118,10 +145,21 @@ def run(args: argparse.Namespace) -> int:
             base_ctx.cleanup()
     print()
     print(_("Meetings: midweek {mw}, weekend {we}. The announcements slide is hidden on {we}.").format(
-        mw=sample["midweek"], we=sample["weekend"]))
-    print(_("First update:  {d} downloaded, {c} copied locally, {h} hidden, {r} requests, {s:.2f} s").format(
-        d=first.downloaded, c=first.copied, h=first.hidden, r=first.requests, s=t1 - t0))
-    print(_("Second update: {d} downloaded, {u} unchanged, {r} requests, {s:.2f} s (nothing to do)").format(
-        d=second.downloaded, u=second.unchanged, r=second.requests, s=t2 - t1))
-    ok = first.ok and second.ok and second.downloaded == 0
+        mw=mw, we=we))
+    print(_("Member's first update:  {d} downloaded, {c} copied locally, {h} hidden, {r} requests, {s:.2f} s")
+          .format(d=first.downloaded, c=first.copied, h=first.hidden, r=first.requests, s=t2 - t1))
+    print(_("Member's second update: {d} downloaded, {u} unchanged, {r} requests, {s:.2f} s (nothing to do)")
+          .format(d=second.downloaded, u=second.unchanged, r=second.requests, s=t3 - t2))
+    print(_("A member account trying to delete a file on the server: {status} (members may only read).")
+          .format(status=refused))
+    ok = first.ok and second.ok and second.downloaded == 0 and refused == 403
     return int(ExitCode.OK if ok else ExitCode.PARTIAL)
+
+
+def _member_may_not_write(folder_url: str, ca_file: Path, password: str) -> int:
+    import ssl
+
+    import httpx
+
+    with httpx.Client(verify=ssl.create_default_context(cafile=str(ca_file)), auth=("member", password)) as c:
+        return c.delete(folder_url.rstrip("/") + "/Media/Recurring/00%20-%20Year%20text.jpg").status_code

@@ -26,13 +26,17 @@ def add_parser(sub: Any, name: str, help_text: str) -> None:
     inst.add_argument("--dry-run", action="store_true", help=_("show what would be done, change nothing"))
     inst.add_argument("--no-start", action="store_true", help=_("do not start it now, only at the next login"))
     inst.set_defaults(run=run_install)
+
     uninst = ss.add_parser("uninstall", help=_("stop starting m3daemon at login and remove the entry"))
     uninst.add_argument("--dry-run", action="store_true", help=_("show what would be done, change nothing"))
     uninst.set_defaults(run=run_uninstall)
     st = ss.add_parser("status", help=_("whether the entry is installed and the daemon is running"))
     st.add_argument("--json", action="store_true")
     st.set_defaults(run=run_status)
-    p.set_defaults(run=run_status, json=False)
+    for sp in (inst, uninst, st):
+        sp.add_argument("--server", metavar="DIR",
+                        help=_("the congregation's own server (`m3daemon server run DIR`) instead of the daemon"))
+    p.set_defaults(run=run_status, json=False, server=None)
 
 
 def daemon_probe() -> Callable[[], bool] | None:
@@ -54,10 +58,17 @@ def _configured() -> bool:
     return bool(all_config_paths())
 
 
-def _host() -> Any:
+def _target(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The service spec and host for the daemon, or for the server in ``--server DIR``."""
+    from m3daemon import service
     from m3daemon.service import Host
 
-    return Host.current(is_daemon_running=daemon_probe())
+    if getattr(args, "server", None):
+        from m3daemon.server import open_layout, server_running, server_spec
+
+        root = open_layout(args.server).root
+        return server_spec(root), Host.current(is_daemon_running=lambda: server_running(root))
+    return service.daemon_spec(), Host.current(is_daemon_running=daemon_probe())
 
 
 def _print_plan(plan: Any, dry_run: bool) -> None:
@@ -78,9 +89,9 @@ def _print_plan(plan: Any, dry_run: bool) -> None:
 def run_install(args: argparse.Namespace) -> int:
     from m3daemon import service
 
-    spec, host = service.daemon_spec(), _host()
+    spec, host = _target(args)
     start = not args.no_start
-    if not _configured():
+    if not args.server and not _configured():
         # `run --all` would stop at once ("no congregation"), and a service manager that waits for
         # it to start would report a failed install: install now, start after setup
         print(_("No congregation is set up on this computer yet: the daemon is not started now. "
@@ -92,14 +103,16 @@ def run_install(args: argparse.Namespace) -> int:
         return int(ExitCode.OK)
     plan = service.install(spec, host, start=start)
     _print_plan(plan, dry_run=False)
-    print(_("m3daemon starts at login ({kind}).").format(kind=plan.kind))
+    print(_("{name} starts at login ({kind}).").format(name=spec.name, kind=plan.kind))
+    if args.server and sys.platform.startswith("linux"):
+        print(_("To start it at boot rather than at login, run: loginctl enable-linger $USER"))
     return int(ExitCode.OK)
 
 
 def run_uninstall(args: argparse.Namespace) -> int:
     from m3daemon import service
 
-    spec, host = service.daemon_spec(), _host()
+    spec, host = _target(args)
     if args.dry_run:
         _print_plan(service.plan_uninstall(spec, host), dry_run=True)
         return int(ExitCode.OK)
@@ -119,7 +132,7 @@ def _yes_no(value: bool | None) -> str:
 def run_status(args: argparse.Namespace) -> int:
     from m3daemon import service
 
-    st = service.status(service.daemon_spec(), _host())
+    st = service.status(*_target(args))
     if getattr(args, "json", False):
         print(json.dumps(st.to_json(), indent=2, ensure_ascii=False))
         return int(ExitCode.OK)

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from m3daemon.errors import ExitCode, M3Error, UsageError
+from m3daemon.errors import ExitCode, M3Error, TLSError, UsageError
 from m3daemon.i18n import _
 
 
@@ -23,6 +23,9 @@ def add_parser(sub: Any, name: str, help_text: str) -> None:
     p.add_argument("--username")
     p.add_argument("--folder", help=_("congregation sync folder: an absolute path on the server"))
     p.add_argument("--ca-file", help=_("CA certificate (PEM) of a self-hosted server"))
+    p.add_argument("--ca-fingerprint", metavar="SHA256",
+                   help=_("pin the CA that a self-hosted server presents, if it has this fingerprint "
+                          "(as `m3daemon server init` printed it)"))
     p.add_argument("--media-dir", help=_("local media folder (M³'s folder to watch)"))
     p.add_argument("--layout", choices=("watch", "classic"))
     p.add_argument("--days-ahead", type=int)
@@ -66,8 +69,9 @@ def run(args: argparse.Namespace) -> int:
     # A path typed on the command line is relative to where the person is, not to the config file.
     ca_file = str(Path(args.ca_file).expanduser().resolve()) if args.ca_file else (
         str(conn.ca_file) if conn and conn.ca_file else None)
-    if interactive and ca_file is None and provider is not None and provider.id == "self-hosted":
-        ca_file = _ask(_("CA file of the server (ca.pem; empty if it has a public certificate)"), "") or None
+    if ca_file is None and (args.ca_fingerprint or (interactive and provider is not None
+                                                    and provider.id == "self-hosted")):
+        ca_file = _pin(url, args.ca_fingerprint)
     media_dir = str(Path(args.media_dir).expanduser().resolve()) if args.media_dir else str(current.local.media_dir)
     if interactive:
         media_dir = _ask(_("Local media folder (M³'s folder to watch)"), media_dir) or media_dir
@@ -94,7 +98,18 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_test:
         print(_("Testing the connection to {url}{folder} ...").format(url=url, folder=folder))
         try:
-            summary = test_connection(new, password)
+            try:
+                summary = test_connection(new, password)
+            except TLSError:
+                # A self-hosted server with its own CA: pinning it is one question, not a manual step.
+                if not interactive or ca_file is not None:
+                    raise
+                pinned = _pin(url, None)
+                if pinned is None:
+                    raise
+                doc["connection"]["ca_file"] = pinned
+                new = cfgmod.config_from_document(doc, path)
+                summary = test_connection(new, password)
         except M3Error as err:
             from m3daemon.cli.main import report_error
 
@@ -103,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
             return int(err.exit_code)
         print(summary)
 
+    assert new.connection is not None
     cfgmod.check_media_dir_unique(new)
     cfgmod.save_config(new)
     cfgmod.register_config(new)
@@ -127,6 +143,15 @@ def test_connection(cfg: Any, password: str) -> str:
     found.append(_("Media folder: yes") if "Media" in names else _("Media folder: not yet (the coordinator creates it)"))
     found.append(_("Congregation settings: yes") if FORCED_PREFS in names else _("Congregation settings: none"))
     return _("Connected. ") + "; ".join(found) + "."
+
+
+def _pin(url: str, expected: str | None) -> str | None:
+    """Show the CA a self-hosted server presents and pin it when the person (or the given
+    fingerprint) confirms it."""
+    from m3daemon.server.tls import offer_to_pin
+
+    path = offer_to_pin(url, expected=expected)
+    return str(path) if path is not None else None
 
 
 def _read_password(args: argparse.Namespace, interactive: bool) -> str | None:
