@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from m3daemon.errors import DiskFullError, LocalFolderError, M3Error
+from m3daemon.errors import CredentialsError, DiskFullError, LocalFolderError, M3Error
 from m3daemon.i18n import _
 from m3daemon.layout import STAGING_DIR
 from m3daemon.planner import Copy, Delete, Existing, Fetch, LocalFile, Placed, Plan, RemoveDir, Trash
@@ -67,6 +67,7 @@ class Outcome:
     adopted: int = 0
     failed: list[tuple[str, M3Error]] = field(default_factory=list)
     rows: list[Placed] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # copies not made because their source failed
 
 
 def scan_local(media_dir: Path, record_paths: Iterable[str], date_dirs: Iterable[str]) -> dict[str, LocalFile]:
@@ -152,6 +153,7 @@ class Executor:
                 raise Cancelled
             if copy.source in failed_targets:
                 failed_targets.add(copy.target)
+                out.skipped.append(copy.target)
                 continue  # its source failed; already reported once
             done: Future[Placed | None] = Future()
             try:
@@ -182,7 +184,9 @@ class Executor:
             row = fut.result()
         except Cancelled:
             raise
-        except DiskFullError:
+        except (DiskFullError, CredentialsError):
+            # A full disk or refused credentials fail every other file too: stop the sync (exit 1
+            # or 3) instead of reporting each file. What was placed is in the record's pending rows.
             raise
         except M3Error as exc:
             log.warning("%s: %s", target, exc.message)

@@ -202,7 +202,7 @@ def plan_sync(
 def hold_mass_deletion(plan: Plan, folder: CongregationFolder, record: Mapping[str, Placed]) -> list[str]:
     """The mass-deletion guard. Returns the paths held back (and removes their deletions).
 
-    A listing that lost the Media folder, holds no media at all, or lacks more than half of what
+    A listing that lost the Media folder, holds no media at all, or lacks half or more of what
     this computer synced for the coming meetings looks like a server or listing failure rather
     than a coordinator's decision. Deleting would empty meeting folders before a meeting, so the
     deletions are held until a person confirms them; everything else in the plan still runs.
@@ -213,7 +213,7 @@ def hold_mass_deletion(plan: Plan, folder: CongregationFolder, record: Mapping[s
     suspicious = (
         not folder.has_media_folder
         or folder.media_file_count() == 0
-        or (len(vanished) >= 3 and len(vanished) * 2 > plan.tracked_in_window)
+        or (len(vanished) >= 3 and len(vanished) * 2 >= plan.tracked_in_window)
     )
     if not suspicious:
         return []

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -47,15 +47,32 @@ class Record:
     def close(self) -> None:
         self._db.close()
 
-    def load(self) -> dict[str, Placed]:
-        """Placed rows, with pending rows (from an interrupted sync) laid over them."""
-        rows: dict[str, Placed] = {}
-        for table in ("placed", "pending"):
+    def load(self, on_disk: Callable[[str], tuple[int, int] | None] | None = None) -> dict[str, Placed]:
+        """Placed rows, with pending rows (from an interrupted sync) laid over them.
+
+        A pending row is written *before* its rename, so a sync killed between the two leaves the
+        previous file in place under a pending row that describes the new one. ``on_disk`` (path ->
+        (size, mtime_ns) of the file there, or None) lets the placed row stand in that case, so the
+        sync's own file is not taken for a person's edit and sent to the trash.
+        """
+        placed, pending = self._rows("placed"), self._rows("pending")
+        rows = dict(placed)
+        for path, row in pending.items():
+            old = placed.get(path)
+            if old is not None and on_disk is not None:
+                here = on_disk(path)
+                if here == (old.size, old.mtime_ns) and here != (row.size, row.mtime_ns):
+                    continue
+            rows[path] = row
+        return rows
+
+    def _rows(self, table: str) -> dict[str, Placed]:
+        return {
+            path: Placed(path, size, mtime_ns, version, source)
             for path, size, mtime_ns, version, source in self._db.execute(
                 f"SELECT path, size, mtime_ns, version, source FROM {table}"  # noqa: S608 (fixed names)
-            ):
-                rows[path] = Placed(path, size, mtime_ns, version, source)
-        return rows
+            )
+        }
 
     def note_pending(self, row: Placed) -> None:
         self._db.execute(

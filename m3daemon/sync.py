@@ -294,7 +294,9 @@ def _acquire(lock: FileLock, wait: float) -> None:
                     _("Wait for it to finish, then try again."),
                 ) from None
             if not announced:
-                log.info("another update is running; waiting for it to finish")
+                # A warning, so that a person who started a second update sees why nothing happens.
+                log.warning("another update of this congregation is running (%s); waiting for it to finish",
+                            held.holder or "?")
                 announced = True
             time.sleep(0.2)
 
@@ -312,7 +314,7 @@ def _update_locked(
     progress: Progress | None, cancel: threading.Event | None, allow_deletions: bool,
     on_plan: Callable[[Plan], None] | None,
 ) -> SyncReport:
-    rows = record.load()
+    rows = record.load(on_disk=lambda rel: _size_and_mtime(cfg.local.media_dir / rel))
     media_dir = str(cfg.local.media_dir)
     if rows and record.get_meta("media_dir") not in (None, media_dir):
         # The record describes another folder: files there are left as they are.
@@ -355,6 +357,12 @@ def _update_locked(
         cfg.local.media_dir.mkdir(parents=True, exist_ok=True)
         executor = Executor(session, cfg.local.media_dir, record, progress=progress, cancel=cancel)
         outcome = executor.run(plan)
+        # A file whose action failed is still what the record says (the old version, a file not
+        # yet removed): keep its row, or the next sync would take the sync's own file for a
+        # person's and send it to the trash, or never remove it.
+        kept = {r.path for r in outcome.rows}
+        not_done = [p for p, _err in outcome.failed] + outcome.skipped
+        outcome.rows.extend(rows[p] for p in dict.fromkeys(not_done) if p in rows and p not in kept)
     record.commit(outcome.rows, meta={
         "media_dir": media_dir,
         "last_sync": datetime.now(timezone.utc).isoformat(),
@@ -370,6 +378,14 @@ def _update_locked(
     report.failed = len(outcome.failed)
     report.errors.extend(_error_dict(e, path) for path, e in outcome.failed)
     return report
+
+
+def _size_and_mtime(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
 
 
 def _describe(action: Any) -> dict[str, str]:

@@ -58,6 +58,12 @@ def _configured() -> bool:
     return bool(all_config_paths())
 
 
+def _host() -> Any:
+    from m3daemon.service import Host
+
+    return Host.current(is_daemon_running=daemon_probe())
+
+
 def _target(args: argparse.Namespace) -> tuple[Any, Any]:
     """The service spec and host for the daemon, or for the server in ``--server DIR``."""
     from m3daemon import service
@@ -68,7 +74,7 @@ def _target(args: argparse.Namespace) -> tuple[Any, Any]:
 
         root = open_layout(args.server).root
         return server_spec(root), Host.current(is_daemon_running=lambda: server_running(root))
-    return service.daemon_spec(), Host.current(is_daemon_running=daemon_probe())
+    return service.daemon_spec(), _host()
 
 
 def _print_plan(plan: Any, dry_run: bool) -> None:

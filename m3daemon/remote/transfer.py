@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from email.utils import format_datetime
+from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 
 import httpx
@@ -96,6 +96,10 @@ def download(
             got_etag = normalize_etag(resp.headers.get("ETag"))
             if etag and got_etag and got_etag != etag:
                 raise _changed(what)
+            if start and not etag and not _same_second(resp.headers.get("Last-Modified"), modified):
+                # Resumed on the date alone (no ETag listed, as on nginx): a server that ignores
+                # If-Range sends the range of a newer version; its date gives it away.
+                raise _changed(what)
             try:
                 f = open(part_file, "r+b" if start else "wb")
             except OSError as exc:
@@ -139,8 +143,27 @@ def download(
     except DiskFullError:
         _discard(part_file)
         raise
+    except TransferError:
+        # Rejected (wrong size, another version, an odd range): what arrived cannot be the start
+        # of the file, so the next attempt must not resume from it.
+        _discard(part_file)
+        _discard(meta_file)
+        raise
     _discard(meta_file)
     return Downloaded(part_file, size, got_etag or etag, received, start)
+
+
+def _same_second(header: str | None, modified: datetime | None) -> bool:
+    """Whether a ``Last-Modified`` header names the listed modification time (or cannot tell)."""
+    if not header or modified is None:
+        return True
+    try:
+        sent = parsedate_to_datetime(header)
+    except (TypeError, ValueError, IndexError):
+        return True
+    if sent.tzinfo is None:
+        sent = sent.replace(tzinfo=timezone.utc)
+    return int(sent.timestamp()) == int(modified.timestamp())
 
 
 def _pace(received: int, t0: float, cancel: threading.Event | None) -> None:
@@ -163,6 +186,13 @@ def _check_response(resp: httpx.Response, offset: int, what: str) -> int:
         return offset
     if resp.status_code == 200:
         return 0
+    if resp.status_code == 404:
+        # Listed a moment ago: deleted or renamed on the server since. Not a wrong folder setting.
+        resp.read()
+        raise TransferError(
+            _("{what} disappeared from the server during the sync.").format(what=what),
+            _("Nothing to do: the next sync follows the server's new listing."),
+        )
     if resp.status_code == 416:
         raise TransferError(
             _("The server refused to resume {what}.").format(what=what),

@@ -1,0 +1,202 @@
+"""Shared pieces of the fault-injection suites (test_faults_*.py).
+
+* members that talk to a real server directly or through :class:`faultproxy.FaultProxy`;
+* the CLI run in this process (exit code, stdout, stderr) with short retries;
+* :func:`wait_for`, so that no test sleeps a fixed time where an event can be awaited;
+* :class:`Stamps`, a ``Rule.match`` that records when each matching request arrived;
+* :class:`MidBodyStallProxy`, a proxy that stops sending in the middle of a body.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import re
+import threading
+import time
+import tomllib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tomli_w
+from faultproxy import FaultProxy
+from member import Member
+from servers import DavServer
+
+import m3daemon.remote.http as dav_http
+from m3daemon.cli.main import main
+from m3daemon.remote.http import RetryPolicy
+
+FOLDER = "/dav/Cong"
+QUICK = RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.05)
+
+
+def cong(server: DavServer) -> Path:
+    return server.root / "Cong"
+
+
+def member_for(server: DavServer, home: Path, **kw: Any) -> Member:
+    cong(server).mkdir(parents=True, exist_ok=True)
+    return Member.create(home, server.url, FOLDER, server.username, server.password, server.ca_file, **kw)
+
+
+def proxied_member(proxy: FaultProxy, server: DavServer, home: Path, **kw: Any) -> Member:
+    cong(server).mkdir(parents=True, exist_ok=True)
+    kw.setdefault("name", "proxied")
+    return Member.create(home, proxy.url, FOLDER, server.username, server.password, None,
+                         insecure_loopback=True, **kw)
+
+
+def set_connection(m: Member, **values: Any) -> None:
+    """Change ``[connection]`` keys of a member's config file (e.g. ``timeout_seconds``)."""
+    doc = tomllib.loads(m.config_path.read_text("utf-8"))
+    doc["connection"].update(values)
+    m.config_path.write_text(tomli_w.dumps(doc), "utf-8")
+
+
+def set_local(m: Member, **values: Any) -> None:
+    doc = tomllib.loads(m.config_path.read_text("utf-8"))
+    doc["local"].update(values)
+    m.config_path.write_text(tomli_w.dumps(doc), "utf-8")
+    if "media_dir" in values:
+        m.media = Path(values["media_dir"])
+
+
+@dataclass(frozen=True)
+class QuickDefault(RetryPolicy):
+    """The default policy of sessions opened by the CLI in this process, made short."""
+
+    attempts: int = 2
+    base_delay: float = 0.01
+    max_delay: float = 2.0
+
+
+@pytest.fixture
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dav_http, "RetryPolicy", QuickDefault)
+
+
+def run_cli(m: Member, *args: str, password: str | None = None) -> tuple[int, str, str]:
+    """``m3daemon ARGS`` in this process: (exit code, stdout, stderr).
+
+    The same ``main()`` as the installed command, so exit codes and messages are the real ones;
+    in-process so that a test can patch a hook (and the retry policy) into it.
+    """
+    out, err = io.StringIO(), io.StringIO()
+    saved_env = {k: os.environ.get(k) for k in ("M3DAEMON_PASSWORD", "M3DAEMON_CONFIG")}
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    os.environ["M3DAEMON_PASSWORD"] = m.password if password is None else password
+    os.environ["M3DAEMON_CONFIG"] = str(m.config_path)
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            rc = main(list(args))
+    finally:
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+    return rc, out.getvalue(), err.getvalue()
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns something true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.01)
+
+
+class Stamps:
+    """A ``Rule.match`` that matches paths ending in ``suffix`` and notes when each arrived."""
+
+    def __init__(self, suffix: str) -> None:
+        self.suffix = suffix
+        self.times: list[float] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, path: str) -> bool:
+        if not path.endswith(self.suffix):
+            return False
+        with self._lock:
+            self.times.append(time.monotonic())
+        return True
+
+    def gaps(self) -> list[float]:
+        return [b - a for a, b in zip(self.times, self.times[1:])]
+
+
+def file_responses(body: bytes) -> list[bytes]:
+    """The ``<x:response>`` elements of a multistatus body, in order."""
+    return [m.group(0) for m in re.finditer(rb"<(\w+):response\b.*?</\1:response>", body, re.DOTALL)]
+
+
+def drop_responses(body: bytes, drop: Callable[[bytes], bool]) -> bytes:
+    """A multistatus body without the responses for which ``drop`` holds."""
+    for resp in file_responses(body):
+        if drop(resp):
+            body = body.replace(resp, b"", 1)
+    return body
+
+
+def trash_files(home: Path) -> list[Path]:
+    """What send2trash put into the (isolated) home's trash."""
+    trash = home / ".local" / "share" / "Trash" / "files"
+    return sorted(trash.iterdir()) if trash.exists() else []
+
+
+class MidBodyStallProxy(FaultProxy):
+    """A FaultProxy whose ``truncate_after`` rules send the first bytes, then go silent until
+    :attr:`release` is set (a stalled server, not a closed connection)."""
+
+    def __init__(self, upstream: str, ca_file: Path) -> None:
+        super().__init__(upstream, ca_file)
+        self.release = threading.Event()
+        self.stalled = threading.Event()
+
+    def _reply(
+        self, h: BaseHTTPRequestHandler, method: str, path: str, status: int, headers: dict[str, str],
+        data: bytes, cut: int | None = None,
+    ) -> None:
+        if cut is None:
+            super()._reply(h, method, path, status, headers, data)
+            return
+        self.log.append((method, path, status))
+        h.send_response(status)
+        for k, v in headers.items():
+            h.send_header(k, v)
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        h.wfile.write(data[:cut])
+        h.wfile.flush()
+        self.stalled.set()
+        self.release.wait(30)
+        h.close_connection = True
+
+    def close(self) -> None:
+        self.release.set()
+        super().close()
+
+
+@contextmanager
+def proxy_for(server: DavServer, cls: type[FaultProxy] = FaultProxy) -> Iterator[FaultProxy]:
+    proxy = cls(server.url, server.ca_file)
+    # serve_forever polls for shutdown every 0.5 s by default; close() waits for that poll.
+    proxy._thread = threading.Thread(
+        target=lambda: proxy._server.serve_forever(poll_interval=0.02), daemon=True
+    )
+    with proxy:
+        yield proxy
