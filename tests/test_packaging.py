@@ -1,0 +1,35 @@
+"""The installable builds: the PyInstaller one-file build of Linux runs the demo, and pipx-style
+installs carry the package data (service templates)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.skipif(os.environ.get("CI") != "true" and os.environ.get("M3DAEMON_TEST_BUILD") != "1",
+                    reason="builds the one-file executable (about a minute): runs in CI, or with M3DAEMON_TEST_BUILD=1")
+def test_the_one_file_linux_build_runs_the_demo(tmp_path: Path) -> None:
+    proc = subprocess.run(["sh", str(REPO / "packaging" / "build.sh")], cwd=REPO, capture_output=True, text=True,
+                          timeout=1200, env={**os.environ, "PYTHON": sys.executable, "TMPDIR": str(tmp_path)})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    exe = REPO / "dist" / "m3daemon"
+    assert exe.is_file() and os.access(exe, os.X_OK)
+    assert "Member's second update: 0 downloaded" in proc.stdout
+    assert "403 (members may only read)" in proc.stdout
+
+
+def test_a_wheel_carries_the_service_templates(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
+                    str(tmp_path), str(REPO)], check=True, capture_output=True, timeout=300)
+    [wheel] = tmp_path.glob("m3daemon-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert any(n.startswith("m3daemon/service/templates/") for n in names)
+    assert "m3daemon/py.typed" in names
