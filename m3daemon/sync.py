@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from m3daemon import prefs as m3prefs
-from m3daemon.config import Config, check_media_dir_unique
+from m3daemon.config import Config
+from m3daemon.registry import check_media_dir_unique
 from m3daemon.credentials import require_password
 from m3daemon.errors import AnotherSyncRunning, ConfigError, M3Error, MassDeletionRefused
 from m3daemon.executor import Executor, Outcome, Progress, list_subdirs, scan_local

@@ -17,15 +17,13 @@ from m3daemon.config import (
     ConnectionConfig,
     LocalConfig,
     ScheduleConfig,
-    check_media_dir_unique,
     config_to_dict,
-    known_configs_path,
     load_config,
     load_config_or_default,
-    register_config,
     resolve_config_path,
     save_config,
 )
+from m3daemon.registry import check_media_dir_unique, known_configs_path, register_config
 from m3daemon.errors import ConfigError, ExitCode, InsecureURLError
 
 GOOD_CONNECTION = """

@@ -36,7 +36,8 @@ def add_logs_parser(sub: Any, name: str, help_text: str) -> None:
 
 def selected_configs(args: argparse.Namespace) -> list[Any]:
     from m3daemon.cli.main import config_path_from
-    from m3daemon.config import all_config_paths, load_config
+    from m3daemon.config import load_config
+    from m3daemon.registry import all_config_paths
 
     paths = all_config_paths() if args.all else [Path(config_path_from(args))]
     configs = []
@@ -54,7 +55,7 @@ def selected_configs(args: argparse.Namespace) -> list[Any]:
 
 
 def run_daemon(args: argparse.Namespace) -> int:
-    from m3daemon.config import check_media_dir_unique
+    from m3daemon.registry import check_media_dir_unique
     from m3daemon.daemon.app import Daemon
     from m3daemon.daemon.logs import setup_daemon_logging
 

@@ -38,6 +38,7 @@ def add_parser(sub: Any, name: str, help_text: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from m3daemon import config as cfgmod
+    from m3daemon import registry
     from m3daemon.cli.main import config_path_from
     from m3daemon.credentials import StoredWhere, file_storage_notice, get_password, store_password
     from m3daemon.providers import get_provider
@@ -119,9 +120,9 @@ def run(args: argparse.Namespace) -> int:
         print(summary)
 
     assert new.connection is not None
-    cfgmod.check_media_dir_unique(new)
+    registry.check_media_dir_unique(new)
     cfgmod.save_config(new)
-    cfgmod.register_config(new)
+    registry.register_config(new)
     where = store_password(new.connection, password)
     print(_("Saved {path}.").format(path=path))
     if where is StoredWhere.FILE:

@@ -177,7 +177,7 @@ class ControlClient:
 def is_daemon_running() -> bool:
     """Whether a daemon answers for any congregation configured on this computer."""
     from m3daemon.config import load_config_or_default
-    from m3daemon.config import all_config_paths
+    from m3daemon.registry import all_config_paths
 
     for path in all_config_paths():
         try:
