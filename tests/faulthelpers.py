@@ -9,15 +9,12 @@
 
 from __future__ import annotations
 
-import io
-import logging
-import os
 import re
 import threading
 import time
 import tomllib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -30,7 +27,6 @@ from member import Member
 from servers import DavServer
 
 import m3daemon.remote.http as dav_http
-from m3daemon.cli.main import main
 from m3daemon.remote.http import RetryPolicy
 
 FOLDER = "/dav/Cong"
@@ -80,32 +76,6 @@ class QuickDefault(RetryPolicy):
 @pytest.fixture
 def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(dav_http, "RetryPolicy", QuickDefault)
-
-
-def run_cli(m: Member, *args: str, password: str | None = None) -> tuple[int, str, str]:
-    """``m3daemon ARGS`` in this process: (exit code, stdout, stderr).
-
-    The same ``main()`` as the installed command, so exit codes and messages are the real ones;
-    in-process so that a test can patch a hook (and the retry policy) into it.
-    """
-    out, err = io.StringIO(), io.StringIO()
-    saved_env = {k: os.environ.get(k) for k in ("M3DAEMON_PASSWORD", "M3DAEMON_CONFIG")}
-    root = logging.getLogger()
-    saved_handlers, saved_level = root.handlers[:], root.level
-    os.environ["M3DAEMON_PASSWORD"] = m.password if password is None else password
-    os.environ["M3DAEMON_CONFIG"] = str(m.config_path)
-    try:
-        with redirect_stdout(out), redirect_stderr(err):
-            rc = main(list(args))
-    finally:
-        for k, v in saved_env.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        root.handlers[:] = saved_handlers
-        root.setLevel(saved_level)
-    return rc, out.getvalue(), err.getvalue()
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:

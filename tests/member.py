@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import os
 import subprocess
 import sys
+from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -14,6 +17,7 @@ from typing import Any
 
 import tomli_w
 
+from m3daemon.cli.main import main
 from m3daemon.config import Config, load_config
 from m3daemon.sync import SyncReport, update
 
@@ -99,3 +103,29 @@ class Member:
     def staged(self) -> list[str]:
         staging = self.media / ".m3daemon" / "staging"
         return sorted(p.name for p in staging.iterdir()) if staging.exists() else []
+
+
+def run_cli(m: Member, *args: str, password: str | None = None) -> tuple[int, str, str]:
+    """``m3daemon ARGS`` in this process: (exit code, stdout, stderr).
+
+    The same ``main()`` as the installed command, so exit codes and messages are the real ones;
+    in-process so that a test can patch a hook (and the retry policy) into it.
+    """
+    out, err = io.StringIO(), io.StringIO()
+    saved_env = {k: os.environ.get(k) for k in ("M3DAEMON_PASSWORD", "M3DAEMON_CONFIG")}
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    os.environ["M3DAEMON_PASSWORD"] = m.password if password is None else password
+    os.environ["M3DAEMON_CONFIG"] = str(m.config_path)
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            rc = main(list(args))
+    finally:
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+    return rc, out.getvalue(), err.getvalue()

@@ -7,20 +7,15 @@ as a subprocess where the process boundary matters (stdin that is not a terminal
 
 from __future__ import annotations
 
-import io
 import json
-import logging
-import os
 import time
-from contextlib import redirect_stderr, redirect_stdout
 from datetime import date
 from pathlib import Path
 
 import pytest
-from member import Member, day, iso
+from member import Member, day, iso, run_cli
 from servers import DavServer, make_tree
 
-from m3daemon.cli.main import main
 from m3daemon.coordinator.context import Coordinator
 from m3daemon.coordinator.forced import edit_forced, forcing
 from m3daemon.dates import format_folder_date
@@ -35,26 +30,7 @@ def cong(server: DavServer) -> Path:
     return server.root / "Cong"
 
 
-def run(m: Member, *args: str, password: str | None = None) -> tuple[int, str, str]:
-    """The CLI in this process: (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    saved_env = {k: os.environ.get(k) for k in ("M3DAEMON_PASSWORD", "M3DAEMON_CONFIG")}
-    root = logging.getLogger()
-    saved_log = (root.handlers[:], root.level)
-    os.environ["M3DAEMON_PASSWORD"] = m.password if password is None else password
-    os.environ["M3DAEMON_CONFIG"] = str(m.config_path)
-    try:
-        with redirect_stdout(out), redirect_stderr(err):
-            rc = main(list(args))
-    finally:
-        for k, v in saved_env.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        root.handlers[:] = saved_log[0]
-        root.setLevel(saved_log[1])
-    return rc, out.getvalue(), err.getvalue()
+run = run_cli  # the CLI in this process: (exit code, stdout, stderr)
 
 
 def ok(m: Member, *args: str) -> str:

@@ -5,7 +5,6 @@ large upload is streamed."""
 from __future__ import annotations
 
 import io
-import logging
 import os
 import signal
 import socket
@@ -13,15 +12,13 @@ import subprocess
 import sys
 import threading
 import time
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
 from faultproxy import FaultProxy, Rule
-from member import Member, day, iso
+from member import Member, day, iso, run_cli
 from servers import DavServer, ServerPool, make_tree
 
-from m3daemon.cli.main import main
 from m3daemon.coordinator.context import Coordinator
 from m3daemon.coordinator.media import add_media, plan_uploads
 from m3daemon.errors import LockedError
@@ -35,26 +32,7 @@ def cong(server: DavServer) -> Path:
     return server.root / "Cong"
 
 
-def run(m: Member, *args: str, password: str | None = None) -> tuple[int, str, str]:
-    """The CLI in this process: (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    saved_env = {k: os.environ.get(k) for k in ("M3DAEMON_PASSWORD", "M3DAEMON_CONFIG")}
-    root = logging.getLogger()
-    saved_handlers, saved_level = root.handlers[:], root.level
-    os.environ["M3DAEMON_PASSWORD"] = m.password if password is None else password
-    os.environ["M3DAEMON_CONFIG"] = str(m.config_path)
-    try:
-        with redirect_stdout(out), redirect_stderr(err):
-            rc = main(list(args))
-    finally:
-        for k, v in saved_env.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        root.handlers[:] = saved_handlers
-        root.setLevel(saved_level)
-    return rc, out.getvalue(), err.getvalue()
+run = run_cli  # the CLI in this process: (exit code, stdout, stderr)
 
 
 def on_disk(server: DavServer) -> dict[str, int]:

@@ -31,12 +31,11 @@ from faulthelpers import (
     proxied_member,
     proxy_for,
     quick_retries,  # noqa: F401 - a fixture, used by name
-    run_cli,
     set_connection,
     wait_for,
 )
 from faultproxy import FaultProxy, Rule
-from member import Member, day, iso
+from member import Member, day, iso, run_cli
 from servers import DavServer, ServerPool, TLSFiles, WsgiDavServer, make_tree
 
 import m3daemon.executor as executor_mod

@@ -18,11 +18,10 @@ from faulthelpers import (
     proxied_member,
     proxy_for,
     quick_retries,  # noqa: F401 - a fixture, used by name
-    run_cli,
     trash_files,
 )
 from faultproxy import Rule
-from member import day, iso
+from member import day, iso, run_cli
 from servers import DavServer, make_tree
 
 PREFS = {"meeting": {"mwDay": day(2).weekday(), "weDay": day(5).weekday()}}

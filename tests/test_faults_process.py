@@ -22,12 +22,11 @@ from faulthelpers import (
     proxied_member,
     proxy_for,
     quick_retries,  # noqa: F401 - a fixture, used by name
-    run_cli,
     trash_files,
     wait_for,
 )
 from faultproxy import Rule
-from member import Member, iso
+from member import Member, iso, run_cli
 from servers import DavServer, ServerPool, make_tree
 
 from m3daemon.errors import AnotherSyncRunning
