@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "resume": ("m3daemon.cli.daemon_cmds", "add_control_parser", _("resume scheduled syncs")),
     "quit": ("m3daemon.cli.daemon_cmds", "add_control_parser", _("stop the running daemon")),
     "logs": ("m3daemon.cli.daemon_cmds", "add_logs_parser", _("show the daemon's log")),
+    "dashboard": ("m3daemon.cli.dashboard_cmd", "add_parser", _("open the dashboard in the browser")),
     "service": ("m3daemon.cli.service_cmd", "add_parser", _("start m3daemon at login (install, uninstall, status)")),
     "server": ("m3daemon.cli.server_cmd", "add_parser", _("run the congregation's own WebDAV server")),
 }
@@ -100,6 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(_("Stopped."), file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `m3daemon … | head`: the reader left; not an error to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return int(ExitCode.OK)
     except Exception as exc:  # noqa: BLE001 - the last line of defence: plain words, no traceback
         logging.getLogger(__name__).debug("unexpected error", exc_info=True)
         print(_("Error: something unexpected went wrong: {what}").format(what=f"{type(exc).__name__}: {exc}"),

@@ -1,9 +1,10 @@
-"""The control channel between the CLI (and later the dashboard) and the running daemon.
+"""The control channel between the CLI (and the dashboard) and the running daemon.
 
 A small JSON API served on loopback only. Each configuration the daemon serves gets a 0600
 ``daemon.json`` in its state folder with the port and a random per-run token; a request without
 that token gets 403. Only the user (and root) can read the file, so only they can steer the
-daemon. The same WSGI server will carry the dashboard.
+daemon. The same WSGI server carries the dashboard (``ControlApp.fallback``, :mod:`m3daemon.dashboard`),
+which has its own key and session checks.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ class ControlApp:
             return _json_response(start_response, 400, {"error": str(exc)})
         try:
             status, result = handler(body)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.exception("control request %s failed", path)
             return _json_response(start_response, 500, {"error": str(exc)})
         return _json_response(start_response, status, result)
@@ -87,8 +88,11 @@ class ControlServer:
     def __init__(self, app: WsgiApp, host: str = "127.0.0.1", port: int = 0) -> None:
         from cheroot import wsgi
 
-        self._server = wsgi.Server((host, port), app, numthreads=4)
-        self._server.expiration_interval = 0.2
+        # Enough threads that a long dashboard upload and a few image previews never keep the
+        # CLI's requests waiting (idle keep-alive connections do not hold a thread).
+        self._server = wsgi.Server((host, port), app, numthreads=10)
+        # The selector loop wakes this often: rarely, so an idle daemon costs nothing (stop waits up to 1 s).
+        self._server.expiration_interval = 1.0
         self._server.prepare()
         self.host = host
         self.port = int(self._server.bind_addr[1])
