@@ -146,3 +146,13 @@ def test_browse_lists_the_servers_folders(dav_server: DavServer, isolated_env: P
     out = m3("browse", "/dav/", "--json")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["folders"] == ["Cong", "Other"]
+
+
+def test_every_command_has_help() -> None:
+    """Each sub-command module imports and builds its parser (a missing module breaks them all)."""
+    assert m3("--help").returncode == 0
+    from m3daemon.cli.main import COMMANDS
+
+    for name in COMMANDS:
+        proc = m3(name, "--help")
+        assert proc.returncode == 0, f"{name}: {proc.stderr}"
