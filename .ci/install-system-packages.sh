@@ -10,6 +10,9 @@
 #   private session bus), and for pystray's menu backends the typelibs gir1.2-gtk-3.0 and
 #   gir1.2-ayatanaappindicator3-0.1; pip builds PyGObject (the test extra) with gcc, pkg-config,
 #   libgirepository1.0-dev, libcairo2-dev and python3-dev (for Debian's own python3).
+# The dashboard tests (tests/test_dashboard_browser.py): chromium, driven by the Python package
+#   playwright (the test extra) through executable_path=/usr/bin/chromium, never `playwright
+#   install`; fonts-dejavu-core so that its screenshots have readable text.
 # Debian 12 / Ubuntu. Idempotent: does nothing when everything is already installed.
 # Quiet: prints one line, or apt's errors.
 #
@@ -20,7 +23,8 @@ set -eu
 
 PACKAGES="apache2 apache2-utils nginx libnginx-mod-http-dav-ext rclone curl ca-certificates util-linux python3 python3-venv systemd \
 xvfb xdotool trayer dbus-daemon gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1 \
-gcc pkg-config libgirepository1.0-dev libcairo2-dev python3-dev"
+gcc pkg-config libgirepository1.0-dev libcairo2-dev python3-dev \
+chromium fonts-dejavu-core"
 
 missing=""
 for p in $PACKAGES; do

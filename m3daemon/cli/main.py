@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "resume": ("m3daemon.cli.daemon_cmds", "add_control_parser", _("resume scheduled syncs")),
     "quit": ("m3daemon.cli.daemon_cmds", "add_control_parser", _("stop the running daemon")),
     "logs": ("m3daemon.cli.daemon_cmds", "add_logs_parser", _("show the daemon's log")),
+    "dashboard": ("m3daemon.cli.dashboard_cmd", "add_parser", _("open the dashboard in the browser")),
     "service": ("m3daemon.cli.service_cmd", "add_parser", _("start m3daemon at login (install, uninstall, status)")),
     "server": ("m3daemon.cli.server_cmd", "add_parser", _("run the congregation's own WebDAV server")),
 }

@@ -29,7 +29,13 @@ from m3daemon.daemon.control import (
     write_control_file,
 )
 from m3daemon.daemon.runner import CongregationRunner, SyncFn
-from m3daemon.daemon.schedule import Scheduler, WakeDetector, next_meeting, pre_meeting_times, resolve_timezone
+from m3daemon.daemon.schedule import (
+    Scheduler,
+    WakeDetector,
+    next_meeting,
+    pre_meeting_times,
+    resolve_timezone,
+)
 from m3daemon.daemon.state import CongregationStatus, SyncState
 from m3daemon.daemon.watcher import MediaWatcher
 from m3daemon.errors import UsageError
@@ -81,6 +87,7 @@ class Daemon:
         self.watcher: MediaWatcher | None = None
         self.control: ControlServer | None = None
         self.tray: Any = None
+        self.dashboard: Any = None
         self._token = new_token()
         self._wake = WakeDetector(lambda slept: self._wake_up())
 
@@ -90,7 +97,11 @@ class Daemon:
         self._lock_all()
         app = ControlApp(self._token)
         self._routes(app)
+        self.dashboard = self._make_dashboard()
+        app.fallback = self.dashboard
         self.control = ControlServer(app, self.host, self.port)
+        if self.dashboard is not None:
+            self.dashboard.bind(self.host, self.control.port)
         self.control.start()
         info = ControlInfo(self.control.port, self._token, os.getpid(), self.host)
         for cfg in self.configs:
@@ -150,6 +161,18 @@ class Daemon:
                 ) from None
             self._locks.append(lock)
 
+    def _make_dashboard(self) -> Any:
+        """The dashboard, mounted on the control port for every path outside ``/api/``; loopback only."""
+        if self.host not in ("127.0.0.1", "::1", "localhost"):
+            log.warning("no dashboard: the control port listens on %s, beyond this computer", self.host)
+            return None
+        try:
+            from m3daemon.dashboard import Dashboard
+        except ImportError as exc:
+            log.warning("no dashboard: %s", exc)
+            return None
+        return Dashboard(self)
+
     def _start_tray(self) -> Any:
         if self.no_tray:
             log.info("running without a tray icon (--no-tray)")
@@ -195,7 +218,28 @@ class Daemon:
         self.stop_event.set()
 
     def dashboard_url(self) -> str | None:
-        return None
+        url: str | None = self.dashboard.login_url() if self.dashboard is not None else None
+        return url
+
+    # --- for the dashboard -------------------------------------------------------------------
+
+    def congregation_configs(self) -> list[Config]:
+        return [r.cfg for r in self.runners.values()]
+
+    def replace_config(self, cfg: Config) -> None:
+        """Use a changed configuration (connection, media folder, local settings) from now on."""
+        runner = self.runners[cfg.path]
+        old, runner.cfg = runner.cfg, cfg
+        self.configs = [cfg if c.path == cfg.path else c for c in self.configs]
+        self._caches[cfg.path].cong = None
+        if old.local.media_dir != cfg.local.media_dir and self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = MediaWatcher(self._local_change)
+            self.watcher.start([r.cfg.local.media_dir for r in self.runners.values()])
+        if self.scheduler is not None:
+            self._plan_meetings(runner)
+        log.info("%s: configuration changed from the dashboard", runner.name)
+        runner.request_sync("settings", force=True)
 
     def _select(self, name: str | None) -> list[CongregationRunner]:
         if name is None:
@@ -288,6 +332,14 @@ class Daemon:
             return 200, {"ok": True}
 
         app.route("POST", "/api/quit", quit_)
+
+        def dashboard(body: dict[str, Any]) -> tuple[int, Any]:
+            if self.dashboard is None:
+                return 404, {"error": "no dashboard"}
+            cid = next((i for i, p in enumerate(self.runners) if str(p) == body.get("config")), None)
+            return 200, {"url": self.dashboard.login_url(cid)}
+
+        app.route("POST", "/api/dashboard", dashboard)
 
 
 def _requester(runner: CongregationRunner, reason: str) -> Callable[[], None]:

@@ -15,11 +15,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from m3daemon.config import Config
+from m3daemon.daemon.state import CongregationStatus, ErrorView, ProgressView, SyncState
 from m3daemon.errors import (
     AuthError,
     ConfigError,
@@ -34,7 +35,6 @@ from m3daemon.executor import Progress
 from m3daemon.i18n import _
 from m3daemon.remote.transfer import Cancelled
 from m3daemon.sync import SyncReport
-from m3daemon.daemon.state import CongregationStatus, ErrorView, ProgressView, SyncState
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class Request:
 
 
 def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def needs_person(err: M3Error) -> bool:
@@ -233,7 +233,7 @@ class CongregationRunner:
         except M3Error as err:
             self._failed(err)
             return
-        except Exception as exc:  # noqa: BLE001 - a bug must not kill the worker before a meeting
+        except Exception as exc:
             log.exception("%s: unexpected error during sync", self.name)
             self._failed(M3Error(_("Unexpected error: {what}").format(what=exc),
                                  _("m3daemon tries again at the next sync. Please report this with the log.")))
@@ -291,7 +291,7 @@ class CongregationRunner:
     def _changed(self) -> None:
         try:
             self._on_change(self)
-        except Exception:  # noqa: BLE001 - a front end's bug must not stop syncing
+        except Exception:
             log.exception("status listener failed")
 
     # --- pause, persisted ------------------------------------------------------------------

@@ -106,5 +106,5 @@ class MediaWatcher:
             self._timers.pop(root, None)
         try:
             self._on_change(root)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("watcher callback failed")

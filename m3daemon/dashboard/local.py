@@ -1,0 +1,114 @@
+"""What this computer knows without asking the server: the last sync's record, settings and files."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from m3daemon import prefs as m3prefs
+from m3daemon.config import Config
+from m3daemon.daemon.schedule import resolve_timezone
+from m3daemon.layout import Layout
+from m3daemon.meetings import Meeting, MeetingDays, meetings_between
+from m3daemon.names import name_problem
+from m3daemon.record import Record
+from m3daemon.sync import layout_for, local_prefs, record_path
+
+META_KEYS = ("last_sync", "last_result", "effective_prefs", "locked_keys", "forced_prefs")
+
+IMAGE_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "gif", "webp", "bmp"})
+VIDEO_EXTENSIONS = frozenset({"mp4", "m4v", "mov", "webm", "mkv", "avi", "mpg", "mpeg", "wmv"})
+AUDIO_EXTENSIONS = frozenset({"mp3", "m4a", "wav", "ogg", "aac", "flac"})
+
+
+def record_meta(cfg: Config) -> dict[str, Any]:
+    """What the last update recorded (no network); empty before the first one."""
+    path = record_path(cfg)
+    if not path.exists():
+        return {}
+    rec = Record(path)
+    try:
+        return {k: rec.get_meta(k) for k in META_KEYS}
+    finally:
+        rec.close()
+
+
+def effective_of(cfg: Config, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The settings in force at the last update, else this computer's own."""
+    meta = record_meta(cfg) if meta is None else meta
+    found = meta.get("effective_prefs")
+    if isinstance(found, dict):
+        return found
+    return m3prefs.effective_prefs(local_prefs(cfg), {})
+
+
+def forced_at_last_sync(meta: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """The congregation's forced settings as the last update fetched them, and when."""
+    forced = meta.get("forced_prefs")
+    if not isinstance(forced, dict) or not forced.get("text"):
+        return {}, None
+    try:
+        values = dict(m3prefs.parse_forced_prefs(str(forced["text"])).values)
+    except ValueError:
+        values = {}
+    return values, forced.get("fetched_at")
+
+
+def next_meetings(cfg: Config, effective: dict[str, Any], count: int = 4) -> list[Meeting]:
+    tz = resolve_timezone(cfg.schedule.timezone)
+    now = datetime.now(tz)
+    found = meetings_between(MeetingDays.from_prefs(effective), now, now + timedelta(days=15), tz)
+    return found[:count]
+
+
+def layout_of(cfg: Config, effective: dict[str, Any]) -> Layout:
+    return layout_for(cfg, effective)
+
+
+def kind_of(name: str) -> str:
+    """``image``, ``video``, ``audio`` or ``file``, from the extension."""
+    ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    if ext in IMAGE_EXTENSIONS:
+        return "image"
+    if ext in VIDEO_EXTENSIONS:
+        return "video"
+    if ext in AUDIO_EXTENSIONS:
+        return "audio"
+    return "file"
+
+
+def local_file(cfg: Config, effective: dict[str, Any], day: date, name: str) -> Path | None:
+    """The file ``name`` of ``day``'s folder, only if it is really inside the media folder.
+
+    The name must be one safe file name (:func:`name_problem`), and the resolved path (symbolic links
+    followed) must still be below the media folder and be a regular file.
+    """
+    if name_problem(name) is not None:
+        return None
+    root = cfg.local.media_dir
+    try:
+        root_real = root.resolve(strict=True)
+        candidate = (root / layout_of(cfg, effective).date_dir(day) / name).resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None
+    if not candidate.is_relative_to(root_real) or candidate == root_real or not candidate.is_file():
+        return None
+    return candidate
+
+
+def local_dates(cfg: Config, effective: dict[str, Any], start: date, end: date) -> list[tuple[date, list[str]]]:
+    """The files in each date folder from ``start`` to ``end``, read from disk (offline view)."""
+    layout = layout_of(cfg, effective)
+    out: list[tuple[date, list[str]]] = []
+    d = start
+    while d <= end:
+        folder = cfg.local.media_dir / layout.date_dir(d)
+        try:
+            names = sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+        except OSError:
+            names = []
+        if names:
+            out.append((d, names))
+        d += timedelta(days=1)
+    return out

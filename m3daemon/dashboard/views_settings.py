@@ -1,0 +1,152 @@
+"""Congregation-wide settings: every key a coordinator may force, its value here, and its lock.
+
+As in M³'s settings screen: each setting shows this computer's value; a coordinator (an account that
+may write) has a switch to force it on every computer, which writes ``forcedPrefs.json`` with the
+same read-modify-write as ``m3daemon settings force`` (:func:`edit_forced`). A forced setting is
+locked for everyone else: its local value cannot be changed here.
+
+The forced values are read from the server when the page opens; when the server cannot be reached,
+the page shows what the last update fetched, and says so.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask, render_template, request
+from flask.typing import ResponseReturnValue
+
+from m3daemon import prefs as m3prefs
+from m3daemon.config import load_config, save_config
+from m3daemon.dates import DATE_FORMATS
+from m3daemon.errors import LockedSettingError, M3Error, UsageError
+from m3daemon.i18n import _
+from m3daemon.sync import local_prefs
+
+from .access import Access
+from .app import N_, error_reply, note, reply, unexpected_reply
+from .local import forced_at_last_sync, record_meta
+
+if TYPE_CHECKING:
+    from m3daemon.config import Config
+
+    from .app import Dashboard
+
+WEEKDAYS = (N_("Monday"), N_("Tuesday"), N_("Wednesday"), N_("Thursday"), N_("Friday"), N_("Saturday"), N_("Sunday"))
+CHOICES: dict[str, tuple[tuple[str, str], ...]] = {
+    "app.outputFolderDateFormat": tuple((f, f) for f in DATE_FORMATS),
+    "media.maxRes": tuple((r, r) for r in m3prefs.MAX_RES),
+    "meeting.musicFadeOutType": tuple((t, t) for t in m3prefs.MUSIC_FADE_OUT_TYPES),
+    "meeting.mwDay": tuple((str(i), d) for i, d in enumerate(WEEKDAYS)),
+    "meeting.weDay": tuple((str(i), d) for i, d in enumerate(WEEKDAYS)),
+}
+SECTIONS = {"app": N_("Application"), "media": N_("Media"), "meeting": N_("Meetings")}
+
+
+def value_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def rows(local: dict[str, Any], forced: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for key, spec in m3prefs.FORCABLE.items():
+        is_forced = key in forced
+        value = forced[key] if is_forced else local.get(key, m3prefs.DEFAULTS.get(key))
+        choices = CHOICES.get(key)
+        if spec.value_type == "bool":
+            choices = (("true", _("on")), ("false", _("off")))
+        out.append({
+            "key": key, "section": key.split(".")[0], "kind": spec.kind, "value": value_text(value),
+            "local": value_text(local.get(key)), "forced": is_forced,
+            "choices": [(v, _(label)) for v, label in choices] if choices else None,
+            "secret": key.endswith(".password"),
+        })
+    return out
+
+
+def register(app: Flask, dash: Dashboard) -> None:
+    def forced_now(cfg: Config) -> tuple[dict[str, Any], Access, M3Error | None, str | None]:
+        """(forced values, access, problem, fetched_at): live from the server, else the last update's."""
+        try:
+            with dash.coordinator(cfg) as coord:
+                forced = coord.forced()
+                if forced.problem:
+                    raise UsageError(_("forcedPrefs.json on the server cannot be read: {problem}").format(
+                        problem=forced.problem), _("Fix or delete the file on the server."))
+                access = dash.access.check(coord)
+            return dict(forced.values), access, None, None
+        except M3Error as err:
+            values, fetched = forced_at_last_sync(record_meta(cfg))
+            return values, dash.access.get(cfg), err, fetched or ""
+
+    @app.get("/c/<int:cid>/settings")
+    def settings_page(cid: int) -> ResponseReturnValue:
+        cfg = dash.config(cid)
+        forced, access, problem, fetched = forced_now(cfg)
+        return render_template("settings.html", cfg=cfg, rows=rows(local_prefs(cfg), forced), access=access,
+                               problem=problem, fetched=fetched, sections=SECTIONS,
+                               coordinator=access.writable is True and problem is None)
+
+    @app.post("/c/<int:cid>/settings")
+    def settings_change(cid: int) -> ResponseReturnValue:
+        cfg = dash.config(cid)
+        key = request.form.get("key", "")
+        action = request.form.get("action", "local")
+        to = f"/c/{cid}/settings#row-{key.replace('.', '-')}"
+        try:
+            if key not in m3prefs.FORCABLE:
+                raise UsageError(_("{key} is not a setting a congregation may force.").format(key=key),
+                                 _("Reload the page."))
+            text = request.form.get("value", "")
+            value = None if text.strip() == "" else m3prefs.parse_pref_text(key, text)
+            if action == "local":
+                return set_local(cid, cfg, key, value, to)
+            return set_forced(cid, cfg, key, value, action == "force", to)
+        except ValueError as exc:
+            return error_reply(UsageError(str(exc), _("Correct the value and try again.")), to=to)
+        except M3Error as err:
+            dash.note_refusal(cfg, err)
+            return error_reply(err, to=to)
+        except Exception as exc:  # noqa: BLE001
+            return unexpected_reply(exc, to=to)
+
+    def set_local(cid: int, cfg: Config, key: str, value: Any, to: str) -> ResponseReturnValue:
+        forced, _access, _problem, _fetched = forced_now(cfg)
+        if key in forced:
+            raise LockedSettingError(
+                _("{key} is set by the congregation coordinator and cannot be changed here.").format(key=key),
+                _("Ask the coordinator to change it for the whole congregation."))
+        prefs = dict(cfg.prefs)
+        prefs.pop(key, None)
+        if value is not None:
+            prefs[key] = value
+        save_config(replace(cfg, prefs=prefs))
+        dash.host.replace_config(load_config(cfg.path))
+        return reply(True, _("{key} is now {value} on this computer.").format(
+            key=key, value=value_text(value) or _("not set")), to=to)
+
+    def set_forced(cid: int, cfg: Config, key: str, value: Any, force: bool, to: str) -> ResponseReturnValue:
+        from m3daemon.coordinator.forced import edit_forced, forcing, unforcing
+
+        if force and value is None:
+            raise UsageError(_("Give {key} a value before forcing it.").format(key=key),
+                             _("A forced setting needs a value for every computer."))
+        with dash.coordinator(cfg) as coord:
+            change = edit_forced(coord.writer, forcing({key: value}) if force else unforcing([key]))
+        for w in dict.fromkeys(change.warnings):
+            note("warning", w)
+        dash.host.update_now(str(cfg.path))  # this computer applies it now; the others at their next update
+        if force:
+            message = _("{key} is now {value} on every computer of the congregation.").format(
+                key=key, value=value_text(value))
+        else:
+            message = _("{key} is no longer forced; each computer uses its own value.").format(key=key)
+        return reply(True, message, to=to)

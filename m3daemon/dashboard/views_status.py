@@ -1,0 +1,97 @@
+"""Status: state and live progress, last and next sync, next meetings, last errors; update, pause."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask, render_template
+from flask.typing import ResponseReturnValue
+
+from m3daemon.coordinator.media import human_size
+from m3daemon.daemon.state import CongregationStatus, SyncState
+from m3daemon.i18n import _
+from m3daemon.tray.menu import progress_text, short_time, state_label
+
+from .app import N_, reply
+from .local import effective_of, next_meetings, record_meta
+
+if TYPE_CHECKING:
+    from .app import Dashboard
+
+MEETING_KINDS = {"midweek": N_("Midweek meeting"), "weekend": N_("Weekend meeting")}
+
+
+def live_view(st: CongregationStatus) -> dict[str, Any]:
+    """The status with its texts already written, for the page and for the script that polls."""
+    syncing = st.state is SyncState.SYNCING
+    p = st.progress
+    bytes_text = ""
+    if syncing and p.total_bytes:
+        bytes_text = _("{done} of {total}").format(done=human_size(p.done_bytes), total=human_size(p.total_bytes))
+    err = st.last_error
+    return {
+        "state": st.state.value,
+        "state_label": state_label(st.state),
+        "syncing": syncing,
+        "paused": st.paused,
+        "percent": p.percent if syncing else None,
+        "progress_text": progress_text(p) if syncing else "",
+        "bytes_text": bytes_text,
+        "current": p.current if syncing else "",
+        "done_bytes": p.done_bytes,
+        "total_bytes": p.total_bytes,
+        "done_files": p.done_files,
+        "total_files": p.total_files,
+        "last_sync": short_time(st.last_sync) or _("not yet"),
+        "last_attempt": short_time(st.last_attempt) or _("not yet"),
+        "next_sync": short_time(st.next_sync) or _("not planned"),
+        "error": {"message": err.message, "remedy": err.remedy} if err else None,
+    }
+
+
+def result_summary(result: dict[str, Any] | None) -> str:
+    if not result:
+        return ""
+    return _("{downloaded} downloaded, {copied} copied, {removed} removed, {unchanged} unchanged, "
+             "{hidden} hidden, {failed} failed").format(**{k: result.get(k, 0) for k in (
+                 "downloaded", "copied", "removed", "unchanged", "hidden", "failed")})
+
+
+def register(app: Flask, dash: Dashboard) -> None:
+    @app.get("/c/<int:cid>/status")
+    def status_page(cid: int) -> ResponseReturnValue:
+        cfg = dash.config(cid)
+        st = dash.status(cid)
+        meta = record_meta(cfg)
+        meetings = [(m.start.strftime("%a %Y-%m-%d %H:%M"), _(MEETING_KINDS.get(m.kind, m.kind)))
+                    for m in next_meetings(cfg, effective_of(cfg, meta))]
+        result = st.last_result or meta.get("last_result") or None
+        problems = [(e.get("message", ""), e.get("remedy", "")) for e in (result or {}).get("errors", [])[:5]]
+        return render_template(
+            "status.html", cfg=cfg, st=st, live=live_view(st), meetings=meetings,
+            summary=result_summary(result), problems=problems,
+            warnings=list(dict.fromkeys((result or {}).get("warnings", [])))[:5],
+        )
+
+    @app.get("/c/<int:cid>/status.json")
+    def status_json(cid: int) -> ResponseReturnValue:
+        return live_view(dash.status(cid))
+
+    @app.post("/c/<int:cid>/update")
+    def status_update(cid: int) -> ResponseReturnValue:
+        cfg = dash.config(cid)
+        dash.host.update_now(str(cfg.path))
+        return reply(True, _("Updating the media folders of {name}.").format(name=cfg.name),
+                     to=f"/c/{cid}/status", status=202)
+
+    @app.post("/c/<int:cid>/pause")
+    def status_pause(cid: int) -> ResponseReturnValue:
+        cfg = dash.config(cid)
+        dash.host.pause(str(cfg.path))
+        return reply(True, _("Paused: no scheduled updates until you resume."), to=f"/c/{cid}/status")
+
+    @app.post("/c/<int:cid>/resume")
+    def status_resume(cid: int) -> ResponseReturnValue:
+        cfg = dash.config(cid)
+        dash.host.resume(str(cfg.path))
+        return reply(True, _("Resumed."), to=f"/c/{cid}/status")

@@ -1,0 +1,278 @@
+"""The dashboard's gatekeeping, against the real daemon (`m3daemon run --all --no-tray`) and a real
+WebDAV server: the key, the session cookie, CSRF and origin checks, the Host check, the safe image
+route, and `m3daemon dashboard`.
+
+The browser tests (tests/test_dashboard_browser.py) use :func:`start_hall` from here: one computer
+with two configurations on one congregation folder, the coordinator's account (may write) and a
+member's (may only read).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from member import Member, day, iso
+from servers import DavServer, make_tree
+
+from m3daemon.config import load_config
+from m3daemon.credentials import store_password
+from m3daemon.daemon.control import ControlClient
+from m3daemon.dashboard.security import Guard
+from m3daemon.paths import config_dir
+
+FOLDER = "/dav/Cong"
+
+
+def wait_until(what: str, check: Callable[[], Any], timeout: float = 20.0, every: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def png(width: int = 320, height: int = 240, colour: tuple[int, int, int] = (40, 110, 200)) -> bytes:
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (width, height), colour)
+    draw = ImageDraw.Draw(img)
+    draw.ellipse((width // 4, height // 4, 3 * width // 4, 3 * height // 4), fill=(250, 250, 250))
+    out = io.BytesIO()
+    img.save(out, "PNG")
+    return out.getvalue()
+
+
+def meeting_prefs() -> dict[str, Any]:
+    """Meetings in 2 and 5 days, so the pages have meeting dates to show."""
+    return {"meeting": {"mwDay": day(2).weekday(), "mwStartTime": "19:00",
+                        "weDay": day(5).weekday(), "weStartTime": "10:00"}}
+
+
+def sample_folder(root: Path) -> None:
+    make_tree(root, {
+        f"Media/{iso(2)}/01 - Outline.png": png(),
+        f"Media/{iso(2)}/02 - Talk.mp4": b"\x00\x00\x00\x18ftypmp42" + os.urandom(4000),
+        "Media/Recurring/Year text.mp4": b"\x00\x00\x00\x18ftypmp42" + os.urandom(3000),
+        f"Media/{iso(-3)}/Last week.png": png(),  # past: only the coordinator's prune touches it
+    })
+
+
+@dataclass
+class Hall:
+    """A Kingdom Hall computer running one daemon for several configurations."""
+
+    members: list[Member]
+    proc: subprocess.Popen[str]
+    env: dict[str, str]
+    clients: dict[str, ControlClient] = field(default_factory=dict)
+
+    def client(self, m: Member) -> ControlClient:
+        key = str(m.config_path)
+        if key not in self.clients:
+            client = ControlClient.connect(load_config(m.config_path).state_dir)
+            assert client is not None
+            self.clients[key] = client
+        return self.clients[key]
+
+    def status(self, m: Member) -> dict[str, Any]:
+        live = self.client(m).call("GET", "status")
+        found: dict[str, Any] = next(c for c in live["congregations"] if c["config"] == str(m.config_path))
+        return found
+
+    def login_url(self, m: Member | None = None) -> str:
+        m = m or self.members[0]
+        url: str = self.client(m).call("POST", "dashboard", {"config": str(m.config_path)})["url"]
+        return url
+
+    def cid(self, m: Member) -> int:
+        found = re.search(r"[?&]c=(\d+)", self.login_url(m))
+        return int(found.group(1)) if found else 0
+
+    def base(self) -> str:
+        return self.login_url().split("/login")[0]
+
+    def cli(self, *args: str, m: Member | None = None) -> subprocess.CompletedProcess[str]:
+        m = m or self.members[0]
+        return subprocess.run([sys.executable, "-m", "m3daemon", "--config", str(m.config_path), *args],
+                              env=self.env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+                              check=False)
+
+    def stop(self) -> int:
+        for c in self.clients.values():
+            c.close()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+
+def make_member(server: DavServer, name: str, display: str, *, readonly: bool = False,
+                folder: str = FOLDER) -> Member:
+    username = server.readonly_username if readonly else server.username
+    password = server.readonly_password if readonly else server.password
+    assert username and password
+    m = Member.create(config_dir(create=True), server.url, folder, username, password, server.ca_file,
+                      name=name, prefs=meeting_prefs())
+    m.config_path.write_text(f'[congregation]\nname = "{display}"\n' + m.config_path.read_text())
+    conn = load_config(m.config_path).connection
+    assert conn is not None
+    store_password(conn, password)
+    return m
+
+
+def start_hall(members: list[Member], env: dict[str, str] | None = None, settle: bool = True) -> Hall:
+    full = {k: v for k, v in os.environ.items() if k not in ("M3DAEMON_PASSWORD", "M3DAEMON_CONFIG")}
+    full.update({"M3DAEMON_OFFLINE_BACKOFF": "0.5", **(env or {})})
+    proc = subprocess.Popen([sys.executable, "-m", "m3daemon", "run", "--all", "--no-tray"], env=full,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    hall = Hall(members, proc, full)
+
+    def answering() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"the daemon exited: {proc.stderr.read() if proc.stderr else ''}")
+        try:
+            for m in members:
+                hall.client(m)
+            return True
+        except AssertionError:
+            return False
+
+    wait_until("the daemon to answer", answering)
+    if settle:
+        for m in members:
+            wait_until(f"{m.config_path.stem}'s first sync",
+                       lambda m=m: hall.status(m)["state"] in ("up-to-date", "error", "offline"))
+    return hall
+
+
+@pytest.fixture
+def hall(wsgidav_server: DavServer, isolated_env: Path) -> Iterator[Hall]:
+    sample_folder(wsgidav_server.root / "Cong")
+    coordinator = make_member(wsgidav_server, "coordinator", "North")
+    av = make_member(wsgidav_server, "member", "North (A/V member)", readonly=True)
+    h = start_hall([coordinator, av])
+    try:
+        yield h
+    finally:
+        assert h.stop() == 0
+
+
+def csrf_of(html: str) -> str:
+    m = re.search(r'<meta name="csrf-token" content="([^"]+)"', html)
+    assert m, html[:500]
+    return m.group(1)
+
+
+def test_the_key_the_cookie_and_every_change_are_checked(hall: Hall) -> None:
+    base = hall.base()
+    origin = base
+    with httpx.Client(base_url=base, trust_env=False, follow_redirects=False) as web:
+        # no key, no page; a wrong key gives no session
+        assert web.get("/c/0/status").status_code == 403
+        assert web.get("/").status_code == 403
+        assert web.get("/login?key=wrong").status_code == 403
+        assert not web.cookies
+        # the right key: a session cookie, HttpOnly, SameSite=Strict, Path=/, and the key leaves the URL
+        resp = web.get(hall.login_url().removeprefix(base))
+        assert resp.status_code == 303 and resp.headers["location"] == "/c/0/status"
+        cookie = resp.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
+        page = web.get("/c/0/status")
+        assert page.status_code == 200 and "Update media folders now" in page.text
+        assert "script-src 'self'" in page.headers["content-security-policy"]
+        assert page.headers["x-frame-options"] == "DENY" and page.headers["cache-control"] == "no-store"
+        token = csrf_of(page.text)
+
+        # a change without the CSRF token, with a foreign origin, or with no origin at all: refused
+        assert web.post("/c/0/pause", headers={"Origin": origin}).status_code == 403
+        assert web.post("/c/0/pause", data={"csrf_token": "guess"}, headers={"Origin": origin}).status_code == 403
+        assert web.post("/c/0/pause", data={"csrf_token": token},
+                        headers={"Origin": "http://evil.example"}).status_code == 403
+        assert web.post("/c/0/pause", data={"csrf_token": token},
+                        headers={"Referer": "http://127.0.0.1:1/c/0/status"}).status_code == 403
+        assert web.post("/c/0/pause", data={"csrf_token": token}).status_code == 403
+        assert hall.status(hall.members[0])["state"] != "paused"
+        # the real thing: token and origin (or a same-origin Referer), form field or header
+        ok = web.post("/c/0/pause", data={"csrf_token": token}, headers={"Origin": origin})
+        assert ok.status_code == 303, ok.text
+        assert hall.status(hall.members[0])["state"] == "paused"
+        ok = web.post("/c/0/resume", headers={"X-CSRF-Token": token, "Referer": origin + "/c/0/status",
+                                              "X-Requested-With": "m3daemon"})
+        assert ok.status_code == 200 and ok.json()["ok"] is True
+        assert hall.status(hall.members[0])["state"] != "paused"
+
+        # DNS rebinding: a page under another host name reaching the port is refused, session or not
+        assert web.get("/c/0/status", headers={"Host": f"evil.example:{base.rsplit(':', 1)[1]}"}).status_code == 403
+        # the control API still wants its own bearer token, not the dashboard cookie
+        assert web.get("/api/status").status_code == 403
+        # live status for the script
+        live = web.get("/c/0/status.json").json()
+        assert live["state"] in ("up-to-date", "syncing") and "progress_text" in live
+
+
+def test_images_come_only_from_inside_the_media_folder(hall: Hall, tmp_path: Path) -> None:
+    coordinator = hall.members[0]
+    wait_until("the sample image", lambda: (coordinator.media / iso(2) / "01 - Outline.png").exists())
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(png(colour=(200, 0, 0)))
+    (coordinator.media / iso(2) / "link.png").symlink_to(secret)
+    base = hall.base()
+    with httpx.Client(base_url=base, trust_env=False) as web:
+        web.get(hall.login_url().removeprefix(base))
+        good = web.get(f"/c/0/thumb/{iso(2)}/01 - Outline.png")
+        assert good.status_code == 200 and good.headers["content-type"] == "image/jpeg"
+        assert good.content[:3] == b"\xff\xd8\xff"
+        for bad in (f"/c/0/thumb/{iso(2)}/link.png",  # a symbolic link out of the media folder
+                    f"/c/0/thumb/{iso(2)}/..%2F..%2Fsecret.png", f"/c/0/thumb/{iso(2)}/..",
+                    f"/c/0/thumb/{iso(2)}/%2E%2E%5Csecret.png", "/c/0/thumb/not-a-date/01 - Outline.png",
+                    f"/c/0/thumb/{iso(2)}/02 - Talk.mp4", f"/c/0/thumb/{iso(2)}/missing.png",
+                    f"/c/9/thumb/{iso(2)}/01 - Outline.png"):
+            assert web.get(bad).status_code == 404, bad
+
+
+def test_the_dashboard_command(hall: Hall) -> None:
+    out = hall.cli("dashboard", "--url", m=hall.members[1])
+    assert out.returncode == 0, out.stderr
+    url = out.stdout.strip()
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/login\?key=[\w-]{20,}&c=1", url), url
+    with httpx.Client(trust_env=False) as web:
+        assert web.get(url, follow_redirects=False).headers["location"] == "/c/1/status"
+
+
+def test_the_dashboard_command_without_a_daemon(wsgidav_server: DavServer, isolated_env: Path) -> None:
+    m = make_member(wsgidav_server, "lonely", "Lonely")
+    out = subprocess.run([sys.executable, "-m", "m3daemon", "--config", str(m.config_path), "dashboard"],
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert out.returncode == 2
+    assert "not running" in out.stderr and "m3daemon run" in out.stderr
+
+
+def test_origin_and_host_rules() -> None:
+    guard = Guard("k" * 40)
+    guard.bind("127.0.0.1", 8123)
+    assert guard.host_ok("127.0.0.1:8123") and guard.host_ok("localhost:8123") and guard.host_ok("[::1]:8123")
+    assert not guard.host_ok("127.0.0.1:8124") and not guard.host_ok("evil.example:8123")
+    assert guard.origin_ok("http://localhost:8123", None)
+    assert not guard.origin_ok("http://127.0.0.1:8124", None) and not guard.origin_ok("null", None)
+    assert guard.origin_ok(None, "http://127.0.0.1:8123/c/0/status")
+    assert not guard.origin_ok(None, "http://127.0.0.1:8123.evil.example/") and not guard.origin_ok(None, None)
+    assert guard.key_ok("k" * 40) and not guard.key_ok("k" * 39) and not guard.key_ok(None)
+    assert guard.peer_ok({"REMOTE_ADDR": "::1"}) and not guard.peer_ok({"REMOTE_ADDR": "192.0.2.1"})
+    assert guard.cookie_name == "m3daemon_dashboard_8123"
