@@ -38,6 +38,7 @@ from m3daemon.errors import (
     remedy_for_status,
 )
 from m3daemon.i18n import _
+from m3daemon.remote.transport import DrainingTransport
 
 log = logging.getLogger(__name__)
 
@@ -175,14 +176,15 @@ class DavSession:
         self.retry = retry or RetryPolicy()
         self.stats = RequestStats()
         self._sleep = sleep
+        # The draining transport reads up to 1 MiB per socket read instead of one 8 KiB TLS record:
+        # the difference between about 2× and about 1× curl's time for a large download.
         self.http = httpx.Client(
             auth=httpx.BasicAuth(endpoint.username, password),
-            verify=tls_context(endpoint.ca_file),
             timeout=httpx.Timeout(endpoint.timeout, connect=min(endpoint.timeout, 15.0)),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             headers={"User-Agent": f"m3daemon/{__version__}"},
             follow_redirects=False,
-            transport=transport,
+            transport=transport or DrainingTransport(
+                ssl_context=tls_context(endpoint.ca_file), max_connections=max_connections),
         )
 
     def close(self) -> None:

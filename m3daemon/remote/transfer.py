@@ -27,7 +27,6 @@ from m3daemon.remote.types import normalize_etag
 
 log = logging.getLogger(__name__)
 
-CHUNK = 1 << 20
 # Bytes per second per download; 0 = unlimited. For slow shared connections (and tests).
 RATE_LIMIT = int(os.environ.get("M3DAEMON_DOWNLOAD_LIMIT_BPS", "0") or 0)
 
@@ -109,7 +108,7 @@ def download(
                 f.truncate()
                 pos = start
                 t0 = time.monotonic()
-                for chunk in resp.iter_raw(CHUNK):
+                for chunk in resp.iter_raw():
                     if cancel is not None and cancel.is_set():
                         raise Cancelled
                     try:
