@@ -42,11 +42,17 @@ def selected_configs(args: argparse.Namespace) -> list[Any]:
     paths = all_config_paths() if args.all else [Path(config_path_from(args))]
     configs = []
     for path in paths:
+        if not path.exists():
+            continue  # not set up yet: see below
         cfg = load_config(path)
         if cfg.connection is not None:
             configs.append(cfg)
     if not configs:
-        raise UsageError(_("No congregation is set up on this computer."), _("Run `m3daemon setup` first."))
+        # Nothing set up yet: run anyway, so that the dashboard can set up the connection. Nothing
+        # is contacted and nothing is written until it is.
+        from m3daemon.config import load_config_or_default
+
+        configs.append(load_config_or_default(paths[0] if paths else Path(config_path_from(args))))
     names = [c.name for c in configs]
     if len(set(names)) != len(names):
         raise UsageError(_("Two configurations have the same congregation name."),

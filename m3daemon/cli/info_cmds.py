@@ -49,7 +49,10 @@ def run_status(args: argparse.Namespace) -> int:
     from m3daemon.daemon.control import ControlClient
     from m3daemon.meetings import MeetingDays, meetings_between
 
-    cfg = _cfg(args)
+    from m3daemon.cli.main import config_path_from
+    from m3daemon.config import load_config_or_default
+
+    cfg = load_config_or_default(Path(config_path_from(args)))
     client = ControlClient.connect(cfg.state_dir)
     if client is not None:
         try:

@@ -103,9 +103,6 @@ class Daemon:
         if self.dashboard is not None:
             self.dashboard.bind(self.host, self.control.port)
         self.control.start()
-        info = ControlInfo(self.control.port, self._token, os.getpid(), self.host)
-        for cfg in self.configs:
-            write_control_file(cfg.state_dir, info)
         self.scheduler = Scheduler(self.tz)
         for path, runner in self.runners.items():
             minutes = runner.cfg.schedule.poll_minutes
@@ -118,8 +115,12 @@ class Daemon:
             runner.request_sync("start")
         if self.watch:
             self.watcher = MediaWatcher(self._local_change)
-            self.watcher.start([r.cfg.local.media_dir for r in self.runners.values()])
+            self.watcher.start(self._watched())
         self.tray = self._start_tray()
+        # Written last: a client that finds the file finds a daemon that is fully up.
+        info = ControlInfo(self.control.port, self._token, os.getpid(), self.host)
+        for cfg in self.configs:
+            write_control_file(cfg.state_dir, info)
         sdnotify.notify("READY=1\nSTATUS=" + _("Watching {n} congregation(s)").format(n=len(self.runners)))
         log.info("m3daemon is running for %s (control port %d)",
                  ", ".join(r.name for r in self.runners.values()), self.control.port)
@@ -232,14 +233,19 @@ class Daemon:
         old, runner.cfg = runner.cfg, cfg
         self.configs = [cfg if c.path == cfg.path else c for c in self.configs]
         self._caches[cfg.path].cong = None
-        if old.local.media_dir != cfg.local.media_dir and self.watcher is not None:
+        moved = old.local.media_dir != cfg.local.media_dir or old.connection is None
+        if moved and self.watcher is not None:
             self.watcher.stop()
             self.watcher = MediaWatcher(self._local_change)
-            self.watcher.start([r.cfg.local.media_dir for r in self.runners.values()])
+            self.watcher.start(self._watched())
         if self.scheduler is not None:
             self._plan_meetings(runner)
         log.info("%s: configuration changed from the dashboard", runner.name)
         runner.request_sync("settings", force=True)
+
+    def _watched(self) -> list[Path]:
+        """The media folders of configured congregations (an unconfigured one writes nothing)."""
+        return [r.cfg.local.media_dir for r in self.runners.values() if r.cfg.connection is not None]
 
     def _select(self, name: str | None) -> list[CongregationRunner]:
         if name is None:

@@ -92,7 +92,7 @@ class CongregationRunner:
         self._stopping = False
         self.cancel = threading.Event()
         self.progress = Progress()
-        self.state = SyncState.STARTING
+        self.state = SyncState.STARTING if cfg.connection is not None else SyncState.NOT_CONFIGURED
         self.last_sync: str | None = None
         self.last_attempt: str | None = None
         self.last_error: ErrorView | None = None
@@ -123,6 +123,9 @@ class CongregationRunner:
         Scheduled syncs are skipped while paused; a person's "Update now" (``force``) is not.
         """
         with self._cond:
+            if self.cfg.connection is None:
+                self.state = SyncState.NOT_CONFIGURED
+                return self._completed_seq  # nothing to sync until the connection is set up
             if self._paused and not force:
                 log.debug("%s: paused; %s sync skipped", self.name, reason)
                 return self._completed_seq

@@ -109,5 +109,7 @@ class Scheduler:
                                 replace_existing=True)
 
     def next_run(self, prefix: str) -> datetime | None:
-        times = [j.next_run_time for j in self._sched.get_jobs() if j.id.startswith(prefix) and j.next_run_time]
+        # getattr: a job added before start() has no next_run_time yet
+        times = [t for j in self._sched.get_jobs()
+                 if j.id.startswith(prefix) and (t := getattr(j, "next_run_time", None)) is not None]
         return min(times) if times else None
