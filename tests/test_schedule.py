@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from m3daemon.config import default_config
+from m3daemon.config import ConnectionConfig, default_config
 from m3daemon.daemon.runner import CongregationRunner
 from m3daemon.daemon.schedule import Scheduler, WakeDetector, pre_meeting_times
 from m3daemon.daemon.state import SyncState
@@ -110,7 +111,16 @@ class GatedSync:
 
 @pytest.fixture
 def cfg(tmp_path: Path) -> Any:
-    return default_config(tmp_path / "cong.toml")
+    """A congregation that is set up (the fake syncs never contact the address)."""
+    conn = ConnectionConfig(url="https://dav.example.org", username="av", folder="/Cong")
+    return replace(default_config(tmp_path / "cong.toml"), connection=conn)
+
+
+def test_a_congregation_not_set_up_yet_never_syncs(tmp_path: Path) -> None:
+    sync = GatedSync()
+    runner = CongregationRunner(default_config(tmp_path / "new.toml"), sync_fn=sync)
+    assert runner.request_sync("manual", force=True) == 0
+    assert runner.status().state is SyncState.NOT_CONFIGURED and sync.runs == 0
 
 
 def test_update_now_during_a_sync_makes_exactly_one_more_sync(cfg: Any) -> None:
