@@ -26,14 +26,15 @@ from collections.abc import Mapping, Sequence
 from enum import Enum
 from pathlib import Path
 
-import keyring
-import keyring.backend
-from keyring.backends.chainer import ChainerBackend
+from typing import TYPE_CHECKING
 
 from m3daemon import paths
 from m3daemon.config import ConnectionConfig
 from m3daemon.errors import ConfigError, MissingPasswordError
 from m3daemon.i18n import _
+
+if TYPE_CHECKING:  # keyring is imported only when it is used: `update` with M3DAEMON_PASSWORD never is
+    import keyring.backend
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,9 @@ def real_keyring_backend(
     used directly, so that a write can never fall through to a plain-text or prompting backend.
     """
     try:
+        import keyring
+        from keyring.backends.chainer import ChainerBackend
+
         active = keyring.get_keyring()
     except Exception as exc:  # noqa: BLE001 - a broken keyring installation must not stop the daemon
         log.warning("The system keyring cannot be loaded (%s); using the secrets file", type(exc).__name__)
