@@ -73,6 +73,7 @@ class Daemon:
         self.tz = resolve_timezone(configs[0].schedule.timezone)
         self._locks: list[FileLock] = []
         self._caches: dict[Path, ListingCache] = {c.path: ListingCache() for c in configs}
+        self._recorded_days: dict[Path, MeetingDays] = {}  # until a listing is cached
         self._prev: dict[Path, CongregationStatus] = {}
         self.runners: dict[Path, CongregationRunner] = {}
         for cfg in configs:
@@ -233,6 +234,7 @@ class Daemon:
         old, runner.cfg = runner.cfg, cfg
         self.configs = [cfg if c.path == cfg.path else c for c in self.configs]
         self._caches[cfg.path].cong = None
+        self._recorded_days.pop(cfg.path, None)
         moved = old.local.media_dir != cfg.local.media_dir or old.connection is None
         if moved and self.watcher is not None:
             self.watcher.stop()
@@ -289,6 +291,9 @@ class Daemon:
         cache = self._caches[runner.cfg.path]
         if cache.cong is not None:
             return MeetingDays.from_prefs(cache.cong.effective)
+        known = self._recorded_days.get(runner.cfg.path)
+        if known is not None:
+            return known
         effective: Any = None
         if record_path(runner.cfg).exists():
             rec = Record(record_path(runner.cfg))
@@ -298,7 +303,9 @@ class Daemon:
                 rec.close()
         if not isinstance(effective, dict):
             effective = m3prefs.effective_prefs(local_prefs(runner.cfg), {})
-        return MeetingDays.from_prefs(effective)
+        # Remembered: every status request (the dashboard polls) would otherwise open the record.
+        days = self._recorded_days[runner.cfg.path] = MeetingDays.from_prefs(effective)
+        return days
 
     def _plan_meetings(self, runner: CongregationRunner) -> None:
         assert self.scheduler is not None
