@@ -319,8 +319,8 @@ class Member:
 
     def update_inprocess(self, **kwargs: Any) -> tuple[float, float, Any]:
         """update() in this process: (seconds to the plan, total seconds, SyncReport)."""
-        from m3daemon.config import load_config
-        from m3daemon.sync import update
+        from m3daemon.engine.sync import update
+        from m3daemon.settings.config import load_config
 
         saved = {k: os.environ.get(k) for k in self.env}
         os.environ.update(self.env)

@@ -376,7 +376,7 @@ def scenario_noop(server: Server, work: Path, runs: int, res: Results) -> None:
 def startup_baseline(work: Path, runs: int, res: Results, env: dict[str, str]) -> None:
     """Interpreter start and the imports of `update`, for the no-op analysis."""
     bare = [run_timed([PYTHON, "-c", "pass"], env=env).seconds for _ in range(runs)]
-    imp = [run_timed([PYTHON, "-c", "import m3daemon.cli.main, m3daemon.cli.update_cmd, m3daemon.sync"],
+    imp = [run_timed([PYTHON, "-c", "import m3daemon.cli.main, m3daemon.cli.update_cmd, m3daemon.engine.sync"],
                      env=env).seconds for _ in range(runs)]
     res.details["startup"] = {"python_c_pass_s": median(bare), "import_update_modules_s": median(imp)}
 

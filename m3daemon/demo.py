@@ -92,9 +92,9 @@ def tree(root: Path) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from m3daemon.config import config_from_document
+    from m3daemon.engine.sync import update
     from m3daemon.server import Role, local_server
-    from m3daemon.sync import update
+    from m3daemon.settings.config import config_from_document
 
     base_ctx = tempfile.TemporaryDirectory(prefix="m3daemon-demo-") if not args.keep else None
     base = Path(args.keep) if args.keep else Path(base_ctx.name)  # type: ignore[union-attr]

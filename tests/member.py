@@ -18,8 +18,8 @@ from typing import Any
 import tomli_w
 
 from m3daemon.cli.main import main
-from m3daemon.config import Config, load_config
-from m3daemon.sync import SyncReport, update
+from m3daemon.engine.sync import SyncReport, update
+from m3daemon.settings.config import Config, load_config
 
 TODAY = date.today()
 

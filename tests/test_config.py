@@ -11,8 +11,9 @@ import keyring
 import pytest
 from keyring.backends import fail
 
-from m3daemon import paths
-from m3daemon.config import (
+from m3daemon.errors import ConfigError, ExitCode, InsecureURLError
+from m3daemon.local import paths
+from m3daemon.settings.config import (
     Config,
     ConnectionConfig,
     LocalConfig,
@@ -23,8 +24,7 @@ from m3daemon.config import (
     resolve_config_path,
     save_config,
 )
-from m3daemon.registry import check_media_dir_unique, known_configs_path, register_config
-from m3daemon.errors import ConfigError, ExitCode, InsecureURLError
+from m3daemon.settings.registry import check_media_dir_unique, known_configs_path, register_config
 
 GOOD_CONNECTION = """
 [connection]

@@ -18,8 +18,8 @@ from servers import DavServer, make_tree
 
 from m3daemon.coordinator.context import Coordinator
 from m3daemon.coordinator.forced import edit_forced, forcing
-from m3daemon.dates import format_folder_date
-from m3daemon.prefs import parse_forced_prefs
+from m3daemon.core.dates import format_folder_date
+from m3daemon.core.prefs import parse_forced_prefs
 from m3daemon.remote.http import RetryPolicy
 
 FOLDER = "/dav/Cong"

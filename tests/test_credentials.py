@@ -16,9 +16,11 @@ from keyring.backend import KeyringBackend
 from keyring.backends import fail
 from keyring.backends.chainer import ChainerBackend
 
-from m3daemon import credentials, paths
-from m3daemon.config import ConnectionConfig
-from m3daemon.credentials import (
+from m3daemon.errors import ConfigError, MissingPasswordError
+from m3daemon.local import paths
+from m3daemon.settings import credentials
+from m3daemon.settings.config import ConnectionConfig
+from m3daemon.settings.credentials import (
     StoredWhere,
     delete_password,
     file_storage_notice,
@@ -27,7 +29,6 @@ from m3daemon.credentials import (
     secrets_path,
     store_password,
 )
-from m3daemon.errors import ConfigError, MissingPasswordError
 
 PASSWORD = "c0rrect-h0rse-b4ttery-staple"
 CONN = ConnectionConfig(url="https://app.koofr.net", username="av@example.org", folder="/dav/Koofr/Cong")
@@ -157,7 +158,7 @@ def test_two_accounts_are_kept_apart_and_deleted_separately() -> None:
 def test_a_secrets_file_readable_by_others_is_tightened(caplog: pytest.LogCaptureFixture) -> None:
     store_password(CONN, PASSWORD)
     os.chmod(secrets_path(), 0o644)
-    with caplog.at_level(logging.WARNING, logger="m3daemon.credentials"):
+    with caplog.at_level(logging.WARNING, logger="m3daemon.settings.credentials"):
         assert get_password(CONN) == PASSWORD
     assert mode_of(secrets_path()) == 0o600
     assert any("0600" in r.getMessage() for r in caplog.records)

@@ -166,9 +166,9 @@ def test_one_daemon_serves_several_congregations_each_with_its_own_state(
     wsgidav_server: DavServer, isolated_env: Path
 ) -> None:
     """A Kingdom Hall shared by two congregations: one is fine, the other's password is wrong."""
-    from m3daemon.config import load_config
-    from m3daemon.credentials import store_password
-    from m3daemon.paths import config_dir
+    from m3daemon.local.paths import config_dir
+    from m3daemon.settings.config import load_config
+    from m3daemon.settings.credentials import store_password
 
     make_tree(wsgidav_server.root, {f"North/Media/{iso(1)}/n.jpg": b"n", f"South/Media/{iso(1)}/s.jpg": b"s"})
     folder = config_dir(create=True)

@@ -26,11 +26,11 @@ import pytest
 from member import Member, day, iso
 from servers import DavServer, make_tree
 
-from m3daemon.config import load_config
-from m3daemon.credentials import store_password
 from m3daemon.daemon.control import ControlClient
 from m3daemon.dashboard.security import Guard
-from m3daemon.paths import config_dir
+from m3daemon.local.paths import config_dir
+from m3daemon.settings.config import load_config
+from m3daemon.settings.credentials import store_password
 
 FOLDER = "/dav/Cong"
 

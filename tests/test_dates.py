@@ -6,7 +6,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from m3daemon.dates import (
+from m3daemon.core.dates import (
     DATE_FORMATS,
     DEFAULT_DATE_FORMAT,
     WEEKDAY_NAMES,

@@ -38,8 +38,8 @@ from faultproxy import FaultProxy, Rule
 from member import Member, day, iso, run_cli
 from servers import DavServer, ServerPool, TLSFiles, WsgiDavServer, make_tree
 
-import m3daemon.executor as executor_mod
-from m3daemon.executor import Progress
+import m3daemon.engine.executor as executor_mod
+from m3daemon.engine.executor import Progress
 from m3daemon.remote.http import RetryPolicy
 from m3daemon.remote.transfer import Cancelled
 

@@ -29,10 +29,10 @@ from faultproxy import Rule
 from member import Member, iso, run_cli
 from servers import DavServer, ServerPool, make_tree
 
+from m3daemon.engine.context import record_path
 from m3daemon.errors import AnotherSyncRunning
-from m3daemon.locks import FileLock
+from m3daemon.local.locks import FileLock
 from m3daemon.remote import listing
-from m3daemon.sync import record_path
 
 MiB = 1024 * 1024
 
@@ -97,7 +97,7 @@ def test_killed_during_a_download_leaves_no_partial_file_and_the_next_run_resume
 # A driver that runs `m3daemon update` with SIGKILL wired to one point of the record's life.
 KILL_DRIVER = r"""
 import os, signal, sys
-from m3daemon import record
+from m3daemon.local import record
 from m3daemon.cli.main import main
 
 point = sys.argv[1]

@@ -16,7 +16,7 @@ from member import iso
 from servers import DavServer, make_tree
 from test_daemon import wait_until
 
-from m3daemon.paths import config_dir
+from m3daemon.local.paths import config_dir
 
 
 def m3(*args: str) -> subprocess.CompletedProcess[str]:

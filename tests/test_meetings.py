@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from m3daemon.meetings import Meeting, MeetingDays, meeting_dates, meetings_between, week_start
+from m3daemon.core.meetings import Meeting, MeetingDays, meeting_dates, meetings_between, week_start
 
 MON, TUE, WED, THU, FRI, SAT, SUN = range(7)  # M³ numbering: 0 = Monday
 PARIS = ZoneInfo("Europe/Paris")

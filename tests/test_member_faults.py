@@ -14,8 +14,8 @@ from faultproxy import FaultProxy, Rule
 from member import Member, iso
 from servers import DavServer, ServerPool, make_tree
 
-from m3daemon.executor import Progress
-from m3daemon.names import name_problem
+from m3daemon.core.names import name_problem
+from m3daemon.engine.executor import Progress
 from m3daemon.remote.http import RetryPolicy
 
 FOLDER = "/dav/Cong"

@@ -178,7 +178,7 @@ def test_every_date_format_and_layout(
         [path] = m.files()
         local_folder = path.split("/")[1]
         assert path.startswith("F/") and path.endswith("/a.jpg")
-        from m3daemon.dates import parse_folder_date
+        from m3daemon.core.dates import parse_folder_date
 
         parsed = parse_folder_date(local_folder)
         assert parsed is not None and parsed[0] == d and parsed[1] == fmt

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from m3daemon.core.names import MAX_NAME_BYTES, check_name, is_safe_name, name_problem
 from m3daemon.errors import ExitCode, UsageError
-from m3daemon.names import MAX_NAME_BYTES, check_name, is_safe_name, name_problem
 
 SAFE_NAMES = [
     ("m3-order-prefix", "01-05 - Talk outline.jpg"),

@@ -11,9 +11,9 @@ from datetime import date
 
 import pytest
 
-from m3daemon.layout import Layout
-from m3daemon.model import CongregationFolder, RemoteFile
-from m3daemon.planner import (
+from m3daemon.core.layout import Layout
+from m3daemon.core.model import CongregationFolder, RemoteFile
+from m3daemon.core.planner import (
     Copy,
     Delete,
     Fetch,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from m3daemon.prefs import (
+from m3daemon.core.prefs import (
     DEFAULTS,
     FORCABLE,
     ForcedPrefs,

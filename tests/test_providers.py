@@ -8,9 +8,9 @@ import keyring
 import pytest
 from keyring.backends import fail
 
-from m3daemon.config import load_config
 from m3daemon.errors import ExitCode, UsageError
-from m3daemon.providers import PROVIDERS, Provider, get_provider
+from m3daemon.settings.config import load_config
+from m3daemon.settings.providers import PROVIDERS, Provider, get_provider
 
 
 @pytest.fixture(autouse=True)

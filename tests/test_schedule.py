@@ -11,13 +11,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from m3daemon.config import ConnectionConfig, default_config
+from m3daemon.core.meetings import MeetingDays
 from m3daemon.daemon.runner import CongregationRunner
 from m3daemon.daemon.schedule import Scheduler, WakeDetector, pre_meeting_times
 from m3daemon.daemon.state import SyncState
+from m3daemon.engine.sync import SyncReport
 from m3daemon.errors import CredentialsError, ServerUnreachableError
-from m3daemon.meetings import MeetingDays
-from m3daemon.sync import SyncReport
+from m3daemon.settings.config import ConnectionConfig, default_config
 
 BERLIN = ZoneInfo("Europe/Berlin")
 # Monday 2026-11-23, 08:00 in Berlin

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from member import iso
 
-from m3daemon.paths import config_dir
+from m3daemon.local.paths import config_dir
 from m3daemon.server import Role, ServerHandle, local_server
-from m3daemon.server.tls import fingerprint as fingerprint_of, load_pem_certs
+from m3daemon.server.tls import fingerprint as fingerprint_of
+from m3daemon.server.tls import load_pem_certs
 
 COORD, MEMBER = ("coordinator", "c00rd-pass"), ("member", "m3mber-pass")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from servers import DavServer, ServerPool, make_tree
 
-from m3daemon.paths import config_dir
+from m3daemon.local.paths import config_dir
 
 
 def m3(*args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -17,11 +17,11 @@ from pathlib import Path
 BLOCK_HTTPX_CLI = "import sys; sys.modules['httpx._main'] = None\n"
 
 MODULES = [
-    "m3daemon.cli.main, m3daemon.cli.update_cmd, m3daemon.sync",  # what `update` imports up front
+    "m3daemon.cli.main, m3daemon.cli.update_cmd, m3daemon.engine.sync",  # what `update` imports up front
     # httpx/__init__.py tries `from ._main import main`; with click (Flask's), rich and pygments
     # installed that imports all three. Blocking the module makes httpx fall back to its stub.
-    BLOCK_HTTPX_CLI + "import m3daemon.cli.main, m3daemon.cli.update_cmd, m3daemon.sync",
-    "m3daemon.credentials",
+    BLOCK_HTTPX_CLI + "import m3daemon.cli.main, m3daemon.cli.update_cmd, m3daemon.engine.sync",
+    "m3daemon.settings.credentials",
     "keyring, keyring.backend, keyring.backends.chainer",
     "httpx",
     BLOCK_HTTPX_CLI + "import httpx",

@@ -72,7 +72,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--disk", default="/var/tmp", help="a folder on a real disk")
     args = ap.parse_args()
-    from m3daemon import executor
+    from m3daemon.engine import executor
 
     work = Path("/dev/shm/m3bench-exp-local")
     rm(work)

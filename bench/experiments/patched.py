@@ -1,6 +1,6 @@
 """Experiment-only patches of m3daemon, applied inside one benchmark process (never shipped).
 
-``drain(True)`` makes ``m3daemon.sync.open_session`` build its DavSession on
+``drain(True)`` makes ``m3daemon.engine.sync.open_session`` build its DavSession on
 :class:`draining.DrainingTransport` -- the change proposed for m3daemon/remote/http.py
 (``DavSession.__init__``: pass ``transport=DrainingTransport(ssl_context=..., max_connections=...)``
 to ``httpx.Client``). Everything else in m3daemon runs unchanged.
@@ -39,7 +39,7 @@ def drain(on: bool = True) -> Iterator[None]:
     if not on:
         yield
         return
-    from m3daemon import sync
+    from m3daemon.engine import sync
 
     saved = sync.DavSession
     sync.DavSession = _draining_session_class()
@@ -68,9 +68,9 @@ def _pycurl_download_function(direct: bool = False, lean: bool = False) -> Any:
 
     import pycurl
 
+    from m3daemon.core.entries import normalize_etag
     from m3daemon.remote import transfer as t
     from m3daemon.remote.http import classify_status  # noqa: F401  (same module the real one uses)
-    from m3daemon.remote.types import normalize_etag
 
     local = threading.local()
 
@@ -224,7 +224,7 @@ def pycurl_downloads(on: bool = True, *, direct: bool = False, lean: bool = Fals
     if not on:
         yield
         return
-    from m3daemon import executor
+    from m3daemon.engine import executor
 
     saved = executor.download
     executor.download = _pycurl_download_function(direct=direct, lean=lean)
@@ -245,7 +245,7 @@ def record_wal(on: bool = True) -> Iterator[None]:
     if not on:
         yield
         return
-    from m3daemon.record import Record
+    from m3daemon.local.record import Record
 
     saved = Record.__init__
 
@@ -269,7 +269,7 @@ def workers(n: int | None) -> Iterator[None]:
         return
     import functools
 
-    from m3daemon import sync
+    from m3daemon.engine import sync
 
     saved = sync.Executor
     sync.Executor = functools.partial(saved, workers=n)  # type: ignore[misc]
@@ -316,9 +316,9 @@ def _multi_pool_class(parallel: int) -> Any:
 
     import pycurl
 
-    from m3daemon.executor import _staging_name
+    from m3daemon.core.entries import normalize_etag
+    from m3daemon.engine.executor import _staging_name
     from m3daemon.remote import transfer as t
-    from m3daemon.remote.types import normalize_etag
 
     class Job(Future):  # type: ignore[type-arg]
         def __init__(self, engine: Any, ex: Any, action: Any) -> None:
@@ -472,7 +472,7 @@ def multi_downloads(on: bool = True, parallel: int = 3) -> Iterator[None]:
     if not on:
         yield
         return
-    from m3daemon import executor
+    from m3daemon.engine import executor
 
     saved = executor.ThreadPoolExecutor
     executor.ThreadPoolExecutor = _multi_pool_class(parallel)  # type: ignore[misc]
@@ -492,7 +492,7 @@ def walk_window_only(on: bool = True, days_ahead: int = 14) -> Iterator[None]:
         return
     from datetime import date, timedelta
 
-    from m3daemon.dates import parse_folder_date
+    from m3daemon.core.dates import parse_folder_date
     from m3daemon.remote import listing
 
     saved = listing._worth_walking

@@ -20,11 +20,11 @@ from m3daemon.errors import ExitCode, UsageError
 from m3daemon.i18n import _
 
 if TYPE_CHECKING:  # `m3daemon --help` does not import the coordinator package
-    from m3daemon.config import Config
     from m3daemon.coordinator.context import Coordinator
     from m3daemon.coordinator.forced import ForcedChange
     from m3daemon.coordinator.media import BatchResult
     from m3daemon.coordinator.overview import Overview
+    from m3daemon.settings.config import Config
 
 
 # --- parsers --------------------------------------------------------------------------------------
@@ -106,7 +106,7 @@ def add_background_parser(sub: Any, name: str, help_text: str) -> None:
 
 def add_settings_parsers(ss: Any) -> None:
     """``settings force|unforce|publish``, added to the ``settings`` group of info_cmds."""
-    from m3daemon.prefs import FORCABLE
+    from m3daemon.core.prefs import FORCABLE
 
     keys = "\n".join(f"  {k:<36} {spec.kind}" for k, spec in FORCABLE.items())
     epilog = _("Keys a coordinator may force:") + "\n" + keys
@@ -133,7 +133,7 @@ def add_settings_parsers(ss: Any) -> None:
 
 def _config(args: argparse.Namespace) -> Config:
     from m3daemon.cli.main import config_path_from
-    from m3daemon.config import load_config
+    from m3daemon.settings.config import load_config
 
     cfg = load_config(Path(config_path_from(args)))
     if cfg.connection is None:

@@ -36,8 +36,8 @@ def add_logs_parser(sub: Any, name: str, help_text: str) -> None:
 
 def selected_configs(args: argparse.Namespace) -> list[Any]:
     from m3daemon.cli.main import config_path_from
-    from m3daemon.config import load_config
-    from m3daemon.registry import all_config_paths
+    from m3daemon.settings.config import load_config
+    from m3daemon.settings.registry import all_config_paths
 
     paths = all_config_paths() if args.all else [Path(config_path_from(args))]
     configs = []
@@ -50,7 +50,7 @@ def selected_configs(args: argparse.Namespace) -> list[Any]:
     if not configs:
         # Nothing set up yet: run anyway, so that the dashboard can set up the connection. Nothing
         # is contacted and nothing is written until it is.
-        from m3daemon.config import load_config_or_default
+        from m3daemon.settings.config import load_config_or_default
 
         configs.append(load_config_or_default(paths[0] if paths else Path(config_path_from(args))))
     names = [c.name for c in configs]
@@ -61,9 +61,9 @@ def selected_configs(args: argparse.Namespace) -> list[Any]:
 
 
 def run_daemon(args: argparse.Namespace) -> int:
-    from m3daemon.registry import check_media_dir_unique
     from m3daemon.daemon.app import Daemon
     from m3daemon.daemon.logs import setup_daemon_logging
+    from m3daemon.settings.registry import check_media_dir_unique
 
     setup_daemon_logging(args.verbose)
     configs = selected_configs(args)
@@ -92,8 +92,8 @@ def run_daemon(args: argparse.Namespace) -> int:
 def control_client(args: argparse.Namespace) -> Any:
     """The running daemon for this configuration, or None."""
     from m3daemon.cli.main import config_path_from
-    from m3daemon.config import load_config_or_default
     from m3daemon.daemon.control import ControlClient
+    from m3daemon.settings.config import load_config_or_default
 
     cfg = load_config_or_default(Path(config_path_from(args)))
     return ControlClient.connect(cfg.state_dir), cfg

@@ -24,9 +24,9 @@ def add_parser(sub: Any, name: str, help_text: str) -> None:
 
 def _any_daemon() -> Any:
     """The daemon of another configuration of this computer (``m3daemon run --all`` serves several)."""
-    from m3daemon.config import load_config_or_default
     from m3daemon.daemon.control import ControlClient
-    from m3daemon.registry import all_config_paths
+    from m3daemon.settings.config import load_config_or_default
+    from m3daemon.settings.registry import all_config_paths
 
     for path in all_config_paths():
         try:
@@ -40,8 +40,8 @@ def _any_daemon() -> Any:
 
 def run(args: argparse.Namespace) -> int:
     from m3daemon.cli.main import config_path_from
-    from m3daemon.config import load_config_or_default
     from m3daemon.daemon.control import ControlClient
+    from m3daemon.settings.config import load_config_or_default
 
     cfg = load_config_or_default(Path(config_path_from(args)))
     client = ControlClient.connect(cfg.state_dir) or _any_daemon()

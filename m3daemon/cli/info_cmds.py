@@ -8,22 +8,22 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from m3daemon.engine.context import local_prefs
 from m3daemon.errors import ExitCode, LockedSettingError, UsageError
 from m3daemon.i18n import _
-from m3daemon.sync import local_prefs
 
 
 def _cfg(args: argparse.Namespace) -> Any:
     from m3daemon.cli.main import config_path_from
-    from m3daemon.config import load_config
+    from m3daemon.settings.config import load_config
 
     return load_config(Path(config_path_from(args)))
 
 
 def _meta(cfg: Any) -> dict[str, Any]:
     """What the last update recorded (no network)."""
-    from m3daemon.record import Record
-    from m3daemon.sync import record_path
+    from m3daemon.engine.context import record_path
+    from m3daemon.local.record import Record
 
     if not record_path(cfg).exists():
         return {}
@@ -45,12 +45,11 @@ def add_status_parser(sub: Any, name: str, help_text: str) -> None:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from m3daemon import prefs as m3prefs
-    from m3daemon.daemon.control import ControlClient
-    from m3daemon.meetings import MeetingDays, meetings_between
-
     from m3daemon.cli.main import config_path_from
-    from m3daemon.config import load_config_or_default
+    from m3daemon.core import prefs as m3prefs
+    from m3daemon.core.meetings import MeetingDays, meetings_between
+    from m3daemon.daemon.control import ControlClient
+    from m3daemon.settings.config import load_config_or_default
 
     cfg = load_config_or_default(Path(config_path_from(args)))
     client = ControlClient.connect(cfg.state_dir)
@@ -138,11 +137,12 @@ def add_settings_parser(sub: Any, name: str, help_text: str) -> None:
 
 
 def _settings_now(cfg: Any, refresh: bool) -> tuple[dict[str, Any], list[str], str | None]:
-    from m3daemon import prefs as m3prefs
+    from m3daemon.core import prefs as m3prefs
 
     if refresh:
-        from m3daemon.record import Record
-        from m3daemon.sync import open_session, read_congregation, record_path
+        from m3daemon.engine.context import open_session, record_path
+        from m3daemon.engine.sync import read_congregation
+        from m3daemon.local.record import Record
 
         rec = Record(record_path(cfg))
         try:
@@ -182,8 +182,8 @@ def run_settings_show(args: argparse.Namespace) -> int:
 
 
 def run_settings_set(args: argparse.Namespace) -> int:
-    from m3daemon import prefs as m3prefs
-    from m3daemon.config import Config, save_config
+    from m3daemon.core import prefs as m3prefs
+    from m3daemon.settings.config import Config, save_config
 
     cfg: Config = _cfg(args)
     locked = set(_meta(cfg).get("locked_keys") or [])
@@ -219,7 +219,7 @@ def add_providers_parser(sub: Any, name: str, help_text: str) -> None:
 
 
 def run_providers(args: argparse.Namespace) -> int:
-    from m3daemon.providers import PROVIDERS
+    from m3daemon.settings.providers import PROVIDERS
 
     if args.json:
         print(json.dumps([{"id": p.id, "name": p.name, "url": p.url, "folder": p.folder, "note": p.note}
@@ -245,8 +245,8 @@ def add_browse_parser(sub: Any, name: str, help_text: str) -> None:
 def run_browse(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    from m3daemon.engine.context import open_session
     from m3daemon.remote.listing import list_children
-    from m3daemon.sync import open_session
 
     cfg = _cfg(args)
     if cfg.connection is None:

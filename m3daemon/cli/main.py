@@ -114,6 +114,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def config_path_from(args: argparse.Namespace) -> "os.PathLike[str]":
-    from m3daemon.config import resolve_config_path
+    from m3daemon.settings.config import resolve_config_path
 
     return resolve_config_path(args.config, os.environ)

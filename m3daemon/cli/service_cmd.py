@@ -53,7 +53,7 @@ def daemon_probe() -> Callable[[], bool] | None:
 
 
 def _configured() -> bool:
-    from m3daemon.registry import all_config_paths
+    from m3daemon.settings.registry import all_config_paths
 
     return bool(all_config_paths())
 

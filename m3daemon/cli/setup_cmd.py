@@ -37,11 +37,11 @@ def add_parser(sub: Any, name: str, help_text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from m3daemon import config as cfgmod
-    from m3daemon import registry
     from m3daemon.cli.main import config_path_from
-    from m3daemon.credentials import StoredWhere, file_storage_notice, get_password, store_password
-    from m3daemon.providers import get_provider
+    from m3daemon.settings import config as cfgmod
+    from m3daemon.settings import registry
+    from m3daemon.settings.credentials import StoredWhere, file_storage_notice, get_password, store_password
+    from m3daemon.settings.providers import get_provider
 
     path = Path(config_path_from(args))
     current = cfgmod.load_config_or_default(path)
@@ -133,9 +133,9 @@ def run(args: argparse.Namespace) -> int:
 
 def test_connection(cfg: Any, password: str) -> str:
     """List the folder once and describe what is there, in words a member understands."""
-    from m3daemon.model import FORCED_PREFS
+    from m3daemon.core.model import FORCED_PREFS
+    from m3daemon.engine.context import open_session
     from m3daemon.remote.listing import list_children
-    from m3daemon.sync import open_session
 
     with open_session(cfg, password=password) as session:
         entries = list_children(session, ())
@@ -171,7 +171,7 @@ def _ask(question: str, default: str | None) -> str | None:
 
 
 def _pick_provider() -> Any:
-    from m3daemon.providers import PROVIDERS
+    from m3daemon.settings.providers import PROVIDERS
 
     for i, p in enumerate(PROVIDERS, 1):
         print(f"  {i}. {p.name}")

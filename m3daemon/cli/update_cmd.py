@@ -25,9 +25,9 @@ def add_parser(sub: Any, name: str, help_text: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from m3daemon.cli.main import config_path_from
-    from m3daemon.config import load_config
-    from m3daemon.executor import Progress
-    from m3daemon.sync import update
+    from m3daemon.engine.executor import Progress
+    from m3daemon.engine.sync import update
+    from m3daemon.settings.config import load_config
 
     cfg = load_config(config_path_from(args))  # type: ignore[arg-type]
     if not args.dry_run and not args.allow_deletions:

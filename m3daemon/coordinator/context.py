@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from m3daemon import prefs as m3prefs
-from m3daemon.config import Config
-from m3daemon.dates import DEFAULT_DATE_FORMAT, format_folder_date, weekday_name_for
+from m3daemon.core import prefs as m3prefs
+from m3daemon.core.dates import DEFAULT_DATE_FORMAT, format_folder_date, weekday_name_for
+from m3daemon.engine.context import local_prefs, open_session
 from m3daemon.i18n import _
 from m3daemon.remote.http import DavSession, RetryPolicy
-from m3daemon.sync import local_prefs, open_session
+from m3daemon.settings.config import Config
 
 from .forced import ForcedFile, read_forced
 from .writes import Writer

@@ -22,12 +22,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from m3daemon import prefs as m3prefs
-from m3daemon.config import Config
+from m3daemon.core import prefs as m3prefs
+from m3daemon.core.model import FORCED_PREFS
+from m3daemon.engine.context import local_prefs
 from m3daemon.errors import ServerError, UsageError
 from m3daemon.i18n import _
-from m3daemon.model import FORCED_PREFS
-from m3daemon.sync import local_prefs
+from m3daemon.settings.config import Config
 
 from .writes import Writer
 

@@ -21,12 +21,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Protocol
 
-from m3daemon.dates import parse_folder_date, parse_user_date
+from m3daemon.core.dates import parse_folder_date, parse_user_date
+from m3daemon.core.entries import RemoteEntry
+from m3daemon.core.model import BACKGROUND_PREFIX, HIDDEN, MEDIA, RECURRING
+from m3daemon.core.names import check_name
 from m3daemon.errors import ExitCode, M3Error, SyncError, UsageError
 from m3daemon.i18n import _
-from m3daemon.model import BACKGROUND_PREFIX, HIDDEN, MEDIA, RECURRING
-from m3daemon.names import check_name
-from m3daemon.remote.types import RemoteEntry
 
 from .context import Coordinator
 from .writes import Parts

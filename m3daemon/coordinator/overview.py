@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from m3daemon.dates import DEFAULT_DATE_FORMAT
-from m3daemon.meetings import MeetingDays, meeting_dates
-from m3daemon.model import RemoteFile, build_folder
-from m3daemon.planner import Placed
-from m3daemon.record import Record
+from m3daemon.core.dates import DEFAULT_DATE_FORMAT
+from m3daemon.core.meetings import MeetingDays, meeting_dates
+from m3daemon.core.model import RemoteFile, build_folder
+from m3daemon.core.planner import Placed
+from m3daemon.engine.context import layout_for, record_path
+from m3daemon.local.record import Record
 from m3daemon.remote.listing import list_tree
-from m3daemon.sync import layout_for, record_path
 
 from .context import Coordinator
 from .media import section_of

@@ -27,6 +27,7 @@ from typing import BinaryIO
 
 import httpx
 
+from m3daemon.core.entries import RemoteEntry
 from m3daemon.errors import (
     FolderNotFoundError,
     LocalFolderError,
@@ -46,7 +47,6 @@ from m3daemon.remote.http import (
 )
 from m3daemon.remote.listing import list_children
 from m3daemon.remote.multistatus import PROPFIND_BODY
-from m3daemon.remote.types import RemoteEntry
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from m3daemon import prefs as m3prefs
-from m3daemon.config import Config
+from m3daemon.core import prefs as m3prefs
+from m3daemon.core.meetings import MeetingDays
 from m3daemon.daemon import sdnotify
 from m3daemon.daemon.control import (
     ControlApp,
@@ -38,12 +38,13 @@ from m3daemon.daemon.schedule import (
 )
 from m3daemon.daemon.state import CongregationStatus, SyncState
 from m3daemon.daemon.watcher import MediaWatcher
+from m3daemon.engine.context import local_prefs, record_path
+from m3daemon.engine.sync import ListingCache, repair, update
 from m3daemon.errors import UsageError
 from m3daemon.i18n import _
-from m3daemon.locks import FileLock, LockHeld
-from m3daemon.meetings import MeetingDays
-from m3daemon.record import Record
-from m3daemon.sync import ListingCache, local_prefs, record_path, repair, update
+from m3daemon.local.locks import FileLock, LockHeld
+from m3daemon.local.record import Record
+from m3daemon.settings.config import Config
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from m3daemon.paths import write_private_file
+from m3daemon.local.paths import write_private_file
 
 log = logging.getLogger(__name__)
 
@@ -180,8 +180,8 @@ class ControlClient:
 
 def is_daemon_running() -> bool:
     """Whether a daemon answers for any congregation configured on this computer."""
-    from m3daemon.config import load_config_or_default
-    from m3daemon.registry import all_config_paths
+    from m3daemon.settings.config import load_config_or_default
+    from m3daemon.settings.registry import all_config_paths
 
     for path in all_config_paths():
         try:

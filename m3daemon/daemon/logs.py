@@ -10,7 +10,7 @@ from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
-from m3daemon import paths
+from m3daemon.local import paths
 
 LOG_NAME = "m3daemon.log"
 MAX_BYTES = 1_000_000

@@ -19,8 +19,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from m3daemon.config import Config
 from m3daemon.daemon.state import CongregationStatus, ErrorView, ProgressView, SyncState
+from m3daemon.engine.executor import Progress
+from m3daemon.engine.sync import SyncReport
 from m3daemon.errors import (
     AuthError,
     ConfigError,
@@ -31,10 +32,9 @@ from m3daemon.errors import (
     TLSError,
     UsageError,
 )
-from m3daemon.executor import Progress
 from m3daemon.i18n import _
 from m3daemon.remote.transfer import Cancelled
-from m3daemon.sync import SyncReport
+from m3daemon.settings.config import Config
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from m3daemon.meetings import Meeting, MeetingDays, meetings_between
+from m3daemon.core.meetings import Meeting, MeetingDays, meetings_between
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from m3daemon.layout import STAGING_DIR
+from m3daemon.core.layout import STAGING_DIR
 
 log = logging.getLogger(__name__)
 

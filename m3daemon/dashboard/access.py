@@ -14,10 +14,10 @@ import secrets
 import threading
 from dataclasses import dataclass
 
-from m3daemon.config import Config
 from m3daemon.coordinator.context import Coordinator
 from m3daemon.coordinator.writes import PROBE_PREFIX
 from m3daemon.errors import M3Error, PermissionDeniedError
+from m3daemon.settings.config import Config
 
 log = logging.getLogger(__name__)
 

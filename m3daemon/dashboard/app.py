@@ -23,10 +23,10 @@ from typing import Any, Protocol
 from flask import Flask, Response, abort, g, redirect, render_template, request
 from flask.typing import ResponseReturnValue
 
-from m3daemon.config import Config
 from m3daemon.daemon.state import CongregationStatus, SyncState
 from m3daemon.errors import M3Error, PermissionDeniedError
 from m3daemon.i18n import _, ngettext
+from m3daemon.settings.config import Config
 
 from .access import AccessMemo
 from .security import CSRF_FIELD, CSRF_HEADER, SECURITY_HEADERS, Guard, Session

@@ -6,14 +6,14 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from m3daemon import prefs as m3prefs
-from m3daemon.config import Config
+from m3daemon.core import prefs as m3prefs
+from m3daemon.core.layout import Layout
+from m3daemon.core.meetings import Meeting, MeetingDays, meetings_between
+from m3daemon.core.names import name_problem
 from m3daemon.daemon.schedule import resolve_timezone
-from m3daemon.layout import Layout
-from m3daemon.meetings import Meeting, MeetingDays, meetings_between
-from m3daemon.names import name_problem
-from m3daemon.record import Record
-from m3daemon.sync import layout_for, local_prefs, record_path
+from m3daemon.engine.context import layout_for, local_prefs, record_path
+from m3daemon.local.record import Record
+from m3daemon.settings.config import Config
 
 META_KEYS = ("last_sync", "last_result", "effective_prefs", "locked_keys", "forced_prefs")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from m3daemon import paths
+from m3daemon.local import paths
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Logs: the daemon's recent log, filtered by level and text, and downloadable for a bug report.
 
-The log never holds a password (see :mod:`m3daemon.credentials`), so it can be sent as it is.
+The log never holds a password (see :mod:`m3daemon.settings.credentials`), so it can be sent as it is.
 """
 
 from __future__ import annotations

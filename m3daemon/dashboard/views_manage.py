@@ -24,11 +24,11 @@ from typing import IO, TYPE_CHECKING, Any
 from flask import Flask, Request, g, render_template, request
 from flask.typing import ResponseReturnValue
 
-from m3daemon.config import Config
 from m3daemon.coordinator import media as ops
+from m3daemon.core.model import BACKGROUND_PREFIX
 from m3daemon.errors import M3Error, UsageError
 from m3daemon.i18n import _, ngettext
-from m3daemon.model import BACKGROUND_PREFIX
+from m3daemon.settings.config import Config
 
 from .access import UNKNOWN, Access
 from .app import error_reply, note, reply, unexpected_reply

@@ -18,19 +18,19 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, render_template, request
 from flask.typing import ResponseReturnValue
 
-from m3daemon import prefs as m3prefs
-from m3daemon.config import load_config, save_config
-from m3daemon.dates import DATE_FORMATS
+from m3daemon.core import prefs as m3prefs
+from m3daemon.core.dates import DATE_FORMATS
+from m3daemon.engine.context import local_prefs
 from m3daemon.errors import LockedSettingError, M3Error, UsageError
 from m3daemon.i18n import _
-from m3daemon.sync import local_prefs
+from m3daemon.settings.config import load_config, save_config
 
 from .access import Access
 from .app import N_, error_reply, note, reply, unexpected_reply
 from .local import forced_at_last_sync, record_meta
 
 if TYPE_CHECKING:
-    from m3daemon.config import Config
+    from m3daemon.settings.config import Config
 
     from .app import Dashboard
 

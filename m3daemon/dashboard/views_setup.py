@@ -1,7 +1,7 @@
 """Connection setup: provider presets, the folder browser, *Test connection*, save.
 
 The same steps as ``m3daemon setup``: the connection is tested before anything is saved, the
-password goes to the keyring (:func:`m3daemon.credentials.store_password`), never into the file or
+password goes to the keyring (:func:`m3daemon.settings.credentials.store_password`), never into the file or
 back to the page, and the running daemon switches to the new connection at once.
 """
 
@@ -14,17 +14,17 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, render_template, request
 from flask.typing import ResponseReturnValue
 
-from m3daemon import config as cfgmod
-from m3daemon import registry
-from m3daemon.credentials import StoredWhere, file_storage_notice, get_password, store_password
 from m3daemon.errors import M3Error, MissingPasswordError, UsageError
 from m3daemon.i18n import _
-from m3daemon.providers import PROVIDERS
+from m3daemon.settings import config as cfgmod
+from m3daemon.settings import registry
+from m3daemon.settings.credentials import StoredWhere, file_storage_notice, get_password, store_password
+from m3daemon.settings.providers import PROVIDERS
 
 from .app import error_reply, note, reply, unexpected_reply
 
 if TYPE_CHECKING:
-    from m3daemon.config import Config
+    from m3daemon.settings.config import Config
 
     from .app import Dashboard
 
@@ -85,8 +85,8 @@ def register(app: Flask, dash: Dashboard) -> None:
 
     @app.post("/c/<int:cid>/connection/browse")
     def connection_browse(cid: int) -> ResponseReturnValue:
+        from m3daemon.engine.context import open_session
         from m3daemon.remote.listing import list_children
-        from m3daemon.sync import open_session
 
         cfg = dash.config(cid)
         form = form_data()

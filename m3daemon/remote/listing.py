@@ -15,11 +15,11 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from m3daemon.core.entries import RemoteEntry
 from m3daemon.errors import FolderNotFoundError, ListingError, NotWebDAVError
 from m3daemon.i18n import _
 from m3daemon.remote.http import DavSession, classify_status
 from m3daemon.remote.multistatus import PROPFIND_BODY, RawEntry, parse_multistatus
-from m3daemon.remote.types import RemoteEntry
 
 log = logging.getLogger(__name__)
 

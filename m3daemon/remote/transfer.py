@@ -20,10 +20,10 @@ from pathlib import Path
 
 import httpx
 
+from m3daemon.core.entries import normalize_etag
 from m3daemon.errors import DiskFullError, LocalFolderError, M3Error, SyncError
 from m3daemon.i18n import _
 from m3daemon.remote.http import DavSession, classify_status, classify_transport_error
-from m3daemon.remote.types import normalize_etag
 
 log = logging.getLogger(__name__)
 

@@ -45,7 +45,7 @@ from wsgidav.dav_error import DAVError
 from wsgidav.dc.base_dc import BaseDomainController
 from wsgidav.mw.base_mw import BaseMiddleware
 
-from m3daemon import paths
+from m3daemon.local import paths
 from m3daemon.server.settings import Limits
 from m3daemon.server.users import Authenticator, Role
 

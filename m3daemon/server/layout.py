@@ -27,9 +27,9 @@ import socket
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from m3daemon import paths
 from m3daemon.errors import ConfigError
 from m3daemon.i18n import _
+from m3daemon.local import paths
 from m3daemon.server import tls
 from m3daemon.server.settings import ServerSettings, load_settings, settings_text
 

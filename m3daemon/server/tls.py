@@ -31,9 +31,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from m3daemon import paths
 from m3daemon.errors import ConfigError, ServerUnreachableError, TLSError
 from m3daemon.i18n import _
+from m3daemon.local import paths
 
 __all__ = [
     "CA_VALID_DAYS", "SERVER_VALID_DAYS", "IssuedCert", "PresentedCA", "default_host_names",

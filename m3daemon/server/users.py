@@ -39,10 +39,10 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from m3daemon import paths
 from m3daemon.errors import ConfigError, UsageError
 from m3daemon.i18n import _
-from m3daemon.locks import FileLock
+from m3daemon.local import paths
+from m3daemon.local.locks import FileLock
 
 __all__ = [
     "Account", "Authenticator", "Role", "ScryptParams", "UserStore", "check_password_policy",

@@ -25,13 +25,12 @@ import stat
 from collections.abc import Mapping, Sequence
 from enum import Enum
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
-from m3daemon import paths
-from m3daemon.config import ConnectionConfig
 from m3daemon.errors import ConfigError, MissingPasswordError
 from m3daemon.i18n import _
+from m3daemon.local import paths
+from m3daemon.settings.config import ConnectionConfig
 
 if TYPE_CHECKING:  # keyring is imported only when it is used: `update` with M3DAEMON_PASSWORD never is
     import keyring.backend

@@ -13,10 +13,11 @@ import os
 import tomllib
 from pathlib import Path
 
-from m3daemon import paths
-from m3daemon.config import KNOWN_CONFIGS_FILE, Config, _absolute_path
 from m3daemon.errors import ConfigError
 from m3daemon.i18n import _
+from m3daemon.local import paths
+from m3daemon.settings.checker import _absolute_path
+from m3daemon.settings.config import KNOWN_CONFIGS_FILE, Config
 
 log = logging.getLogger(__name__)
 

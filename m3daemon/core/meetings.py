@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, Literal
 
-from m3daemon.prefs import validate_pref
+from m3daemon.core.prefs import validate_pref
 
 __all__ = ["CO_WEEK_MIDWEEK_DAY", "Meeting", "MeetingDays", "meeting_dates", "meetings_between", "week_start"]
 
@@ -61,7 +61,7 @@ class MeetingDays:
     @classmethod
     def from_prefs(cls, prefs: Mapping[str, Any]) -> MeetingDays:
         """Build from effective dotted prefs (``"meeting.mwDay"`` …). Values are checked again with
-        :func:`m3daemon.prefs.validate_pref`, so a bad value raises ``ValueError`` naming the key."""
+        :func:`m3daemon.core.prefs.validate_pref`, so a bad value raises ``ValueError`` naming the key."""
 
         def get(key: str) -> Any:
             return validate_pref(key, prefs.get(key))

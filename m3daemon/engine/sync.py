@@ -15,24 +15,28 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from m3daemon import prefs as m3prefs
-from m3daemon.config import Config
-from m3daemon.registry import check_media_dir_unique
-from m3daemon.credentials import require_password
-from m3daemon.errors import AnotherSyncRunning, ConfigError, M3Error, MassDeletionRefused
-from m3daemon.executor import Executor, Outcome, Progress, list_subdirs, scan_local
+from m3daemon.core import prefs as m3prefs
+from m3daemon.core.entries import RemoteEntry, normalize_etag
+from m3daemon.core.layout import Layout
+from m3daemon.core.meetings import MeetingDays, meeting_dates
+from m3daemon.core.model import FORCED_PREFS, CongregationFolder, build_folder
+from m3daemon.core.planner import Copy, Delete, Fetch, Plan, Trash, hold_mass_deletion, plan_sync
+from m3daemon.engine.context import endpoint_for, layout_for, local_prefs, open_session, record_path
+from m3daemon.engine.executor import Executor, Outcome, Progress
+from m3daemon.errors import AnotherSyncRunning, M3Error, MassDeletionRefused
 from m3daemon.i18n import _
-from m3daemon.layout import Layout
-from m3daemon.locks import FileLock, LockHeld
-from m3daemon.meetings import MeetingDays, meeting_dates
-from m3daemon.model import FORCED_PREFS, CongregationFolder, build_folder
-from m3daemon.planner import Copy, Delete, Fetch, Plan, Trash, hold_mass_deletion, plan_sync
-from m3daemon.record import Record
-from m3daemon.remote.http import DavSession, Endpoint, RetryPolicy
+from m3daemon.local.locks import FileLock, LockHeld
+from m3daemon.local.record import Record
+from m3daemon.local.scan import list_subdirs, scan_local
+from m3daemon.remote.http import DavSession, RetryPolicy
 from m3daemon.remote.listing import Listing, list_tree
-from m3daemon.remote.types import RemoteEntry, normalize_etag
+from m3daemon.settings.config import Config
+from m3daemon.settings.registry import check_media_dir_unique
 
 log = logging.getLogger(__name__)
+
+__all__ = ["Congregation", "ListingCache", "SyncReport", "endpoint_for", "layout_for", "local_prefs", "make_plan",
+           "open_session", "read_congregation", "record_path", "repair", "update"]
 
 
 @dataclass
@@ -84,29 +88,6 @@ class ListingCache:
     cong: Congregation | None = None
 
 
-def endpoint_for(cfg: Config) -> Endpoint:
-    conn = cfg.connection
-    if conn is None:
-        raise ConfigError(
-            _("Congregation sync is not set up in {path}.").format(path=cfg.path),
-            _("Run `m3daemon setup` first."),
-        )
-    return Endpoint(
-        base_url=conn.url, folder=conn.folder, username=conn.username, ca_file=conn.ca_file,
-        allow_insecure_loopback=conn.allow_insecure_loopback, timeout=conn.timeout_seconds,
-    )
-
-
-def open_session(cfg: Config, *, retry: RetryPolicy | None = None, password: str | None = None) -> DavSession:
-    endpoint = endpoint_for(cfg)
-    assert cfg.connection is not None
-    return DavSession(endpoint, password or require_password(cfg.connection), retry=retry)
-
-
-def record_path(cfg: Config) -> Path:
-    return cfg.state_dir / "record.sqlite"
-
-
 def read_congregation(session: DavSession, cfg: Config, record: Record) -> Congregation:
     """List the folder and read ``forcedPrefs.json`` (only when it changed since last time)."""
     listing = list_tree(session, prefer_infinity=_try_infinity(record))
@@ -147,15 +128,6 @@ def _try_infinity(record: Record) -> bool:
     return datetime.now(timezone.utc) - checked > INFINITY_RECHECK
 
 
-def local_prefs(cfg: Config) -> dict[str, Any]:
-    """The config's ``[prefs]`` by dotted key. A bad value is left out with a warning: the daemon
-    must keep syncing before a meeting even when a setting has a typo."""
-    values, problems = m3prefs.normalize_local_prefs(cfg.prefs)
-    for problem in problems:
-        log.warning("%s", problem)
-    return values
-
-
 def _forced_prefs(session: DavSession, entries: list[RemoteEntry], record: Record) -> m3prefs.ForcedPrefs:
     """Read ``forcedPrefs.json``, fetching it only when its version changed.
 
@@ -192,15 +164,6 @@ def _forced_prefs(session: DavSession, entries: list[RemoteEntry], record: Recor
         "version": version, "text": text, "fetched_at": datetime.now(timezone.utc).isoformat(),
     })
     return parsed
-
-
-def layout_for(cfg: Config, effective: Mapping[str, Any]) -> Layout:
-    return Layout(
-        kind=cfg.local.layout,
-        lang=str(effective.get("media.lang") or "E"),
-        date_format=str(effective.get("app.outputFolderDateFormat") or "YYYY-MM-DD"),
-        ui_lang=str(effective.get("app.localAppLang") or "en"),
-    )
 
 
 def make_plan(

@@ -12,10 +12,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from m3daemon.dates import DEFAULT_DATE_FORMAT, parse_folder_date
+from m3daemon.core.dates import DEFAULT_DATE_FORMAT, parse_folder_date
+from m3daemon.core.entries import RemoteEntry, normalize_etag
+from m3daemon.core.names import name_problem
 from m3daemon.i18n import _
-from m3daemon.names import name_problem
-from m3daemon.remote.types import RemoteEntry, normalize_etag
 
 log = logging.getLogger(__name__)
 

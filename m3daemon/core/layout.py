@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
-from m3daemon.dates import format_folder_date, parse_folder_date, weekday_name_for
+from m3daemon.core.dates import format_folder_date, parse_folder_date, weekday_name_for
 
 STAGING_DIR = ".m3daemon"
 SECTION_ORDER = ".section-order.json"  # M³ 25+'s own file: never touched

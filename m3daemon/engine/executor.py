@@ -14,17 +14,17 @@ import logging
 import os
 import shutil
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from m3daemon.core.layout import STAGING_DIR
+from m3daemon.core.planner import Copy, Delete, Existing, Fetch, Placed, Plan, RemoveDir, Trash
 from m3daemon.errors import CredentialsError, DiskFullError, LocalFolderError, M3Error
 from m3daemon.i18n import _
-from m3daemon.layout import STAGING_DIR
-from m3daemon.planner import Copy, Delete, Existing, Fetch, LocalFile, Placed, Plan, RemoveDir, Trash
-from m3daemon.record import Record
+from m3daemon.local.record import Record
 from m3daemon.remote.http import DavSession
 from m3daemon.remote.transfer import Cancelled, InterruptedTransfer, download, local_error
 
@@ -68,42 +68,6 @@ class Outcome:
     failed: list[tuple[str, M3Error]] = field(default_factory=list)
     rows: list[Placed] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # copies not made because their source failed
-
-
-def scan_local(media_dir: Path, record_paths: Iterable[str], date_dirs: Iterable[str]) -> dict[str, LocalFile]:
-    """Stat what the planner needs: every recorded file, and every file in the given folders.
-
-    Only ``stat`` is used; no file is read, so a no-op sync costs one system call per file.
-    """
-    found: dict[str, LocalFile] = {}
-    for rel_dir in set(date_dirs):
-        try:
-            with os.scandir(media_dir / rel_dir) as it:
-                for de in it:
-                    if de.is_file(follow_symlinks=False):
-                        st = de.stat(follow_symlinks=False)
-                        found[f"{rel_dir}/{de.name}" if rel_dir else de.name] = LocalFile(st.st_size, st.st_mtime_ns)
-        except FileNotFoundError:
-            continue
-        except NotADirectoryError:
-            continue
-    for rel in record_paths:
-        if rel in found:
-            continue
-        try:
-            st = os.stat(media_dir / rel, follow_symlinks=False)
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        found[rel] = LocalFile(st.st_size, st.st_mtime_ns)
-    return found
-
-
-def list_subdirs(path: Path) -> list[str]:
-    try:
-        with os.scandir(path) as it:
-            return [de.name for de in it if de.is_dir(follow_symlinks=False)]
-    except (FileNotFoundError, NotADirectoryError):
-        return []
 
 
 class Executor:

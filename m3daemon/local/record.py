@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from m3daemon.core.planner import Placed
 from m3daemon.errors import LocalFolderError
 from m3daemon.i18n import _
-from m3daemon.planner import Placed
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS placed (

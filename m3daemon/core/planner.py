@@ -19,8 +19,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from m3daemon.layout import SECTION_ORDER, Layout, join
-from m3daemon.model import CongregationFolder, RemoteFile
+from m3daemon.core.layout import SECTION_ORDER, Layout, join
+from m3daemon.core.model import CongregationFolder, RemoteFile
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,1 @@
+"""This computer's disk: where files live (paths), the sync record, the local scan, file locks."""

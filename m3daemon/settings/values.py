@@ -1,0 +1,75 @@
+"""The configuration as values: what a loaded TOML file means (see :mod:`m3daemon.settings.config`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from m3daemon.local import paths
+
+CONFIG_ENV = "M3DAEMON_CONFIG"
+KNOWN_CONFIGS_FILE = "known-configs.json"
+
+Layout = Literal["watch", "classic"]
+LAYOUTS: tuple[Layout, ...] = ("watch", "classic")
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+DAYS_AHEAD_MAX = 366
+BEFORE_MEETING_MAX = 720
+TIMEOUT_MAX = 600.0
+
+
+@dataclass(frozen=True)
+class ConnectionConfig:
+    """Where the congregation folder is. ``url`` is ``scheme://host[:port]``; ``folder`` is the
+    absolute path of the congregation sync folder on that server (see the module docstring)."""
+
+    url: str
+    username: str
+    folder: str
+    ca_file: Path | None = None
+    allow_insecure_loopback: bool = False
+    timeout_seconds: float = 30.0
+
+    @property
+    def account(self) -> str:
+        """``username@url``: the key under which the password is stored."""
+        return f"{self.username}@{self.url}"
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    media_dir: Path
+    layout: Layout = "watch"
+    days_ahead: int = 14
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    poll_minutes: int = 30
+    before_meeting_minutes: int = 60
+    timezone: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    """A loaded configuration. ``connection is None`` means congregation sync is not configured.
+
+    ``prefs`` holds M³ settings by dotted key (``{"meeting.mwDay": 1}``), not validated here.
+    ``warnings`` lists unknown tables and keys (a typo should not stop the daemon).
+    """
+
+    path: Path
+    connection: ConnectionConfig | None
+    local: LocalConfig
+    schedule: ScheduleConfig
+    prefs: dict[str, Any]
+    name: str
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def state_dir(self) -> Path:
+        return paths.state_dir_for(self.path)
+
+
