@@ -94,6 +94,29 @@ def test_a_no_op_resync_downloads_nothing_and_lists_once_per_folder(dav_server: 
         assert methods == ["PROPFIND"] * report.requests
 
 
+def test_years_of_past_date_folders_cost_no_requests_on_a_server_that_walks(
+    dav_server: DavServer, member: Member
+) -> None:
+    # A congregation folder kept for years: 40 past date folders (and one far beyond the window)
+    # next to the coming dates. Only the window's folders are opened.
+    lay_out(dav_server, {f"Media/{iso(-n)}/old{n}.jpg": b"o" for n in range(2, 42)} | {
+        f"Media/{iso(1)}/a.jpg": b"a",
+        f"Media/{iso(60)}/later.jpg": b"l",
+        "Media/Recurring/r.jpg": b"r",
+        f"Hidden/{iso(-30)}/x.jpg": b"",
+    })
+    member.update()
+    report = member.update()
+    assert report.ok and report.downloaded == 0
+    assert set(member.files()) >= {f"{iso(1)}/a.jpg", f"{iso(1)}/r.jpg"}
+    assert not any(p.startswith((iso(-2), iso(60))) for p in member.files())
+    if dav_server.supports_depth_infinity:
+        assert report.requests == 1
+    else:
+        # root, Media, Hidden, then the one date folder of the window and Recurring
+        assert report.requests == 3 + 2 and report.listing == "walk"
+
+
 def test_a_file_changed_on_the_server_with_the_same_size_is_fetched_again(
     dav_server: DavServer, member: Member
 ) -> None:

@@ -88,9 +88,18 @@ class ListingCache:
     cong: Congregation | None = None
 
 
-def read_congregation(session: DavSession, cfg: Config, record: Record) -> Congregation:
-    """List the folder and read ``forcedPrefs.json`` (only when it changed since last time)."""
-    listing = list_tree(session, prefer_infinity=_try_infinity(record))
+def read_congregation(
+    session: DavSession, cfg: Config, record: Record, today: date | None = None
+) -> Congregation:
+    """List the folder and read ``forcedPrefs.json`` (only when it changed since last time).
+
+    With ``today``, a Depth-1 walk opens only the date folders of the sync window (a day of
+    margin at each end, for a listing kept over midnight by the daemon's repair).
+    """
+    window = None
+    if today is not None:
+        window = (today - timedelta(days=1), today + timedelta(days=cfg.local.days_ahead + 1))
+    listing = list_tree(session, prefer_infinity=_try_infinity(record), window=window)
     if listing.method != _cached_method(record):
         record.set_meta(listing_method={"method": listing.method,
                                         "checked": datetime.now(timezone.utc).isoformat()})
@@ -225,7 +234,7 @@ def update(
             with open_session(cfg, retry=retry) as session:
                 cong = cache.cong if from_cache and cache is not None else None
                 if cong is None:
-                    cong = read_congregation(session, cfg, record)
+                    cong = read_congregation(session, cfg, record, today)
                     if cache is not None:
                         cache.cong = cong
                 report = _update_locked(

@@ -11,10 +11,12 @@ import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import date
 from urllib.parse import urlsplit
 
 import httpx
 
+from m3daemon.core.dates import parse_folder_date
 from m3daemon.core.entries import RemoteEntry
 from m3daemon.errors import FolderNotFoundError, ListingError, NotWebDAVError
 from m3daemon.i18n import _
@@ -37,13 +39,26 @@ class Listing:
     skipped: list[tuple[str, str]]  # (href, reason) for entries outside the folder
 
 
-def list_tree(session: DavSession, *, workers: int = 4, prefer_infinity: bool = True) -> Listing:
-    """List everything below the congregation folder that can matter for a sync."""
+Window = tuple[date, date]
+
+
+def list_tree(
+    session: DavSession, *, workers: int = 4, prefer_infinity: bool = True, window: Window | None = None
+) -> Listing:
+    """List everything below the congregation folder that can matter for a sync.
+
+    With ``window`` (first and last date, both included), a Depth-1 walk opens only the date
+    folders of ``Media/`` and ``Hidden/`` whose date is in it, and ``Recurring``: the planner
+    decides past folders from the local side, and a date beyond the window waits until it comes
+    in. Their names are still listed (a date with its own folder gets the recurring media). A
+    congregation with years of past date folders then costs the same requests as a new one.
+    ``Depth: infinity`` lists everything in one request either way.
+    """
     if prefer_infinity:
         result = _try_infinity(session)
         if result is not None:
             return result
-    return _walk(session, workers)
+    return _walk(session, workers, window)
 
 
 def list_children(session: DavSession, parts: tuple[str, ...]) -> list[RemoteEntry]:
@@ -69,7 +84,7 @@ def _try_infinity(session: DavSession) -> Listing | None:
     return Listing(entries, "infinity", session.stats.requests - before, skipped)
 
 
-def _walk(session: DavSession, workers: int) -> Listing:
+def _walk(session: DavSession, workers: int, window: Window | None = None) -> Listing:
     before = session.stats.requests
     entries: list[RemoteEntry] = []
     skipped: list[tuple[str, str]] = []
@@ -84,16 +99,24 @@ def _walk(session: DavSession, workers: int) -> Listing:
                 entries.extend(found)
                 skipped.extend(bad)
                 if depth + 1 < WALK_LEVELS:
-                    next_level.extend(e.parts for e in found if e.is_dir and _worth_walking(e.parts))
+                    next_level.extend(e.parts for e in found if e.is_dir and _worth_walking(e.parts, window))
             level = next_level
             if not level:
                 break
     return Listing(entries, "walk", session.stats.requests - before, skipped)
 
 
-def _worth_walking(parts: tuple[str, ...]) -> bool:
-    """Only Media/ and Hidden/ (and their sub-folders) hold anything we read."""
-    return parts[0] in ("Media", "Hidden")
+def _worth_walking(parts: tuple[str, ...], window: Window | None = None) -> bool:
+    """Only Media/ and Hidden/ (and their sub-folders) hold anything we read; with a window, only
+    its date folders and ``Recurring``."""
+    if parts[0] not in ("Media", "Hidden"):
+        return False
+    if window is None or len(parts) == 1:
+        return True
+    parsed = parse_folder_date(parts[1])
+    if parsed is None:
+        return parts[0] == "Media" and parts[1] == "Recurring"
+    return window[0] <= parsed[0] <= window[1]
 
 
 def _propfind(
