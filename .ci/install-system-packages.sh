@@ -15,16 +15,27 @@
 #   install`; fonts-dejavu-core so that its screenshots have readable text.
 # Debian 12 / Ubuntu. Idempotent: does nothing when everything is already installed.
 # Quiet: prints one line, or apt's errors.
+#   --missing [build]  installs nothing; prints the missing packages (all, or only those pip needs
+#                      to build the test extra), space-separated with a leading space, for ./dev.
 #
 # The tests start private server instances on random ports, so the system services are not
 # wanted. apache2 and nginx would both try to start on port 80 during installation (the second
 # one fails, and with it the dpkg run), so a temporary policy-rc.d forbids service starts.
 set -eu
 
+BUILD_PACKAGES="gcc pkg-config libgirepository1.0-dev libcairo2-dev python3-dev"
 PACKAGES="apache2 apache2-utils nginx libnginx-mod-http-dav-ext rclone curl ca-certificates util-linux python3 python3-venv systemd \
 xvfb xdotool trayer dbus-daemon gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1 \
-gcc pkg-config libgirepository1.0-dev libcairo2-dev python3-dev \
+$BUILD_PACKAGES \
 chromium fonts-dejavu-core"
+
+list_only=no
+if [ "${1:-}" = --missing ]; then
+    list_only=yes
+    if [ "${2:-}" = build ]; then
+        PACKAGES="$BUILD_PACKAGES"
+    fi
+fi
 
 missing=""
 for p in $PACKAGES; do
@@ -32,6 +43,10 @@ for p in $PACKAGES; do
         missing="$missing $p"
     fi
 done
+if [ "$list_only" = yes ]; then
+    printf '%s\n' "$missing"
+    exit 0
+fi
 if [ -z "$missing" ]; then
     echo "system packages already installed:$(printf ' %s' $PACKAGES)"
     exit 0

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Self
 
 import httpx
 
@@ -75,7 +76,7 @@ class FaultProxy:
         self.rules.append(rule)
         return rule
 
-    def start(self) -> FaultProxy:
+    def start(self) -> Self:
         self._thread.start()
         return self
 
@@ -84,7 +85,7 @@ class FaultProxy:
         self._server.server_close()
         self._client.close()
 
-    def __enter__(self) -> FaultProxy:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -79,7 +79,7 @@ class Member:
         env.update(self.env)
         return subprocess.run(
             [sys.executable, "-m", "m3daemon", *args], env=env, capture_output=True, text=True,
-            timeout=timeout, stdin=subprocess.DEVNULL,
+            timeout=timeout, stdin=subprocess.DEVNULL, check=False,
         )
 
     def update_json(self, *args: str) -> tuple[int, dict[str, Any]]:

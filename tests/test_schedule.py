@@ -76,7 +76,7 @@ def test_a_run_missed_while_asleep_happens_once_on_wake() -> None:
 def test_the_wake_detector_notices_a_jump_of_the_wall_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     woke: list[float] = []
     det = WakeDetector(woke.append)
-    import m3daemon.daemon.schedule as schedule
+    from m3daemon.daemon import schedule
 
     real = schedule.time.time
     monkeypatch.setattr(schedule.time, "time", lambda: real() + 3600)

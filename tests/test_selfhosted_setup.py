@@ -35,7 +35,7 @@ def fingerprint(srv: ServerHandle) -> str:
 
 def m3(*args: str, stdin: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "m3daemon", *args], input=stdin, capture_output=True, text=True,
-                          timeout=60, env={**os.environ, **(env or {})})
+                          timeout=60, env={**os.environ, **(env or {})}, check=False)
 
 
 def setup(srv: ServerHandle, home: Path, user: tuple[str, str], *extra: str, config: str = "") -> subprocess.CompletedProcess[str]:

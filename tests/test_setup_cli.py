@@ -20,7 +20,7 @@ from m3daemon.local.paths import config_dir
 def m3(*args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "m3daemon", *args], input=stdin, capture_output=True, text=True, timeout=60,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, **(env or {})}, check=False,
     )
 
 

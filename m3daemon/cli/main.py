@@ -104,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `m3daemon … | head`: the reader left; not an error to report
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return int(ExitCode.OK)
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: plain words, no traceback
+    except Exception as exc:
         logging.getLogger(__name__).debug("unexpected error", exc_info=True)
         print(_("Error: something unexpected went wrong: {what}").format(what=f"{type(exc).__name__}: {exc}"),
               file=sys.stderr)
@@ -113,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(ExitCode.PARTIAL)
 
 
-def config_path_from(args: argparse.Namespace) -> "os.PathLike[str]":
+def config_path_from(args: argparse.Namespace) -> os.PathLike[str]:
     from m3daemon.settings.config import resolve_config_path
 
     return resolve_config_path(args.config, os.environ)

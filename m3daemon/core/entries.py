@@ -37,6 +37,5 @@ def normalize_etag(etag: str | None) -> str | None:
     if not etag:
         return None
     e = etag.strip()
-    if e.startswith("W/"):
-        e = e[2:]
+    e = e.removeprefix("W/")
     return e.strip('"') or None

@@ -159,8 +159,8 @@ def _root_entry(folder: CongregationFolder, e: RemoteEntry, congregation_name: s
     if name == FORCED_PREFS:
         folder.forced_prefs = RemoteFile(e.parts, e.size or 0, normalize_etag(e.etag), e.modified)
     elif name.startswith(BACKGROUND_PREFIX) and name_problem(name) is None:
-        if congregation_name is None or name.startswith(BACKGROUND_PREFIX + congregation_name):
-            if folder.background is None and e.size:
-                folder.background = RemoteFile(e.parts, e.size, normalize_etag(e.etag), e.modified)
+        if (congregation_name is None or name.startswith(BACKGROUND_PREFIX + congregation_name)) \
+                and folder.background is None and e.size:
+            folder.background = RemoteFile(e.parts, e.size, normalize_etag(e.etag), e.modified)
     else:
         log.debug("ignoring %s at the top of the congregation folder", name)

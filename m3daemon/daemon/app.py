@@ -261,9 +261,9 @@ class Daemon:
         st = runner.status()
         prev = self._prev.get(runner.cfg.path)
         self._prev[runner.cfg.path] = st
-        if st.state is not SyncState.SYNCING and prev is not None and prev.state is SyncState.SYNCING:
-            if self.scheduler is not None:
-                self._plan_meetings(runner)
+        finished = st.state is not SyncState.SYNCING and prev is not None and prev.state is SyncState.SYNCING
+        if finished and self.scheduler is not None:
+            self._plan_meetings(runner)
         if self.tray is not None:
             self.tray.refresh()
             note = _notification(prev, st)

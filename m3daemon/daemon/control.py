@@ -71,7 +71,7 @@ class ControlApp:
             raw = environ["wsgi.input"].read(length) if length else b""
             body = json.loads(raw) if raw else {}
             if not isinstance(body, dict):
-                raise ValueError("body must be an object")
+                raise ValueError("body must be an object")  # noqa: TRY004 - answered below as a bad request
         except ValueError as exc:
             return _json_response(start_response, 400, {"error": str(exc)})
         try:
@@ -186,7 +186,7 @@ def is_daemon_running() -> bool:
     for path in all_config_paths():
         try:
             state_dir = load_config_or_default(path).state_dir
-        except Exception:  # noqa: BLE001 - a broken config is not a running daemon
+        except Exception:  # noqa: BLE001, S112 - a broken config is not a running daemon
             continue
         client = ControlClient.connect(state_dir)
         if client is not None:

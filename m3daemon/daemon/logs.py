@@ -58,7 +58,7 @@ def follow(path: Path | None = None, poll: float = 0.5) -> Iterator[str]:
     while True:
         if f is None:
             try:
-                f = open(path, encoding="utf-8", errors="replace")
+                f = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115 - kept open while following
                 inode = path.stat().st_ino
                 f.seek(0, 2)
             except FileNotFoundError:
@@ -71,7 +71,7 @@ def follow(path: Path | None = None, poll: float = 0.5) -> Iterator[str]:
         try:
             if path.stat().st_ino != inode:
                 f.close()
-                f = open(path, encoding="utf-8", errors="replace")
+                f = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115 - kept open while following
                 inode = path.stat().st_ino
                 continue
         except FileNotFoundError:

@@ -67,7 +67,7 @@ class MediaWatcher:
             log.debug("watching failed: %s", exc)
             try:
                 observer.stop()
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001, S110 - a watcher that failed to start has nothing to stop
                 pass
             return None
         return observer

@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import shutil
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -316,7 +317,7 @@ def _unlink_quiet(path: Path) -> None:
 
 
 def _hide_on_windows(path: Path) -> None:
-    if os.name == "nt":  # pragma: no cover
+    if sys.platform == "win32":  # pragma: no cover - mypy checks this branch only with --platform win32
         import ctypes
 
-        ctypes.windll.kernel32.SetFileAttributesW(str(path), 0x02)  # type: ignore[attr-defined]
+        ctypes.windll.kernel32.SetFileAttributesW(str(path), 0x02)

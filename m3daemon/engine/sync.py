@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +102,7 @@ def read_congregation(
     listing = list_tree(session, prefer_infinity=_try_infinity(record), window=window)
     if listing.method != _cached_method(record):
         record.set_meta(listing_method={"method": listing.method,
-                                        "checked": datetime.now(timezone.utc).isoformat()})
+                                        "checked": datetime.now(UTC).isoformat()})
     for href, why in listing.skipped:
         log.warning("skipped %r in the listing: %s", href, why)
     forced = _forced_prefs(session, listing.entries, record)
@@ -134,7 +134,7 @@ def _try_infinity(record: Record) -> bool:
         checked = datetime.fromisoformat(str(cached.get("checked")))
     except ValueError:
         return True
-    return datetime.now(timezone.utc) - checked > INFINITY_RECHECK
+    return datetime.now(UTC) - checked > INFINITY_RECHECK
 
 
 def _forced_prefs(session: DavSession, entries: list[RemoteEntry], record: Record) -> m3prefs.ForcedPrefs:
@@ -170,7 +170,7 @@ def _forced_prefs(session: DavSession, entries: list[RemoteEntry], record: Recor
         last = m3prefs.parse_forced_prefs(good["text"])
         return m3prefs.ForcedPrefs(last.values, [*last.ignored, (FORCED_PREFS, reason)])
     record.set_meta(forced_prefs={
-        "version": version, "text": text, "fetched_at": datetime.now(timezone.utc).isoformat(),
+        "version": version, "text": text, "fetched_at": datetime.now(UTC).isoformat(),
     })
     return parsed
 
@@ -293,7 +293,7 @@ def _update_locked(
         # The record describes another folder: files there are left as they are.
         log.info("the media folder changed to %s; starting a new record", media_dir)
         rows = {}
-    plan, held, layout, days = make_plan(cfg, cong, rows, today, guard=not allow_deletions)
+    plan, held, _layout, days = make_plan(cfg, cong, rows, today, guard=not allow_deletions)
     report = SyncReport(
         hidden=plan.hidden, listing=cong.listing.method, dry_run=dry_run,
         window=[plan.window[0].isoformat(), plan.window[1].isoformat()],
@@ -338,7 +338,7 @@ def _update_locked(
         outcome.rows.extend(rows[p] for p in dict.fromkeys(not_done) if p in rows and p not in kept)
     record.commit(outcome.rows, meta={
         "media_dir": media_dir,
-        "last_sync": datetime.now(timezone.utc).isoformat(),
+        "last_sync": datetime.now(UTC).isoformat(),
         "last_result": "ok" if not outcome.failed and not held else "partial",
         "effective_prefs": cong.effective,
         "locked_keys": sorted(m3prefs.locked_keys(cong.forced.values)),

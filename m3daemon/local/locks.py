@@ -6,6 +6,7 @@ import os
 import sys
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 
 class LockHeld(Exception):
@@ -49,7 +50,7 @@ class FileLock:
                 os.close(self._fd)
                 self._fd = None
 
-    def __enter__(self) -> FileLock:
+    def __enter__(self) -> Self:
         self.acquire()
         return self
 

@@ -75,7 +75,7 @@ class Record:
         return {
             path: Placed(path, size, mtime_ns, version, source)
             for path, size, mtime_ns, version, source in self._db.execute(
-                f"SELECT path, size, mtime_ns, version, source FROM {table}"  # noqa: S608 (fixed names)
+                f"SELECT path, size, mtime_ns, version, source FROM {table}"
             )
         }
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import xml.parsers.expat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 from m3daemon.errors import ListingError
@@ -64,7 +64,7 @@ def _http_date(text: str) -> datetime | None:
         d = parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
         return None
-    return d if d.tzinfo else d.replace(tzinfo=timezone.utc)
+    return d if d.tzinfo else d.replace(tzinfo=UTC)
 
 
 class MultistatusParser:

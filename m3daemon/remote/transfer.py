@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 
@@ -77,7 +77,7 @@ def download(
     """
     meta_file = part_file.with_suffix(".json")
     validator = f'"{etag}"' if etag else (
-        format_datetime(modified.astimezone(timezone.utc), usegmt=True) if modified else None
+        format_datetime(modified.astimezone(UTC), usegmt=True) if modified else None
     )
     offset = _resumable_offset(part_file, meta_file, validator, size)
     headers: dict[str, str] = {"Accept-Encoding": "identity"}
@@ -100,7 +100,7 @@ def download(
                 # If-Range sends the range of a newer version; its date gives it away.
                 raise _changed(what)
             try:
-                f = open(part_file, "r+b" if start else "wb")
+                f = open(part_file, "r+b" if start else "wb")  # noqa: SIM115 - `with f` below; open errors are local
             except OSError as exc:
                 raise local_error(exc, part_file) from exc
             with f:
@@ -161,7 +161,7 @@ def _same_second(header: str | None, modified: datetime | None) -> bool:
     except (TypeError, ValueError, IndexError):
         return True
     if sent.tzinfo is None:
-        sent = sent.replace(tzinfo=timezone.utc)
+        sent = sent.replace(tzinfo=UTC)
     return int(sent.timestamp()) == int(modified.timestamp())
 
 

@@ -412,7 +412,7 @@ def _name_the_program() -> None:
 
         GLib.set_prgname("m3daemon")
         GLib.set_application_name("m3daemon")
-    except Exception:  # noqa: BLE001 - cosmetic only
+    except Exception:
         log.debug("could not set the program name", exc_info=True)
 
 
