@@ -95,8 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except M3Error as err:
         report_error(err)
         if getattr(args, "json", False):
-            print(json.dumps({"error": {"kind": err.kind, "message": err.message, "remedy": err.remedy,
-                                        "exit_code": int(err.exit_code)}}, ensure_ascii=False))
+            print(json.dumps({"error": err.info().to_dict()}, ensure_ascii=False))
         return int(err.exit_code)
     except KeyboardInterrupt:
         print(_("Stopped."), file=sys.stderr)

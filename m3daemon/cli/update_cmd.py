@@ -109,7 +109,7 @@ def _through_daemon(client: Any, cfg: Any, args: argparse.Namespace) -> int:
     """The daemon runs the sync (never two at once); we wait for it and report its result."""
     import time
 
-    from m3daemon import errors
+    from m3daemon.errors import ErrorInfo
 
     key = str(cfg.path)
     seq = client.call("POST", "update", {"config": key})["seq"][key]
@@ -120,16 +120,15 @@ def _through_daemon(client: Any, cfg: Any, args: argparse.Namespace) -> int:
         if status["completed_seq"] >= seq:
             break
         time.sleep(0.2)
-    err = status.get("last_error")
-    if status["state"] in ("offline", "error") and err:
-        code = getattr(errors, err["kind"], errors.M3Error).exit_code
+    if status["state"] in ("offline", "error") and status.get("last_error"):
+        err = ErrorInfo.from_dict(status["last_error"])
         if args.json:
-            print(json.dumps({"error": {**err, "exit_code": int(code)}}, ensure_ascii=False, indent=2))
+            print(json.dumps({"error": err.to_dict()}, ensure_ascii=False, indent=2))
         else:
-            print(_("Error: {message}").format(message=err["message"]), file=sys.stderr)
-            if err["remedy"]:
-                print(_("What to do: {remedy}").format(remedy=err["remedy"]), file=sys.stderr)
-        return int(code)
+            print(_("Error: {message}").format(message=err.message), file=sys.stderr)
+            if err.remedy:
+                print(_("What to do: {remedy}").format(remedy=err.remedy), file=sys.stderr)
+        return int(err.exit_code)
     result = status.get("last_result") or {}
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=2))

@@ -25,7 +25,7 @@ from m3daemon.core.dates import parse_folder_date, parse_user_date
 from m3daemon.core.entries import RemoteEntry
 from m3daemon.core.model import BACKGROUND_PREFIX, HIDDEN, MEDIA, RECURRING
 from m3daemon.core.names import check_name
-from m3daemon.errors import ExitCode, M3Error, SyncError, UsageError
+from m3daemon.errors import ExitCode, M3Error, UsageError
 from m3daemon.i18n import _
 
 from .context import Coordinator
@@ -162,7 +162,7 @@ class ItemResult:
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"item": self.item, "done": self.done, "detail": self.detail}
         if self.error is not None:
-            out["error"] = {"kind": self.error.kind, "message": self.error.message, "remedy": self.error.remedy}
+            out["error"] = self.error.info().to_dict()
         return out
 
 
@@ -202,7 +202,7 @@ def run_batch(action: str, steps: Sequence[tuple[str, Callable[[], str]]], coord
             result.items.append(ItemResult(label, True, step()))
         except M3Error as err:
             result.items.append(ItemResult(label, False, error=err))
-            if not isinstance(err, SyncError):  # account, configuration, connection: stop here
+            if not err.per_item:  # account, configuration, connection: stop here
                 result.fatal = err
                 result.items.extend(ItemResult(lbl, False, _("not attempted")) for lbl, _s in steps[i + 1:])
                 break

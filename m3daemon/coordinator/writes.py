@@ -33,7 +33,8 @@ from m3daemon.errors import (
     LocalFolderError,
     LockedError,
     M3Error,
-    PermissionDeniedError,
+    ReadOnlyAccountError,
+    SourceChanged,
     TLSError,
     remedy_for_status,
 )
@@ -73,12 +74,8 @@ def is_temp_name(name: str) -> bool:
     return name.startswith((TEMP_PREFIX, PROBE_PREFIX))
 
 
-class SourceChanged(Exception):
-    """The local file changed size while it was being sent."""
-
-
-def read_only_error(what: str) -> PermissionDeniedError:
-    return PermissionDeniedError(
+def read_only_error(what: str) -> ReadOnlyAccountError:
+    return ReadOnlyAccountError(
         _("This account may only read; the server refused to change {what}.").format(what=what),
         _("Coordinator tools need an account that may write. Ask the coordinator."),
     )

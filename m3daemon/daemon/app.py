@@ -40,9 +40,9 @@ from m3daemon.daemon.state import CongregationStatus, SyncState
 from m3daemon.daemon.watcher import MediaWatcher
 from m3daemon.engine.context import local_prefs, record_path
 from m3daemon.engine.sync import ListingCache, repair, update
-from m3daemon.errors import UsageError
+from m3daemon.errors import LockHeld, UsageError
 from m3daemon.i18n import _
-from m3daemon.local.locks import FileLock, LockHeld
+from m3daemon.local.locks import FileLock
 from m3daemon.local.record import Record
 from m3daemon.settings.config import Config
 

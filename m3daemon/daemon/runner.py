@@ -19,21 +19,11 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from m3daemon.daemon.state import CongregationStatus, ErrorView, ProgressView, SyncState
+from m3daemon.daemon.state import CongregationStatus, ProgressView, SyncState
 from m3daemon.engine.executor import Progress
 from m3daemon.engine.sync import SyncReport
-from m3daemon.errors import (
-    AuthError,
-    ConfigError,
-    ConnectionProblem,
-    DiskFullError,
-    LocalFolderError,
-    M3Error,
-    TLSError,
-    UsageError,
-)
+from m3daemon.errors import Cancelled, ConnectionProblem, ErrorInfo, M3Error, SyncError
 from m3daemon.i18n import _
-from m3daemon.remote.transfer import Cancelled
 from m3daemon.settings.config import Config
 
 log = logging.getLogger(__name__)
@@ -56,11 +46,6 @@ class Request:
 
 def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def needs_person(err: M3Error) -> bool:
-    """Failures that no retry can fix: a person must act (and gets a notification)."""
-    return isinstance(err, (AuthError, UsageError, ConfigError, DiskFullError, LocalFolderError, TLSError))
 
 
 class CongregationRunner:
@@ -95,7 +80,7 @@ class CongregationRunner:
         self.state = SyncState.STARTING if cfg.connection is not None else SyncState.NOT_CONFIGURED
         self.last_sync: str | None = None
         self.last_attempt: str | None = None
-        self.last_error: ErrorView | None = None
+        self.last_error: ErrorInfo | None = None
         self.last_result: dict[str, Any] | None = None
         self.next_sync: str | None = None
         self.next_meeting: tuple[str, str] | None = None
@@ -264,14 +249,14 @@ class CongregationRunner:
         if report.ok:
             self.state, self.last_error = SyncState.UP_TO_DATE, None
         else:
-            first = report.errors[0] if report.errors else {"kind": "SyncError", "message": "", "remedy": ""}
-            self.last_error = ErrorView(first["kind"], first["message"], first["remedy"], first["kind"] == "DiskFullError")
+            infos = report.error_infos()
+            self.last_error = infos[0] if infos else SyncError("").info()
             self.state = SyncState.ERROR
         log.info("%s: %s sync: %d downloaded, %d copied, %d removed, %d failed", self.name, reason,
                  report.downloaded, report.copied, report.removed, report.failed)
 
     def _went_offline(self, err: ConnectionProblem) -> None:
-        if isinstance(err, TLSError):
+        if err.needs_person:  # an untrusted certificate: waiting does not help
             self._failed(err)
             return
         step = self._backoff[min(self._offline_failures, len(self._backoff) - 1)]
@@ -281,7 +266,7 @@ class CongregationRunner:
             log.debug("%s: still offline: %s", self.name, err.message)
         self._offline_failures += 1
         self.state = SyncState.OFFLINE
-        self.last_error = ErrorView(err.kind, err.message, err.remedy, False)
+        self.last_error = err.info()
         with self._cond:
             self._retry_at = time.monotonic() + step
 
@@ -289,7 +274,7 @@ class CongregationRunner:
         same = self.last_error is not None and self.last_error.message == err.message
         (log.debug if same else log.error)("%s: %s %s", self.name, err.message, err.remedy)
         self.state = SyncState.ERROR
-        self.last_error = ErrorView(err.kind, err.message, err.remedy, needs_person(err))
+        self.last_error = err.info()
 
     def _changed(self) -> None:
         try:

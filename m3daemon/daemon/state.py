@@ -9,6 +9,8 @@ import enum
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from m3daemon.errors import ErrorInfo
+
 
 class SyncState(str, enum.Enum):
     STARTING = "starting"
@@ -37,12 +39,8 @@ class ProgressView:
         return None
 
 
-@dataclass(frozen=True)
-class ErrorView:
-    kind: str
-    message: str
-    remedy: str
-    needs_person: bool  # a wrong password or a full disk: a person must act
+#: The last error of a congregation is the family's one serialisable error value.
+ErrorView = ErrorInfo
 
 
 @dataclass(frozen=True)
@@ -58,7 +56,7 @@ class CongregationStatus:
     next_meeting_kind: str | None = None
     meeting_days_known: bool = True
     progress: ProgressView = field(default_factory=ProgressView)
-    last_error: ErrorView | None = None
+    last_error: ErrorInfo | None = None
     last_result: dict[str, Any] | None = None
     completed_seq: int = 0  # syncs requested up to this number have finished (for `update` to wait on)
 
@@ -68,6 +66,7 @@ class CongregationStatus:
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
+        out["last_error"] = self.last_error.to_dict() if self.last_error is not None else None
         out["state"] = self.state.value
         out["paused"] = self.paused
         return out

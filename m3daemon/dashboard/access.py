@@ -3,7 +3,7 @@
 Members usually have a read-only account. The *Manage media* and *Settings* pages then show the
 coordinator's tools read-only, with the reason, instead of letting each click fail. It is found out
 by a cheap probe (an empty hidden scratch file, put and removed again: members' syncs skip names that
-start with a dot), or by the first write that fails with :class:`PermissionDeniedError`. The answer
+start with a dot), or by the first write that fails with an error whose ``read_only`` is set. The answer
 is kept for the account and folder until the connection changes or someone asks to check again.
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from m3daemon.coordinator.context import Coordinator
 from m3daemon.coordinator.writes import PROBE_PREFIX
-from m3daemon.errors import M3Error, PermissionDeniedError
+from m3daemon.errors import M3Error
 from m3daemon.settings.config import Config
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,6 @@ class AccessMemo:
             writer.discard(probe)
             return self.writable(coord.cfg)
         err = writer.fail(resp, writer.what(()))
-        if isinstance(err, PermissionDeniedError):
+        if err.read_only:
             return self.read_only(coord.cfg, err)
         raise err

@@ -24,7 +24,7 @@ from flask import Flask, Response, abort, g, redirect, render_template, request
 from flask.typing import ResponseReturnValue
 
 from m3daemon.daemon.state import CongregationStatus, SyncState
-from m3daemon.errors import M3Error, PermissionDeniedError
+from m3daemon.errors import M3Error
 from m3daemon.i18n import _, ngettext
 from m3daemon.settings.config import Config
 
@@ -120,21 +120,14 @@ class Dashboard:
         try:
             with Coordinator.open(cfg) as coord:
                 yield coord
-        except PermissionDeniedError as err:
+        except M3Error as err:
             self.note_refusal(cfg, err)
             raise
 
     def note_refusal(self, cfg: Config, err: M3Error | None) -> None:
-        """Remember a refused write: the account may only read."""
-        if isinstance(err, PermissionDeniedError) and is_write_refusal(err):
+        """Remember a refused write (``err.read_only``): the account may only read."""
+        if err is not None and err.read_only:
             self.access.read_only(cfg, err)
-
-
-def is_write_refusal(err: PermissionDeniedError) -> bool:
-    """A 403/401 on a write (not on a read): both carry the read-only account's remedy."""
-    from m3daemon.coordinator.writes import read_only_error
-
-    return err.remedy == read_only_error("").remedy
 
 
 # --- replies -------------------------------------------------------------------------------------
@@ -169,19 +162,7 @@ def reply(ok: bool, message: str, remedy: str = "", *, to: str, data: dict[str, 
 
 
 def error_reply(err: M3Error, *, to: str) -> ResponseReturnValue:
-    return reply(False, err.message, err.remedy, to=to, data={"kind": err.kind}, status=_status_for(err))
-
-
-def _status_for(err: M3Error) -> int:
-    from m3daemon.errors import AuthError, ConnectionProblem, UsageError
-
-    if isinstance(err, AuthError):
-        return 403
-    if isinstance(err, ConnectionProblem):
-        return 502
-    if isinstance(err, UsageError):
-        return 400
-    return 500
+    return reply(False, err.message, err.remedy, to=to, data={"kind": err.kind}, status=err.http_status)
 
 
 def unexpected_reply(exc: Exception, *, to: str) -> ResponseReturnValue:

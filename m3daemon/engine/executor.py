@@ -23,11 +23,18 @@ from pathlib import Path
 
 from m3daemon.core.layout import STAGING_DIR
 from m3daemon.core.planner import Copy, Delete, Existing, Fetch, Placed, Plan, RemoveDir, Trash
-from m3daemon.errors import CredentialsError, DiskFullError, LocalFolderError, M3Error
+from m3daemon.errors import (
+    Cancelled,
+    CredentialsError,
+    DiskFullError,
+    InterruptedTransfer,
+    LocalFolderError,
+    M3Error,
+)
 from m3daemon.i18n import _
 from m3daemon.local.record import Record
 from m3daemon.remote.http import DavSession
-from m3daemon.remote.transfer import Cancelled, InterruptedTransfer, download, local_error
+from m3daemon.remote.transfer import download, local_error
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ from m3daemon.core.model import FORCED_PREFS, CongregationFolder, build_folder
 from m3daemon.core.planner import Copy, Delete, Fetch, Plan, Trash, hold_mass_deletion, plan_sync
 from m3daemon.engine.context import endpoint_for, layout_for, local_prefs, open_session, record_path
 from m3daemon.engine.executor import Executor, Outcome, Progress
-from m3daemon.errors import AnotherSyncRunning, M3Error, MassDeletionRefused
+from m3daemon.errors import AnotherSyncRunning, ErrorInfo, LockHeld, M3Error, MassDeletionRefused
 from m3daemon.i18n import _
-from m3daemon.local.locks import FileLock, LockHeld
+from m3daemon.local.locks import FileLock
 from m3daemon.local.record import Record
 from m3daemon.local.scan import list_subdirs, scan_local
 from m3daemon.remote.http import DavSession, RetryPolicy
@@ -52,7 +52,7 @@ class SyncReport:
     conflicts: int = 0
     bytes: int = 0
     held_deletions: list[str] = field(default_factory=list)
-    errors: list[dict[str, str]] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)  # ErrorInfo.to_dict() of each failure
     warnings: list[str] = field(default_factory=list)
     requests: int = 0
     listing: str = ""
@@ -69,6 +69,10 @@ class SyncReport:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    def error_infos(self) -> list[ErrorInfo]:
+        """The failures as values again (the list holds their JSON form, as ``update --json`` prints it)."""
+        return [ErrorInfo.from_dict(e) for e in self.errors]
 
 
 @dataclass
@@ -372,5 +376,5 @@ def _describe(action: Any) -> dict[str, str]:
     return out
 
 
-def _error_dict(err: M3Error, path: str = "") -> dict[str, str]:
-    return {"path": path, "kind": err.kind, "message": err.message, "remedy": err.remedy}
+def _error_dict(err: M3Error, path: str = "") -> dict[str, Any]:
+    return err.info(path).to_dict()

@@ -8,12 +8,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from m3daemon.errors import LockHeld
 
-class LockHeld(Exception):
-    def __init__(self, path: Path, holder: str) -> None:
-        super().__init__(f"{path} is held by {holder or 'another process'}")
-        self.path = path
-        self.holder = holder
+__all__ = ["FileLock", "LockHeld"]
 
 
 class FileLock:

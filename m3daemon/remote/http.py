@@ -33,6 +33,7 @@ from m3daemon.errors import (
     M3Error,
     NotWebDAVError,
     PermissionDeniedError,
+    ReadOnlyAccountError,
     ServerError,
     ServerUnreachableError,
     TLSError,
@@ -366,7 +367,7 @@ def classify_status(resp: httpx.Response, what: str) -> M3Error:
                 _("This account may not read {what} on the server.").format(what=what),
                 _("Ask the coordinator to give the account access to the congregation folder."),
             )
-        return PermissionDeniedError(
+        return ReadOnlyAccountError(
             _("This account may only read; the server refused to change {what}.").format(what=what),
             _("Coordinator tools need an account that may write. Ask the coordinator."),
         )

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from m3daemon.errors import ListingError
+from m3daemon.errors import MalformedListing
 from m3daemon.i18n import _
 
 DAV = "DAV:"
@@ -39,10 +39,6 @@ class RawEntry:
     etag: str | None
     modified: datetime | None
     status: int | None  # a response-level status (for responses without propstat)
-
-
-class MalformedListing(ListingError):
-    pass
 
 
 def _malformed(reason: str) -> MalformedListing:

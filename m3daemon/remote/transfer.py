@@ -21,7 +21,14 @@ from pathlib import Path
 import httpx
 
 from m3daemon.core.entries import normalize_etag
-from m3daemon.errors import DiskFullError, LocalFolderError, M3Error, SyncError
+from m3daemon.errors import (
+    Cancelled,
+    DiskFullError,
+    InterruptedTransfer,
+    LocalFolderError,
+    M3Error,
+    TransferError,
+)
 from m3daemon.i18n import _
 from m3daemon.remote.http import DavSession, classify_status, classify_transport_error
 
@@ -29,23 +36,6 @@ log = logging.getLogger(__name__)
 
 # Bytes per second per download; 0 = unlimited. For slow shared connections (and tests).
 RATE_LIMIT = int(os.environ.get("M3DAEMON_DOWNLOAD_LIMIT_BPS", "0") or 0)
-
-
-class Cancelled(Exception):
-    """The sync was asked to stop; the staging file is kept for the next run to resume."""
-
-
-class TransferError(SyncError):
-    """One file could not be transferred; others go on, and the next sync tries again.
-
-    ``resumable`` marks a broken connection: what arrived is kept and a new attempt resumes it.
-    """
-
-    resumable = False
-
-
-class InterruptedTransfer(TransferError):
-    resumable = True
 
 
 @dataclass(frozen=True)

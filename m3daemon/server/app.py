@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from m3daemon.errors import M3Error
+from m3daemon.errors import M3Error, ServerStartError
 from m3daemon.i18n import _
 from m3daemon.server.layout import ServerLayout, open_layout, renew_if_needed
 from m3daemon.server.settings import ServerSettings, is_loopback_host
@@ -27,11 +27,6 @@ __all__ = ["ServerHandle", "ServerStartError", "build_app", "exposure_warning", 
            "server_spec"]
 
 log = logging.getLogger("m3daemon.server")
-
-
-class ServerStartError(M3Error):
-    """The server could not start (port in use, unreadable certificate). Exit code 1: a service
-    manager may try again later (the port may be free then)."""
 
 
 def exposure_warning(host: str) -> str | None:

@@ -45,6 +45,7 @@ from wsgidav.dav_error import DAVError
 from wsgidav.dc.base_dc import BaseDomainController
 from wsgidav.mw.base_mw import BaseMiddleware
 
+from m3daemon.errors import M3Signal
 from m3daemon.local import paths
 from m3daemon.server.settings import Limits
 from m3daemon.server.users import Authenticator, Role
@@ -285,7 +286,10 @@ def parse_basic(header: str) -> tuple[str, str] | _Malformed | None:
 # --- the outer middleware -------------------------------------------------------------------------
 
 
-class _TooLarge(DAVError):  # type: ignore[misc]
+class _TooLarge(DAVError, M3Signal):  # type: ignore[misc]
+    """A request body past the limit. It must be a DAVError: WsgiDAV turns exactly those into the
+    HTTP answer (413) inside its own request handling; as an M3Signal it is part of our family."""
+
     def __init__(self) -> None:
         super().__init__(413, "Request body too large")
 

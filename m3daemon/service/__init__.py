@@ -21,12 +21,12 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from m3daemon.errors import ServiceError
 from m3daemon.service.core import (
     CommandResult,
     Host,
     Plan,
     RunKeyStore,
-    ServiceError,
     ServiceSpec,
     ServiceStatus,
     Step,

@@ -21,16 +21,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
-from m3daemon.errors import M3Error
+from m3daemon.errors import ServiceError
 from m3daemon.i18n import _
 from m3daemon.local import paths
 
 #: Reverse-DNS prefix of launchd labels (``org.m3daemon.m3daemon``).
 LAUNCHD_PREFIX = "org.m3daemon"
-
-
-class ServiceError(M3Error):
-    """Installing, removing or inspecting the start-at-login entry failed."""
 
 
 @dataclass(frozen=True)

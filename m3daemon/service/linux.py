@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from string import Template
 
+from m3daemon.errors import ServiceError
 from m3daemon.i18n import _
 from m3daemon.service.core import (
     Host,
     Plan,
     RemoveFile,
     RunCommand,
-    ServiceError,
     ServiceSpec,
     ServiceStatus,
     Step,

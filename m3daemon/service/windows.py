@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 
+from m3daemon.errors import ServiceError
 from m3daemon.i18n import _
 from m3daemon.service.core import (
     RUN_KEY,
@@ -22,7 +23,6 @@ from m3daemon.service.core import (
     Host,
     Plan,
     RunKeyStore,
-    ServiceError,
     ServiceSpec,
     ServiceStatus,
     SetRunValue,

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from m3daemon.daemon.state import CongregationStatus, DaemonControl, SyncState
+from m3daemon.errors import TrayUnavailable
 from m3daemon.tray.icons import icon_for, quantize_percent
 from m3daemon.tray.menu import (
     APP_NAME,
@@ -63,10 +64,6 @@ IDLE_REFRESH_SECONDS = 60.0
 
 _LINUX_BACKENDS = ("appindicator", "gtk", "xorg")
 _GI_BACKENDS = frozenset({"appindicator", "gtk"})
-
-
-class TrayUnavailable(Exception):
-    """This backend cannot show an icon here (import failed, no bus, no display...)."""
 
 
 # --- opening folders -----------------------------------------------------------------------
