@@ -14,17 +14,41 @@ Fixtures
 Helpers live in ``tests/servers.py`` (import them with ``from servers import make_tree``):
 ``make_tree(root, {"a/b.mp4": b"..."})`` writes files straight into a server's root.
 
+``wait_until(what, check)`` (here; ``from conftest import wait_until``) is the one way a test
+waits for something another thread or process makes true: it polls ``check`` until it returns
+something true and returns that, or fails naming ``what``. No test sleeps a fixed time where an
+event can be awaited.
+
 A server kind whose Debian package is missing is skipped ("needs Debian package apache2"),
 or fails when the environment variable CI is "true" (see .ci/install-system-packages.sh).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from servers import KINDS, DavServer, ServerPool
+
+T = TypeVar("T")
+
+
+def wait_until(what: str, check: Callable[[], T], timeout: float = 20.0, every: float = 0.02,
+               diagnose: Callable[[], str] = str) -> T:
+    """Poll ``check`` (each call is a real observation, not a pause) until it returns something
+    true; return that. After ``timeout`` seconds fail with "timed out waiting for <what>" and what
+    ``diagnose()`` adds (a log tail, say)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what}{diagnose()}", pytrace=False)
+        time.sleep(every)
 
 
 @pytest.fixture(scope="session")

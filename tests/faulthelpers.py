@@ -2,7 +2,6 @@
 
 * members that talk to a real server directly or through :class:`faultproxy.FaultProxy`;
 * the CLI run in this process (exit code, stdout, stderr) with short retries;
-* :func:`wait_for`, so that no test sleeps a fixed time where an event can be awaited;
 * :class:`Stamps`, a ``Rule.match`` that records when each matching request arrived;
 * :class:`MidBodyStallProxy`, a proxy that stops sending in the middle of a body.
 """
@@ -76,18 +75,6 @@ class QuickDefault(RetryPolicy):
 @pytest.fixture
 def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(dav_http, "RetryPolicy", QuickDefault)
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    """Poll ``predicate`` until it returns something true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.01)
 
 
 class Stamps:

@@ -31,6 +31,8 @@ Dialect notes, measured on Debian 12 (apache2 2.4, nginx 1.22.1 + dav-ext 3.0, r
   its back stay invisible in listings, and a GET of a file that grew is cut to the cached size.
 * Apache's ETag is weak (``W/"size-mtime"``) while the file's mtime is less than a second old;
   ``If-Match`` with that weak ETag gives 412 (strong comparison). After a second it is strong.
+* A PUT with an ``If-Match`` that no longer matches: 412 on WsgiDAV and Apache; **nginx and rclone
+  ignore If-Match and write** (``honours_if_match``; the coordinator's forcedPrefs.json write warns).
 * Creating a file under a missing parent with PUT: 409 on WsgiDAV and Apache, 404 on rclone,
   201 on nginx (``create_full_put_path on``). MKCOL on an existing collection: 405, except
   rclone: 201. nginx wants a trailing slash for MKCOL and for DELETE of a directory (else 409).
@@ -242,6 +244,7 @@ class DavServer(abc.ABC):
     kind: ClassVar[str]
     supports_depth_infinity: ClassVar[bool]
     etags: ClassVar[bool]  # getetag in PROPFIND responses for files
+    honours_if_match: ClassVar[bool]  # a PUT with a stale If-Match gets 412 (nginx, rclone: written anyway)
     has_request_log: ClassVar[bool] = True
     supports_readonly_user: ClassVar[bool] = True
 
@@ -463,6 +466,7 @@ class WsgiDavServer(DavServer):
     kind = "wsgidav"
     supports_depth_infinity = True
     etags = True
+    honours_if_match = True
 
     def __init__(self, workdir: Path, tls: TLSFiles, port: int | None = None) -> None:
         super().__init__(workdir, tls, port)
@@ -719,6 +723,7 @@ class ApacheServer(_SubprocessServer):
     kind = "apache"
     supports_depth_infinity = False
     etags = True
+    honours_if_match = True
 
     BINARY = "apache2"
     MODULES_DIR = Path("/usr/lib/apache2/modules")
@@ -856,6 +861,7 @@ class NginxServer(_SubprocessServer):
     kind = "nginx"
     supports_depth_infinity = False
     etags = False
+    honours_if_match = False
 
     BINARY = "nginx"
     DAV_EXT = Path("/usr/lib/nginx/modules/ngx_http_dav_ext_module.so")
@@ -952,6 +958,7 @@ class RcloneServer(_SubprocessServer):
     kind = "rclone"
     supports_depth_infinity = True
     etags = True
+    honours_if_match = False
     has_request_log = False
     supports_readonly_user = False
 

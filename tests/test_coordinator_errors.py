@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import wait_until
 from faultproxy import FaultProxy, Rule
 from member import Member, day, iso, run_cli
 from servers import DavServer, ServerPool, make_tree
@@ -169,7 +170,7 @@ def settled(server: DavServer, quiet: float = 0.3, timeout: float = 15) -> None:
         if now == last:
             return
         last = now
-        time.sleep(quiet)
+        time.sleep(quiet)  # the subject: "nothing changed for `quiet` seconds" is observed over time
 
 
 class SlowRelay:
@@ -200,7 +201,7 @@ class SlowRelay:
             while data := src.recv(64 * 1024):
                 if throttle:
                     self.sent_up += len(data)
-                    time.sleep(len(data) / self.rate)
+                    time.sleep(len(data) / self.rate)  # the subject: the relay's rate
                 dst.sendall(data)
         except OSError:
             pass
@@ -230,9 +231,7 @@ def test_an_upload_killed_midway_leaves_nothing_under_the_real_name(
         env = dict(os.environ, M3DAEMON_PASSWORD=slow.password, M3DAEMON_CONFIG=str(slow.config_path))
         proc = subprocess.Popen([sys.executable, "-m", "m3daemon", "media", "add", iso(1), str(big)],
                                 env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 20
-        while relay.sent_up < 2_000_000 and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_until("2 MB of the upload", lambda: relay.sent_up >= 2_000_000 or proc.poll() is not None)
         assert proc.poll() is None, proc.communicate()
         proc.send_signal(signal.SIGKILL)
         proc.communicate()

@@ -15,14 +15,14 @@ import re
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from conftest import wait_until
 from member import Member, day, iso
 from servers import DavServer, make_tree
 
@@ -33,16 +33,6 @@ from m3daemon.settings.config import load_config
 from m3daemon.settings.credentials import store_password
 
 FOLDER = "/dav/Cong"
-
-
-def wait_until(what: str, check: Callable[[], Any], timeout: float = 20.0, every: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def png(width: int = 320, height: int = 240, colour: tuple[int, int, int] = (40, 110, 200)) -> bytes:

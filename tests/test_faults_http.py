@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+from conftest import wait_until
 from faulthelpers import (
     MidBodyStallProxy,
     Stamps,
@@ -32,7 +33,6 @@ from faulthelpers import (
     proxy_for,
     quick_retries,  # noqa: F401 - a fixture, used by name
     set_connection,
-    wait_for,
 )
 from faultproxy import FaultProxy, Rule
 from member import Member, day, iso, run_cli
@@ -298,7 +298,7 @@ def test_a_stalled_response_times_out_and_the_retry_succeeds(
         stall = proxy.add(Rule(STAGES[stage][0], stamps, stall=1.0, times=1))
         report = m.update(retry=RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05))
         # let the stalled handler finish before the proxy closes
-        wait_for(lambda: sum(1 for _m, p, _s in proxy.log if p.endswith(suffix)) >= 2, what="stalled reply")
+        wait_until("the stalled reply", lambda: sum(1 for _m, p, _s in proxy.log if p.endswith(suffix)) >= 2)
     assert stall.hits == 1 and report.ok and m.files() == FULL
     assert 0.45 <= stamps.gaps()[0] < 0.95, "the timeout (0.5 s) fired, then the retry went out"
 
@@ -315,7 +315,7 @@ def test_a_listing_that_always_stalls_exits_4_did_not_answer_in_time(
         started = time.monotonic()
         rc, out, err = run_cli(m, "update")
         elapsed = time.monotonic() - started
-        wait_for(lambda: len([e for e in proxy.log if e[0] == "PROPFIND"]) >= 1 + stall.hits, what="stalls")
+        wait_until("the stalls", lambda: len([e for e in proxy.log if e[0] == "PROPFIND"]) >= 1 + stall.hits)
     assert rc == 4, out + err
     assert "did not answer in time" in err
     assert stall.hits == 2 and elapsed < 3

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import wait_until
 from faulthelpers import (
     QUICK,
     cong,
@@ -23,7 +24,6 @@ from faulthelpers import (
     proxy_for,
     quick_retries,  # noqa: F401 - a fixture, used by name
     trash_files,
-    wait_for,
 )
 from faultproxy import Rule
 from member import Member, iso, run_cli
@@ -71,7 +71,7 @@ def test_killed_during_a_download_leaves_no_partial_file_and_the_next_run_resume
     m = member_for(wsgidav_server, isolated_env)
     proc = popen_cli(m, "update", limit_bps=4 * MiB)  # about two seconds for the big file
     try:
-        wait_for(lambda: part_bytes(m) >= MiB or proc.poll() is not None, what="a part of the download")
+        wait_until("a part of the download", lambda: part_bytes(m) >= MiB or proc.poll() is not None)
         assert proc.poll() is None, proc.communicate()
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
@@ -194,7 +194,7 @@ def test_killed_during_an_upload_before_the_move_leaves_only_a_hidden_temporary_
         proxy.add(Rule("MOVE", hold_move, status=502))  # never forwarded
         proc = popen_cli(coordinator, "media", "add", iso(1), str(source))
         try:
-            wait_for(lambda: at_move.is_set() or proc.poll() is not None, what="the MOVE")
+            wait_until("the MOVE", lambda: at_move.is_set() or proc.poll() is not None)
             assert proc.poll() is None, proc.communicate()
             proc.send_signal(signal.SIGKILL)
             proc.communicate()
@@ -267,7 +267,7 @@ def test_two_updates_at_once_the_second_waits_and_both_end_correct(
     first = popen_cli(m, "update", "--json", limit_bps=3 * MiB)  # about two seconds
     second: subprocess.Popen[str] | None = None
     try:
-        wait_for(lambda: part_bytes(m) > 0 or first.poll() is not None, what="the first download")
+        wait_until("the first download", lambda: part_bytes(m) > 0 or first.poll() is not None)
         assert first.poll() is None, first.communicate()
         second = popen_cli(m, "update", "--json")
         out1, err1 = first.communicate(timeout=60)

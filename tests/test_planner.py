@@ -225,3 +225,55 @@ def test_past_deletions_are_not_held_by_the_guard() -> None:
     plan = run(case)
     assert hold_mass_deletion(plan, folder_of(case), {p.path: p for p, _ in rows}) == []
     assert len([a for a in plan.actions if isinstance(a, Delete)]) == 6
+
+
+# --- the mass-deletion guard's boundaries --------------------------------------------------------
+# Deletions of files that vanished from the server are held when at least 3 vanished AND they are
+# at least half of what this computer synced for the window (planner.hold_mass_deletion). Each row:
+# how many files of the coming Saturday this computer synced, how many of them the server no longer
+# lists, and whether the guard holds the deletions. The rows sit at, one below and one above each
+# boundary, so a change of either number or of either comparison fails one of them.
+@dataclass(frozen=True)
+class GuardRow:
+    id: str
+    synced: int
+    vanished: int
+    held: bool
+
+
+GUARD_ROWS = [
+    # the minimum count, with every synced file gone (the ratio is met)
+    GuardRow("2 of 2 vanish: below the minimum count, deleted", 2, 2, held=False),
+    GuardRow("3 of 3 vanish: at the minimum count, held", 3, 3, held=True),
+    GuardRow("4 of 4 vanish: above the minimum count, held", 4, 4, held=True),
+    # the minimum count with the ratio far from its boundary
+    GuardRow("2 of 10 vanish: a small removal, deleted", 10, 2, held=False),
+    # the ratio, with the count above its minimum
+    GuardRow("4 of 9 vanish: just under half, deleted", 9, 4, held=False),
+    GuardRow("4 of 8 vanish: exactly half, held", 8, 4, held=True),
+    GuardRow("4 of 7 vanish: just over half, held", 7, 4, held=True),
+    # the ratio at the minimum count
+    GuardRow("3 of 7 vanish: just under half, deleted", 7, 3, held=False),
+    GuardRow("3 of 6 vanish: exactly half, held", 6, 3, held=True),
+    GuardRow("3 of 5 vanish: just over half, held", 5, 3, held=True),
+]
+
+
+@pytest.mark.parametrize("row", GUARD_ROWS, ids=lambda r: r.id)
+def test_the_mass_deletion_guard_boundaries(row: GuardRow) -> None:
+    names = [f"{i:02d}.jpg" for i in range(row.synced)]
+    rows = [ours(f"2026-11-28/{n}", f"Media/2026-11-28/{n}") for n in names]
+    still = [rf(f"Media/2026-11-28/{n}") for n in names[row.vanished:]]
+    # Tuesday's new file keeps the listing from being empty, so only the count and ratio decide.
+    case = Case("x", dated={SAT: still, TUE: [rf("Media/2026-12-01/new.jpg")]}, placed=rows)
+    plan = run(case)
+    assert plan.tracked_in_window == row.synced and len(plan.vanished) == row.vanished
+    held = hold_mass_deletion(plan, folder_of(case), {p.path: p for p, _ in rows})
+    deleted = [a.path for a in plan.actions if isinstance(a, Delete)]
+    gone = [f"2026-11-28/{n}" for n in names[:row.vanished]]
+    if row.held:
+        assert (held, deleted) == (gone, [])
+        assert sorted(r.path for r in plan.keep) == [p.path for p, _ in rows]
+    else:
+        assert (held, deleted) == ([], gone)
+    assert ("fetch", "2026-12-01/new.jpg", "nothing") in summary(plan)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import wait_until
 
 from m3daemon.daemon.state import CongregationStatus, ErrorView, ProgressView, SyncState
 
@@ -411,10 +412,7 @@ class Harness:
         assert self.tray.wait_idle()
 
     def wait_for(self, what: Callable[[], bool], timeout: float = 5.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not what():
-            assert time.monotonic() < deadline, "timed out"
-            time.sleep(0.01)
+        wait_until("the tray to follow the daemon's state", what, timeout, every=0.01)
 
 
 @pytest.fixture
@@ -595,10 +593,9 @@ def test_start_tray_when_no_backend_works(monkeypatch: pytest.MonkeyPatch, caplo
         assert start_tray(FakeControl([status()]), ready_timeout=5) is None
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and "no tray backend works here" in warnings[0] and "dummy" in warnings[0]
-    deadline = time.monotonic() + 5
-    while {t for t in set(threading.enumerate()) - before if not t.daemon}:  # pystray's setup thread ended
-        assert time.monotonic() < deadline, "a non-daemon thread would keep the daemon from exiting"
-        time.sleep(0.01)
+    # pystray's setup thread ends; a non-daemon thread would keep the daemon from exiting
+    wait_until("no non-daemon thread to be left", lambda: not {t for t in set(threading.enumerate()) - before
+                                                               if not t.daemon}, 5, every=0.01)
 
 
 def test_start_tray_import_failure_is_guarded(monkeypatch: pytest.MonkeyPatch,
@@ -632,10 +629,7 @@ def test_open_path_runs_xdg_open_without_waiting(tmp_path: Path, monkeypatch: py
     started = time.monotonic()
     open_path(str(media / "not-there-yet"))  # opens the nearest existing folder
     assert time.monotonic() - started < 0.8  # did not wait for the opener
-    deadline = time.monotonic() + 10
-    while not log_file.exists() or not log_file.read_text():
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until("the opener to run", lambda: log_file.exists() and log_file.read_text(), 10)
     assert log_file.read_text() == str(media)
 
 

@@ -26,13 +26,13 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import wait_until
 from servers import skip_or_fail
 
 from m3daemon.daemon.state import SyncState
@@ -116,18 +116,6 @@ APP = textwrap.dedent('''
     tray.stop()
     print("stopped", flush=True)
 ''')
-
-
-def _wait(what: Callable[[], Any], timeout: float, message: str, on_fail: Callable[[], str] = str) -> Any:
-    """Poll ``what`` until truthy; fail with ``message`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = what()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"{message} (after {timeout:g} s){on_fail()}", pytrace=False)
-        time.sleep(0.03)
 
 
 def _stop(proc: subprocess.Popen[Any] | None) -> None:
@@ -240,8 +228,8 @@ def xsession(tmp_path_factory: pytest.TempPathFactory) -> Iterator[XSession]:
 
         xlib = Xlib.display.Display(display)
         tray_atom = xlib.intern_atom("_NET_SYSTEM_TRAY_S0")
-        _wait(lambda: xlib.get_selection_owner(tray_atom) != 0, 10, "trayer did not become the system tray",
-              lambda: (logs / "trayer.log").read_text()[-500:])
+        wait_until("trayer to become the system tray", lambda: xlib.get_selection_owner(tray_atom) != 0, 10,
+                   diagnose=lambda: (logs / "trayer.log").read_text()[-500:])
         yield XSession(display, env, xlib)
     finally:
         if xlib is not None:
@@ -291,11 +279,11 @@ class TrayApp:
     def wait_file(self, name: str, timeout: float, message: str) -> str:
         def ready() -> str | None:
             if self.proc.poll() is not None and not (self.work / name).exists():
-                pytest.fail(f"the tray app exited ({self.proc.returncode}) before {message}{self.log()}",
+                pytest.fail(f"the tray app exited ({self.proc.returncode}) while waiting for {message}{self.log()}",
                             pytrace=False)
             return self.read(name)
 
-        result: str = _wait(ready, timeout, message, self.log)
+        result: str = wait_until(message, ready, timeout, diagnose=self.log)
         return result
 
     def icon_window(self) -> tuple[int, int, int, int]:
@@ -309,16 +297,17 @@ class TrayApp:
                     return x, y, w, h
             return None
 
-        result: tuple[int, int, int, int] = _wait(find, 10, "the tray icon did not appear in trayer", self.log)
+        result: tuple[int, int, int, int] = wait_until("the tray icon to appear in trayer", find, 10,
+                                                        diagnose=self.log)
         return result
 
     def icon_colour(self, geometry: tuple[int, int, int, int]) -> SyncState | None:
         return _colour_of(self.x.grab(*geometry))
 
     def wait_colour(self, geometry: tuple[int, int, int, int], state: SyncState, timeout: float = 5) -> None:
-        _wait(lambda: self.icon_colour(geometry) is state, timeout,
-              f"the icon on screen did not turn {state.value} (it is {self.icon_colour(geometry)}, "
-              f"the app drew {self.read('icon')!r})", self.log)
+        wait_until(f"the icon on screen to turn {state.value}", lambda: self.icon_colour(geometry) is state, timeout,
+                   diagnose=lambda: f" (it is {self.icon_colour(geometry)}, the app drew {self.read('icon')!r})"
+                                    + self.log())
 
     def close(self) -> None:
         try:
@@ -356,9 +345,16 @@ def _click_update_now(app: TrayApp, backend: str, icon: tuple[int, int, int, int
         new = {wid: g for wid, g in app.x.visible_toplevels().items() if wid not in before}
         return next((g for g in new.values() if g[2] > 80 and g[3] > 60), None)
 
-    mx, my, mw, mh = _wait(menu, 5, "the menu did not open", app.log)
-    time.sleep(0.3)  # let GTK paint the menu before the screenshot
+    mx, my, mw, mh = wait_until("the menu to open", menu, 5, diagnose=app.log)
     right, bottom = min(480, max(mx + mw, x + w) + 16), min(320, my + mh + 16)
+    # GTK paints the menu after mapping it: photograph it once two grabs 50 ms apart agree
+    frames: list[bytes] = []
+
+    def painted() -> Any:
+        frames.append(app.x.grab(mx, my, mw, mh).tobytes())
+        return len(frames) > 1 and frames[-1] == frames[-2] and len(set(frames[-1])) > 1
+
+    wait_until("GTK to paint the menu", painted, 5, every=0.05, diagnose=app.log)
     app.x.grab(0, 0, right, bottom).save(shot)
     app.x.xdotool("key", "--delay", "60", "Down", "Return")
 
@@ -367,7 +363,7 @@ def _click_update_now(app: TrayApp, backend: str, icon: tuple[int, int, int, int
 def test_click_update_now_syncs_and_the_icon_changes(tray_app: TrayApp, request: pytest.FixtureRequest) -> None:
     wanted = request.node.callspec.params["tray_app"]
     app = tray_app
-    backend = app.wait_file("backend", 15, "the tray icon came up")
+    backend = app.wait_file("backend", 15, "the tray icon to come up")
     assert backend == wanted, f"start_tray chose {backend!r}{app.log()}"
     icon = app.icon_window()
     app.wait_colour(icon, SyncState.UP_TO_DATE)
@@ -376,12 +372,12 @@ def test_click_update_now_syncs_and_the_icon_changes(tray_app: TrayApp, request:
     shot = app.work / "tray-menu.png"
     _click_update_now(app, backend, icon, shot)
 
-    assert app.wait_file("update_now", 10, "a click on the icon ran update_now") == "None"
+    assert app.wait_file("update_now", 10, "a click on the icon to run update_now") == "None"
     app.wait_colour(icon, SyncState.SYNCING)
-    _wait(lambda: app.read("icon") == "syncing 30", 5, "the app did not draw 'syncing 30 %'", app.log)
+    wait_until("the app to draw 'syncing 30 %'", lambda: app.read("icon") == "syncing 30", 5, diagnose=app.log)
     (app.work / "release").write_text("done")
     app.wait_colour(icon, SyncState.UP_TO_DATE)
-    _wait(lambda: app.read("icon") == "up-to-date None", 5, "the app did not draw 'up to date'", app.log)
+    wait_until("the app to draw 'up to date'", lambda: app.read("icon") == "up-to-date None", 5, diagnose=app.log)
 
     (app.work / "stop").write_text("test")
     assert app.proc.wait(10) == 0, app.log()
