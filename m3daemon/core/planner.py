@@ -57,6 +57,9 @@ class Fetch:
     target: str
     existing: Existing
     origin: str  # "dated" | "recurring"
+    # What was at ``target`` when the plan was made: the executor re-checks it just before the
+    # rename, so a person's edit made during the download is trashed, never overwritten.
+    here: LocalFile | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,7 @@ class Copy:
     target: str
     existing: Existing
     origin: str
+    here: LocalFile | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,10 +158,10 @@ def plan_sync(
     for target, want, state in pending:
         src = sources.get(_key(want.remote))
         if src is None:
-            plan.actions.append(Fetch(want.remote, target, state, want.origin))
+            plan.actions.append(Fetch(want.remote, target, state, want.origin, local.get(target)))
             sources[_key(want.remote)] = target
         else:
-            plan.actions.append(Copy(src, want.remote, target, state, want.origin))
+            plan.actions.append(Copy(src, want.remote, target, state, want.origin, local.get(target)))
 
     # 2. Remove what is no longer wanted. Only ours is deleted; a person's file stays unless its
     #    name is hidden on that date, and then it goes to the trash.

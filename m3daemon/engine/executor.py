@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 from m3daemon.core.layout import STAGING_DIR
-from m3daemon.core.planner import Copy, Delete, Existing, Fetch, Placed, Plan, RemoveDir, Trash
+from m3daemon.core.planner import Copy, Delete, Existing, Fetch, LocalFile, Placed, Plan, RemoveDir, Trash
 from m3daemon.errors import (
     Cancelled,
     CredentialsError,
@@ -191,7 +191,7 @@ class Executor:
                 if attempt == RESUME_ATTEMPTS:
                     raise
                 log.info("resuming %s after an interrupted download", action.target)
-        return self._place(part, action.target, action.existing, action.remote.version,
+        return self._place(part, action.target, action.existing, action.here, action.remote.version,
                            "/".join(action.remote.parts), action.remote.modified)
 
     def _copy(self, action: Copy) -> Placed | None:
@@ -211,14 +211,20 @@ class Executor:
                 _("The local copy {source} changed while it was being copied.").format(source=action.source),
                 _("The next sync tries again."),
             )
-        return self._place(tmp, action.target, action.existing, action.remote.version,
+        return self._place(tmp, action.target, action.existing, action.here, action.remote.version,
                            "/".join(action.remote.parts), action.remote.modified)
 
     def _place(
-        self, staged: Path, target_rel: str, existing: Existing, version: str, source: str,
-        modified: datetime | None,
+        self, staged: Path, target_rel: str, existing: Existing, here: LocalFile | None, version: str,
+        source: str, modified: datetime | None,
     ) -> Placed | None:
-        """Rename a verified staged file into place, dealing with what is there first."""
+        """Rename a verified staged file into place, dealing with what is there first.
+
+        The target is looked at again just before the rename: only a file that is still exactly
+        the sync's own (the size and mtime the plan saw) is replaced blind. Anything else (a
+        person's file, an edited one, or one edited while this file downloaded) is adopted when
+        identical, else moved to the trash first.
+        """
         target = self.media_dir / target_rel
         if modified is not None:
             ts = modified.timestamp()
@@ -228,7 +234,11 @@ class Executor:
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             current = _stat_or_none(target)
-            if current is not None and existing in (Existing.PERSONS, Existing.EDITED, Existing.NOTHING):
+            still_ours = (
+                existing is Existing.OURS and here is not None and current is not None
+                and (current.st_size, current.st_mtime_ns) == (here.size, here.mtime_ns)
+            )
+            if current is not None and not still_ours:
                 # A person's file with the wanted name: adopt it when identical, else trash it.
                 if current.st_size == st.st_size and filecmp.cmp(staged, target, shallow=False):
                     _unlink_quiet(staged)

@@ -1,0 +1,59 @@
+"""The member's own computer under faults (issue 11): a person editing a file while it downloads,
+a disk too small for everything, links planted in the media folder, a damaged record, files held
+open by M³, a folder that is deleted and restored under the daemon, and private state folders.
+
+Each test runs the real sync (in-process or the real CLI) against a real server, with the fault
+proxy where the server must misbehave.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from faulthelpers import (
+    cong,
+    member_for,
+    proxied_member,
+    proxy_for,
+    quick_retries,  # noqa: F401 - a fixture, used by name
+    trash_files,
+)
+from faultproxy import Rule
+from member import day, iso, run_cli
+from servers import DavServer, make_tree
+
+PREFS = {"meeting": {"mwDay": day(2).weekday(), "weDay": day(5).weekday()}}
+
+
+# --- 1. a person's edit made while the new version downloads ------------------------------------
+
+
+def test_a_persons_edit_made_during_the_download_goes_to_the_trash_not_overwritten(
+    wsgidav_server: DavServer, isolated_env: Path
+) -> None:
+    rel = f"Media/{iso(1)}/a.jpg"
+    make_tree(cong(wsgidav_server), {rel: b"version 1"})
+    with proxy_for(wsgidav_server) as proxy:
+        m = proxied_member(proxy, wsgidav_server, isolated_env)
+        assert m.update().ok
+        target = m.media / iso(1) / "a.jpg"
+        (cong(wsgidav_server) / rel).write_bytes(b"version 2 from the coordinator")
+
+        def person_edits_meanwhile(body: bytes) -> bytes:
+            target.write_bytes(b"the person's own edit")  # after planning, before the rename
+            return body
+
+        proxy.add(Rule("GET", lambda p: p.endswith("/a.jpg"), rewrite=person_edits_meanwhile, times=1))
+        report = m.update()
+    assert report.ok and report.downloaded == 1
+    assert target.read_bytes() == b"version 2 from the coordinator"
+    assert report.conflicts == 1, "the edit counts as a conflict"
+    assert [p.read_bytes() for p in trash_files(isolated_env)] == [b"the person's own edit"]
