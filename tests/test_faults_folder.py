@@ -57,3 +57,53 @@ def test_a_persons_edit_made_during_the_download_goes_to_the_trash_not_overwritt
     assert target.read_bytes() == b"version 2 from the coordinator"
     assert report.conflicts == 1, "the edit counts as a conflict"
     assert [p.read_bytes() for p in trash_files(isolated_env)] == [b"the person's own edit"]
+
+
+# --- 10. a whole-sync failure keeps the JSON schema; private state and log folders --------------
+
+
+@pytest.mark.usefixtures("quick_retries")
+def test_update_json_after_a_whole_sync_failure_keeps_every_field_with_the_error_in_errors(
+    wsgidav_server: DavServer, isolated_env: Path
+) -> None:
+    with proxy_for(wsgidav_server) as proxy:
+        m = proxied_member(proxy, wsgidav_server, isolated_env)
+        proxy.add(Rule("PROPFIND", lambda p: True, status=401))
+        rc, out, err = run_cli(m, "update", "--json")
+    assert rc == 3
+    result = json.loads(out)
+    for key in ("downloaded", "copied", "removed", "unchanged", "hidden", "failed", "conflicts", "bytes"):
+        assert result[key] == 0, key
+    assert [e["kind"] for e in result["errors"]] == ["CredentialsError"]
+    assert "refused the user name or password" in result["errors"][0]["message"]
+    assert result["errors"][0]["exit_code"] == 3
+    assert "refused the user name or password" in err
+
+
+def test_the_state_and_log_folders_are_private_under_umask_022(
+    wsgidav_server: DavServer, isolated_env: Path
+) -> None:
+    from m3daemon.daemon.logs import setup_daemon_logging
+    from m3daemon.local import paths
+
+    make_tree(cong(wsgidav_server), {f"Media/{iso(1)}/a.jpg": b"a"})
+    m = member_for(wsgidav_server, isolated_env)
+    old = os.umask(0o022)
+    try:
+        assert m.cli("update").returncode == 0
+        import logging
+
+        root = logging.getLogger()
+        saved = root.handlers[:], root.level
+        try:
+            log_path = setup_daemon_logging()
+        finally:
+            for h in root.handlers:
+                h.close()
+            root.handlers[:], root.level = saved
+    finally:
+        os.umask(old)
+    state = m.config.state_dir
+    for folder in (state, state.parent, log_path.parent, paths.log_dir()):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+    assert any(state.glob("*.sqlite*")) or any(state.iterdir())

@@ -8,7 +8,7 @@ import sys
 import threading
 from typing import Any
 
-from m3daemon.errors import ExitCode
+from m3daemon.errors import ErrorInfo, ExitCode, M3Error
 from m3daemon.i18n import _
 
 
@@ -45,6 +45,15 @@ def run(args: argparse.Namespace) -> int:
     ticker = _start_progress(progress, stop) if show else None
     try:
         report = update(cfg, dry_run=args.dry_run, progress=progress, allow_deletions=args.allow_deletions)
+    except M3Error as err:
+        if not args.json:
+            raise
+        # The sync stopped as a whole: still the documented fields, with the error in `errors`.
+        from m3daemon.cli.main import report_error
+
+        report_error(err)
+        print(json.dumps(failed_result(err, str(cfg.local.media_dir), args.dry_run), ensure_ascii=False, indent=2))
+        return int(err.exit_code)
     finally:
         stop.set()
         if ticker is not None:
@@ -54,6 +63,16 @@ def run(args: argparse.Namespace) -> int:
     else:
         print_summary(report.to_json())
     return int(ExitCode.OK if report.ok else ExitCode.PARTIAL)
+
+
+def failed_result(err: M3Error | ErrorInfo, media_dir: str, dry_run: bool = False) -> dict[str, Any]:
+    """``update --json`` of a sync that stopped as a whole: every field, nothing done, the error
+    as the one item of ``errors``."""
+    from m3daemon.engine.sync import SyncReport
+
+    report = SyncReport(media_dir=media_dir, dry_run=dry_run)
+    report.errors.append((err.info() if isinstance(err, M3Error) else err).to_dict())
+    return report.to_json()
 
 
 def print_summary(result: dict[str, Any]) -> None:
@@ -123,7 +142,7 @@ def _through_daemon(client: Any, cfg: Any, args: argparse.Namespace) -> int:
     if status["state"] in ("offline", "error") and status.get("last_error"):
         err = ErrorInfo.from_dict(status["last_error"])
         if args.json:
-            print(json.dumps({"error": err.to_dict()}, ensure_ascii=False, indent=2))
+            print(json.dumps(failed_result(err, str(cfg.local.media_dir)), ensure_ascii=False, indent=2))
         else:
             print(_("Error: {message}").format(message=err.message), file=sys.stderr)
             if err.remedy:

@@ -124,7 +124,6 @@ def new_token() -> str:
 
 def write_control_file(state_dir: Path, info: ControlInfo) -> Path:
     path = state_dir / CONTROL_FILE
-    state_dir.mkdir(parents=True, exist_ok=True)
     write_private_file(path, json.dumps(info.__dict__).encode())
     return path
 

@@ -25,7 +25,7 @@ def log_file() -> Path:
 def setup_daemon_logging(verbose: int = 0) -> Path:
     """File at INFO (DEBUG with -vv), and the terminal at WARNING (more with -v)."""
     path = log_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    paths.ensure_private_dir(path.parent)  # the log names files and folders
     file_handler = logging.handlers.RotatingFileHandler(path, maxBytes=MAX_BYTES, backupCount=BACKUPS,
                                                         encoding="utf-8")
     file_handler.setFormatter(logging.Formatter(FORMAT))

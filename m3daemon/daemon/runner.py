@@ -24,6 +24,7 @@ from m3daemon.engine.executor import Progress
 from m3daemon.engine.sync import SyncReport
 from m3daemon.errors import Cancelled, ConnectionProblem, ErrorInfo, M3Error, SyncError
 from m3daemon.i18n import _
+from m3daemon.local.paths import ensure_private_dir
 from m3daemon.settings.config import Config
 
 log = logging.getLogger(__name__)
@@ -299,5 +300,5 @@ class CongregationRunner:
 
 def write_paused(state_dir: Path, paused: bool) -> None:
     """Pause survives restarts: it is a file in the congregation's state folder."""
-    state_dir.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(state_dir)
     (state_dir / PAUSE_FILE).write_text(json.dumps({"paused": paused, "since": _now_iso()}), "utf-8")

@@ -9,6 +9,7 @@ from types import TracebackType
 from typing import Self
 
 from m3daemon.errors import LockHeld
+from m3daemon.local.paths import ensure_private_dir
 
 __all__ = ["FileLock", "LockHeld"]
 
@@ -21,7 +22,7 @@ class FileLock:
         self._fd: int | None = None
 
     def acquire(self, blocking: bool = False) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(self.path.parent)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             _lock(fd, blocking)

@@ -33,14 +33,20 @@ _PRIVATE_FILE_MODE = 0o600
 
 
 def ensure_private_dir(path: Path) -> Path:
-    """Create ``path`` (and missing parents) if needed; the folder itself gets mode 0700.
+    """Create ``path`` (and missing parents) if needed; every folder created gets mode 0700
+    (the state and log folders hold names and paths; mkdir's mode alone is cut by the umask).
 
     An existing folder is left as it is: we only choose the permissions of what we create.
     """
-    if not path.is_dir():
-        path.mkdir(mode=_PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    missing: list[Path] = []
+    cur = path
+    while not cur.is_dir() and cur != cur.parent:
+        missing.append(cur)
+        cur = cur.parent
+    for folder in reversed(missing):
+        folder.mkdir(mode=_PRIVATE_DIR_MODE, exist_ok=True)
         if os.name == "posix":
-            os.chmod(path, _PRIVATE_DIR_MODE)  # mkdir's mode is filtered by the umask
+            os.chmod(folder, _PRIVATE_DIR_MODE)
     return path
 
 

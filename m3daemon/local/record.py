@@ -17,6 +17,7 @@ from typing import Any
 from m3daemon.core.planner import Placed
 from m3daemon.errors import LocalFolderError
 from m3daemon.i18n import _
+from m3daemon.local.paths import ensure_private_dir
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS placed (
@@ -35,7 +36,7 @@ class Record:
     def __init__(self, db_path: Path) -> None:
         self.path = db_path
         try:
-            db_path.parent.mkdir(parents=True, exist_ok=True)
+            ensure_private_dir(db_path.parent)  # the record holds names and paths
             self._db = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False, timeout=30)
             # WAL: a pending row per file costs an append, not a journal rewrite (2,000 files on ext4:
             # 7.5 s -> 5.4 s). A power cut may lose the newest pending rows; the next sync then finds
