@@ -37,6 +37,9 @@ class Rule:
     truncate_after: int | None = None
     reset: bool = False
     stall: float = 0.0
+    # Rewrite the request headers sent upstream / the response headers sent back.
+    request_headers: Callable[[dict[str, str]], dict[str, str]] | None = None
+    response_headers: Callable[[dict[str, str]], dict[str, str]] | None = None
     times: int = 1_000_000
     hits: int = 0
 
@@ -112,11 +115,15 @@ class FaultProxy:
                 self._reply(h, method, path, rule.status, rule.headers, rule.body)
                 return
         headers = {k: v for k, v in h.headers.items() if k.lower() not in HOP_BY_HOP}
+        if rule is not None and rule.request_headers is not None:
+            headers = rule.request_headers(headers)
         resp = self._client.request(method, self.upstream + path, headers=headers, content=body)
         data = resp.content
         out_headers = {k: v for k, v in resp.headers.items() if k.lower() not in HOP_BY_HOP | {"content-encoding"}}
         if rule is not None and rule.rewrite is not None:
             data = rule.rewrite(data)
+        if rule is not None and rule.response_headers is not None:
+            out_headers = rule.response_headers(out_headers)
         if rule is not None and rule.truncate_after is not None:
             self._reply(h, method, path, resp.status_code, out_headers, data, cut=rule.truncate_after)
             return

@@ -120,7 +120,8 @@ def test_a_listing_that_fails_mid_walk_deletes_nothing(dav_server_pool: ServerPo
         proxy.add(Rule("PROPFIND", lambda p: p.endswith(f"/Media/{iso(2)}/"), status=500))
         code, out = m.update_json()
     assert code == 1
-    assert "500" in out["error"]["message"] and out["error"]["kind"] == "ServerError"
+    [error] = out["errors"]
+    assert "500" in error["message"] and error["kind"] == "ServerError" and out["downloaded"] == 0
     assert m.files() == {f"{iso(1)}/a.jpg": b"a", f"{iso(2)}/b.jpg": b"b"}
 
 

@@ -34,6 +34,8 @@ class RemoteFile:
     size: int
     etag: str | None
     modified: datetime | None = None
+    # The server gave only a weak ETag (``W/"…"``): it may not validate a resume (RFC 9110 §13.1.5).
+    weak_etag: bool = False
 
     @property
     def name(self) -> str:
@@ -147,7 +149,8 @@ def _media_file(folder: CongregationFolder, e: RemoteEntry) -> RemoteFile | None
             _("Skipped {path!r} on the server: the file is empty (0 bytes).").format(path=e.path)
         )
         return None
-    return RemoteFile(e.parts, e.size, normalize_etag(e.etag), e.modified)
+    weak = bool(e.etag and e.etag.strip().startswith("W/"))
+    return RemoteFile(e.parts, e.size, normalize_etag(e.etag), e.modified, weak)
 
 
 def _root_entry(folder: CongregationFolder, e: RemoteEntry, congregation_name: str | None) -> None:

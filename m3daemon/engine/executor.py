@@ -185,6 +185,7 @@ class Executor:
                 download(
                     self.session, action.remote.parts, part, size=action.remote.size, etag=action.remote.etag,
                     modified=action.remote.modified, on_bytes=self.progress.add_bytes, cancel=self.cancel,
+                    weak_etag=action.remote.weak_etag,
                 )
                 break
             except InterruptedTransfer:

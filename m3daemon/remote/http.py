@@ -216,8 +216,18 @@ class DavSession:
 
     @staticmethod
     def decode_href_path(href: str) -> list[str] | None:
-        """Decoded segments of an href (absolute URL or path). Each segment is decoded on its own."""
-        path = urlsplit(href).path if "://" in href else href.split("?", 1)[0]
+        """Decoded segments of an href (absolute URL or path). Each segment is decoded on its own.
+
+        The path is taken literally: a listing names resources, so a raw ``#`` or ``?`` (servers
+        such as npm's webdav-server do not encode them) is part of a name, never a fragment or a
+        query to cut off. The caller has already checked that an absolute href is on this server.
+        """
+        if "://" in href:
+            rest = href.split("://", 1)[1]
+            slash = rest.find("/")
+            path = rest[slash:] if slash >= 0 else "/"
+        else:
+            path = href
         if not path.startswith("/"):
             return None
         return [unquote(s, errors="surrogateescape") for s in path.split("/") if s]

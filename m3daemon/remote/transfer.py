@@ -57,16 +57,22 @@ def download(
     modified: datetime | None = None,
     on_bytes: Callable[[int], None] = lambda n: None,
     cancel: threading.Event | None = None,
+    weak_etag: bool = False,
 ) -> Downloaded:
     """Fetch ``parts`` into ``part_file``, resuming a previous attempt when it is the same version.
 
-    ``etag`` is the normalized ETag from the listing. A partial file is resumed only when its
+    ``etag`` is the normalized ETag from the listing (``weak_etag``: it was listed as ``W/"…"``).
+    A partial file is resumed only when its
     sidecar says it holds that same version and the server agrees through ``If-Range`` (the ETag,
     or the modification date where a server lists no ETag, as nginx does); a server that ignores
     the range or changed the file restarts from zero, never splicing two versions.
     """
     meta_file = part_file.with_suffix(".json")
-    validator = f'"{etag}"' if etag else (
+    # If-Range takes only a strong validator (RFC 9110 §13.1.5): a weak ETag is never sent with
+    # its W/ stripped (a server rightly refuses that, and every resume restarted from zero);
+    # the resume is validated by the Last-Modified date instead, as where no ETag is listed.
+    by_date = not etag or weak_etag
+    validator = f'"{etag}"' if not by_date else (
         format_datetime(modified.astimezone(UTC), usegmt=True) if modified else None
     )
     offset = _resumable_offset(part_file, meta_file, validator, size)
@@ -85,7 +91,7 @@ def download(
             got_etag = normalize_etag(resp.headers.get("ETag"))
             if etag and got_etag and got_etag != etag:
                 raise _changed(what)
-            if start and not etag and not _same_second(resp.headers.get("Last-Modified"), modified):
+            if start and by_date and not _same_second(resp.headers.get("Last-Modified"), modified):
                 # Resumed on the date alone (no ETag listed, as on nginx): a server that ignores
                 # If-Range sends the range of a newer version; its date gives it away.
                 raise _changed(what)

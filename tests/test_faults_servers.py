@@ -1,0 +1,87 @@
+"""Servers that bend the rules and servers that attack (issue 11): raw ``#`` in hrefs, weak ETags,
+a file listed but never served, answers dripped at a byte at a time, and compression and size
+bombs. Real servers behind the fault proxy, or, for the bombs, a proxy that serves crafted bodies.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import zlib
+from pathlib import Path
+
+import pytest
+from faulthelpers import (
+    QUICK,
+    cong,
+    proxied_member,
+    proxy_for,
+    quick_retries,  # noqa: F401 - a fixture, used by name
+    set_connection,
+)
+from faultproxy import Rule
+from member import iso, run_cli
+from servers import DavServer, ServerPool, make_tree
+
+MiB = 1024 * 1024
+
+
+# --- 11. unencoded # in a listing's hrefs ------------------------------------------------------
+
+
+def test_an_unencoded_hash_in_a_listed_href_is_part_of_the_name(
+    wsgidav_server: DavServer, isolated_env: Path
+) -> None:
+    make_tree(cong(wsgidav_server), {f"Media/{iso(1)}/Song #12.jpg": b"song", f"Media/{iso(1)}/b.jpg": b"b"})
+    with proxy_for(wsgidav_server) as proxy:
+        m = proxied_member(proxy, wsgidav_server, isolated_env)
+        host = proxy.url.split("://", 1)[1].encode()
+
+        def like_webdav_server(body: bytes) -> bytes:
+            # npm webdav-server: the name as is, and an absolute href with another scheme.
+            body = body.replace(b"%23", b"#").replace(b"Song%20", b"Song ")
+            return re.sub(rb"<(\w+:)?href>/", rb"<\1href>https://" + host + b"/", body)
+
+        proxy.add(Rule("PROPFIND", lambda p: True, rewrite=like_webdav_server))
+        first = m.update(retry=QUICK)
+        second = m.update(retry=QUICK)
+    assert first.ok and first.downloaded == 2, first.errors
+    assert m.files() == {f"{iso(1)}/Song #12.jpg": b"song", f"{iso(1)}/b.jpg": b"b"}
+    assert second.ok and second.downloaded == 0
+
+
+# --- 12. weak ETags: resume on the date ---------------------------------------------------------
+
+
+def _weak_listing(body: bytes) -> bytes:
+    return re.sub(rb'(<(?:\w+:)?getetag(?: [^>]*)?>)\s*"', rb'\1W/"', body)
+
+
+def _weak_header(headers: dict[str, str]) -> dict[str, str]:
+    return {k: (f"W/{v}" if k.lower() == "etag" and v.startswith('"') else v) for k, v in headers.items()}
+
+
+def _as_weak_only_server(headers: dict[str, str]) -> dict[str, str]:
+    """A server that has only weak ETags compares ``If-Range: "x"`` against ``W/"x"`` and finds no
+    match; forwarding it as ``W/"x"`` makes the real server judge it the same way."""
+    return {k: (f"W/{v}" if k.lower() == "if-range" and v.startswith('"') else v) for k, v in headers.items()}
+
+
+def test_a_download_with_only_a_weak_etag_resumes_on_the_date(
+    dav_server_pool: ServerPool, isolated_env: Path
+) -> None:
+    server = dav_server_pool.fresh("apache")
+    data = bytes(range(256)) * (8 * 1024)  # 2 MiB
+    make_tree(cong(server), {f"Media/{iso(1)}/talk.mp4": data}, mtime=time.time() - 120)
+    with proxy_for(server) as proxy:
+        m = proxied_member(proxy, server, isolated_env)
+        is_talk = lambda p: p.endswith("/talk.mp4")  # noqa: E731
+        proxy.add(Rule("PROPFIND", lambda p: True, rewrite=_weak_listing))
+        proxy.add(Rule("GET", is_talk, truncate_after=MiB, response_headers=_weak_header, times=1))
+        proxy.add(Rule("GET", is_talk, request_headers=_as_weak_only_server, response_headers=_weak_header))
+        report = m.update(retry=QUICK)
+    gets = [status for method, path, status in proxy.log if method == "GET" and is_talk(path)]
+    assert report.ok, report.errors
+    assert gets == [200, 206], "resumed with a range, not downloaded again from zero"
+    assert m.files() == {f"{iso(1)}/talk.mp4": data}
