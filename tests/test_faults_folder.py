@@ -11,10 +11,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import subprocess
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest

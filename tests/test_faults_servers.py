@@ -5,23 +5,19 @@ bombs. Real servers behind the fault proxy, or, for the bombs, a proxy that serv
 
 from __future__ import annotations
 
-import json
 import re
 import time
-import zlib
 from pathlib import Path
 
-import pytest
 from faulthelpers import (
     QUICK,
     cong,
     proxied_member,
     proxy_for,
     quick_retries,  # noqa: F401 - a fixture, used by name
-    set_connection,
-)
+    )
 from faultproxy import Rule
-from member import iso, run_cli
+from member import iso
 from servers import DavServer, ServerPool, make_tree
 
 MiB = 1024 * 1024
@@ -76,7 +72,7 @@ def test_a_download_with_only_a_weak_etag_resumes_on_the_date(
     make_tree(cong(server), {f"Media/{iso(1)}/talk.mp4": data}, mtime=time.time() - 120)
     with proxy_for(server) as proxy:
         m = proxied_member(proxy, server, isolated_env)
-        is_talk = lambda p: p.endswith("/talk.mp4")  # noqa: E731
+        is_talk = lambda p: p.endswith("/talk.mp4")
         proxy.add(Rule("PROPFIND", lambda p: True, rewrite=_weak_listing))
         proxy.add(Rule("GET", is_talk, truncate_after=MiB, response_headers=_weak_header, times=1))
         proxy.add(Rule("GET", is_talk, request_headers=_as_weak_only_server, response_headers=_weak_header))
