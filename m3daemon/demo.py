@@ -146,9 +146,9 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(_("Meetings: midweek {mw}, weekend {we}. The announcements slide is hidden on {we}.").format(
         mw=mw, we=we))
-    print(_("Member's first update:  {d} downloaded, {c} copied locally, {h} hidden, {r} requests, {s:.2f} s")
+    print(_("Member's first update:  downloaded {d}, copied locally {c}, hidden {h}, requests {r}, {s:.2f} s")
           .format(d=first.downloaded, c=first.copied, h=first.hidden, r=first.requests, s=t2 - t1))
-    print(_("Member's second update: {d} downloaded, {u} unchanged, {r} requests, {s:.2f} s (nothing to do)")
+    print(_("Member's second update: downloaded {d}, unchanged {u}, requests {r}, {s:.2f} s (nothing to do)")
           .format(d=second.downloaded, u=second.unchanged, r=second.requests, s=t3 - t2))
     print(_("A member account trying to delete a file on the server: {status} (members may only read).")
           .format(status=refused))

@@ -22,7 +22,7 @@ def test_the_one_file_linux_build_runs_the_demo(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     exe = REPO / "dist" / "m3daemon"
     assert exe.is_file() and os.access(exe, os.X_OK)
-    assert "Member's second update: 0 downloaded" in proc.stdout
+    assert "Member's second update: downloaded 0," in proc.stdout
     assert "403 (members may only read)" in proc.stdout
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from m3daemon.errors import ExitCode, UsageError
-from m3daemon.i18n import _
+from m3daemon.i18n import _, ngettext
 
 if TYPE_CHECKING:  # `m3daemon --help` does not import the coordinator package
     from m3daemon.coordinator.context import Coordinator
@@ -316,9 +316,11 @@ def run_media_prune(args: argparse.Namespace) -> int:
                 print(_("No date folders before {date}.").format(date=before))
                 return int(ExitCode.OK)
             if dry:
-                print(_("Dry run: {n} folders would be removed.").format(n=len(folders)))
+                print(ngettext("Dry run: {n} folder would be removed.", "Dry run: {n} folders would be removed.",
+                               len(folders)).format(n=len(folders)))
                 return int(ExitCode.OK)
-            answer = input(_("Remove {n} folders? [y/N] ").format(n=len(folders)))
+            answer = input(ngettext("Remove {n} folder? [y/N] ", "Remove {n} folders? [y/N] ", len(folders)).format(
+                n=len(folders)))
             if answer.strip().lower() not in ("y", "yes", _("y"), _("yes")):
                 print(_("Nothing was removed."))
                 return int(ExitCode.OK)

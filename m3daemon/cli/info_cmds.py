@@ -10,7 +10,7 @@ from typing import Any
 
 from m3daemon.engine.context import local_prefs
 from m3daemon.errors import ExitCode, LockedSettingError, UsageError
-from m3daemon.i18n import _
+from m3daemon.i18n import _, ngettext
 
 
 def _cfg(args: argparse.Namespace) -> Any:
@@ -265,6 +265,6 @@ def run_browse(args: argparse.Namespace) -> int:
     for d in dirs:
         print(f"  {base}/{d}/")
     if files:
-        print(_("  ({n} files)").format(n=len(files)))
+        print(ngettext("  ({n} file)", "  ({n} files)", len(files)).format(n=len(files)))
     return int(ExitCode.OK)
 

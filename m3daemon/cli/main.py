@@ -16,28 +16,28 @@ from collections.abc import Sequence
 
 from m3daemon import __version__
 from m3daemon.errors import ExitCode, M3Error
-from m3daemon.i18n import _
+from m3daemon.i18n import _, _l
 
 # command -> (module, function, help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "setup": ("m3daemon.cli.setup_cmd", "add_parser", _("connect to the congregation's WebDAV folder")),
-    "update": ("m3daemon.cli.update_cmd", "add_parser", _("update the media folders now")),
-    "status": ("m3daemon.cli.info_cmds", "add_status_parser", _("show the sync state")),
-    "settings": ("m3daemon.cli.info_cmds", "add_settings_parser", _("show or change M³ settings")),
-    "providers": ("m3daemon.cli.info_cmds", "add_providers_parser", _("list WebDAV provider presets")),
-    "browse": ("m3daemon.cli.info_cmds", "add_browse_parser", _("list folders on the server")),
-    "demo": ("m3daemon.demo", "add_parser", _("run a complete sync against a built-in local server")),
-    "media": ("m3daemon.cli.coord_cmds", "add_media_parser", _("coordinator: media of each meeting date")),
-    "recurring": ("m3daemon.cli.coord_cmds", "add_recurring_parser", _("coordinator: media for every meeting")),
-    "background": ("m3daemon.cli.coord_cmds", "add_background_parser", _("coordinator: the background image")),
-    "run": ("m3daemon.cli.daemon_cmds", "add_run_parser", _("run in the background: schedule, watch, tray")),
-    "pause": ("m3daemon.cli.daemon_cmds", "add_control_parser", _("pause scheduled syncs (kept across restarts)")),
-    "resume": ("m3daemon.cli.daemon_cmds", "add_control_parser", _("resume scheduled syncs")),
-    "quit": ("m3daemon.cli.daemon_cmds", "add_control_parser", _("stop the running daemon")),
-    "logs": ("m3daemon.cli.daemon_cmds", "add_logs_parser", _("show the daemon's log")),
-    "dashboard": ("m3daemon.cli.dashboard_cmd", "add_parser", _("open the dashboard in the browser")),
-    "service": ("m3daemon.cli.service_cmd", "add_parser", _("start m3daemon at login (install, uninstall, status)")),
-    "server": ("m3daemon.cli.server_cmd", "add_parser", _("run the congregation's own WebDAV server")),
+    "setup": ("m3daemon.cli.setup_cmd", "add_parser", _l("connect to the congregation's WebDAV folder")),
+    "update": ("m3daemon.cli.update_cmd", "add_parser", _l("update the media folders now")),
+    "status": ("m3daemon.cli.info_cmds", "add_status_parser", _l("show the sync state")),
+    "settings": ("m3daemon.cli.info_cmds", "add_settings_parser", _l("show or change M³ settings")),
+    "providers": ("m3daemon.cli.info_cmds", "add_providers_parser", _l("list WebDAV provider presets")),
+    "browse": ("m3daemon.cli.info_cmds", "add_browse_parser", _l("list folders on the server")),
+    "demo": ("m3daemon.demo", "add_parser", _l("run a complete sync against a built-in local server")),
+    "media": ("m3daemon.cli.coord_cmds", "add_media_parser", _l("coordinator: media of each meeting date")),
+    "recurring": ("m3daemon.cli.coord_cmds", "add_recurring_parser", _l("coordinator: media for every meeting")),
+    "background": ("m3daemon.cli.coord_cmds", "add_background_parser", _l("coordinator: the background image")),
+    "run": ("m3daemon.cli.daemon_cmds", "add_run_parser", _l("run in the background: schedule, watch, tray")),
+    "pause": ("m3daemon.cli.daemon_cmds", "add_control_parser", _l("pause scheduled syncs (kept across restarts)")),
+    "resume": ("m3daemon.cli.daemon_cmds", "add_control_parser", _l("resume scheduled syncs")),
+    "quit": ("m3daemon.cli.daemon_cmds", "add_control_parser", _l("stop the running daemon")),
+    "logs": ("m3daemon.cli.daemon_cmds", "add_logs_parser", _l("show the daemon's log")),
+    "dashboard": ("m3daemon.cli.dashboard_cmd", "add_parser", _l("open the dashboard in the browser")),
+    "service": ("m3daemon.cli.service_cmd", "add_parser", _l("start m3daemon at login (install, uninstall, status)")),
+    "server": ("m3daemon.cli.server_cmd", "add_parser", _l("run the congregation's own WebDAV server")),
 }
 
 
@@ -52,14 +52,19 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
         help=_("configuration file (default: $M3DAEMON_CONFIG, else the user config folder)"),
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help=_("say more (twice for debug)"))
+    parser.add_argument(
+        "--lang", metavar="CODE",
+        help=_("language of m3daemon's messages, for example fr or pt-BR (default: [congregation] language, "
+               "then M³'s own language setting, then the system's)"),
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     wanted = next((a for a in argv if a in COMMANDS), None)
     for name, (module, func, help_text) in COMMANDS.items():
         if wanted is not None and name != wanted:
-            sub.add_parser(name, help=help_text, add_help=False)
+            sub.add_parser(name, help=str(help_text), add_help=False)
             continue
         mod = importlib.import_module(module)
-        getattr(mod, func)(sub, name, help_text)
+        getattr(mod, func)(sub, name, str(help_text))
     return parser
 
 
@@ -81,8 +86,41 @@ def report_error(err: M3Error) -> None:
         print(_("What to do: {remedy}").format(remedy=err.remedy), file=sys.stderr)
 
 
+def choose_cli_language(argv: Sequence[str]) -> str:
+    """The language of this command, chosen before the parser is built (its help is translated).
+
+    ``--lang`` wins; then the configuration named by ``--config`` or ``M3DAEMON_CONFIG`` (or the
+    default one), read without contacting anything; a configuration that cannot be read falls back
+    to the system's language (the command itself reports the problem).
+    """
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--lang")
+    pre.add_argument("--config")
+    known, _rest = pre.parse_known_args(list(argv))
+    from m3daemon.i18n import choose_language
+
+    logging.disable(logging.WARNING)  # the command itself reports the configuration's warnings, once
+    try:
+        from m3daemon.engine.language import language_for
+        from m3daemon.settings.config import load_config_or_default, resolve_config_path
+
+        cfg = load_config_or_default(resolve_config_path(known.config, os.environ))
+        return language_for(cfg, explicit=known.lang)
+    except (M3Error, OSError, ValueError):
+        return choose_language(known.lang)
+    finally:
+        logging.disable(logging.NOTSET)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
+    from m3daemon.i18n import set_language
+
+    # JSON output is for scripts: it stays English whatever the language of the screens.
+    set_language("en" if "--json" in args_list else choose_cli_language(args_list))
+    from m3daemon.cli import argparse_i18n
+
+    argparse_i18n.install()
     parser = build_parser(args_list)
     args = parser.parse_args(args_list)
     if not args.command:

@@ -26,7 +26,7 @@ from m3daemon.core import prefs as m3prefs
 from m3daemon.core.model import FORCED_PREFS
 from m3daemon.engine.context import local_prefs
 from m3daemon.errors import ServerError, UsageError
-from m3daemon.i18n import _
+from m3daemon.i18n import _, ngettext
 from m3daemon.settings.config import Config
 
 from .writes import Writer
@@ -147,8 +147,9 @@ def edit_forced(
             raise writer.fail(resp, FORCED_PREFS)
         if attempt >= attempts:
             raise ServerError(
-                _("forcedPrefs.json kept changing while we tried to write it ({n} attempts).").format(
-                    n=attempts),
+                ngettext("forcedPrefs.json kept changing while we tried to write it ({n} attempt).",
+                         "forcedPrefs.json kept changing while we tried to write it ({n} attempts).",
+                         attempts).format(n=attempts),
                 _("Another coordinator is changing the settings right now. Try again in a minute."),
             )
         log.info("forcedPrefs.json changed since it was read; reading it again (attempt %d)", attempt)

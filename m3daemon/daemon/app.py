@@ -41,7 +41,7 @@ from m3daemon.daemon.watcher import MediaWatcher
 from m3daemon.engine.context import local_prefs, record_path
 from m3daemon.engine.sync import ListingCache, repair, update
 from m3daemon.errors import LockHeld, UsageError
-from m3daemon.i18n import _
+from m3daemon.i18n import _, ngettext
 from m3daemon.local.locks import FileLock
 from m3daemon.local.record import Record
 from m3daemon.settings.config import Config
@@ -123,7 +123,8 @@ class Daemon:
         info = ControlInfo(self.control.port, self._token, os.getpid(), self.host)
         for cfg in self.configs:
             write_control_file(cfg.state_dir, info)
-        sdnotify.notify("READY=1\nSTATUS=" + _("Watching {n} congregation(s)").format(n=len(self.runners)))
+        sdnotify.notify("READY=1\nSTATUS=" + ngettext("Watching {n} congregation", "Watching {n} congregations",
+                                                         len(self.runners)).format(n=len(self.runners)))
         log.info("m3daemon is running for %s (control port %d)",
                  ", ".join(r.name for r in self.runners.values()), self.control.port)
 

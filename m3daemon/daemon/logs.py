@@ -10,6 +10,7 @@ from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
+from m3daemon.i18n import EnglishLogs
 from m3daemon.local import paths
 
 LOG_NAME = "m3daemon.log"
@@ -29,6 +30,7 @@ def setup_daemon_logging(verbose: int = 0) -> Path:
     file_handler = logging.handlers.RotatingFileHandler(path, maxBytes=MAX_BYTES, backupCount=BACKUPS,
                                                         encoding="utf-8")
     file_handler.setFormatter(logging.Formatter(FORMAT))
+    file_handler.addFilter(EnglishLogs())
     file_handler.setLevel(logging.DEBUG if verbose >= 2 else logging.INFO)
     console = logging.StreamHandler(sys.stderr)
     console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))

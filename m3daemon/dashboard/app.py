@@ -15,6 +15,7 @@ POST form that also works without the script.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,14 +25,17 @@ from flask import Flask, Response, abort, g, redirect, render_template, request
 from flask.typing import ResponseReturnValue
 
 from m3daemon.daemon.state import CongregationStatus, SyncState
+from m3daemon.engine.language import UI_LANGUAGE_KEY, language_for
 from m3daemon.errors import M3Error
-from m3daemon.i18n import _, ngettext
+from m3daemon.i18n import _, choose_language, ngettext, pop_language, push_language
 from m3daemon.settings.config import Config
 
 from .access import AccessMemo
 from .security import CSRF_FIELD, CSRF_HEADER, SECURITY_HEADERS, Guard, Session
 
 log = logging.getLogger(__name__)
+
+LANGUAGE_RECHECK_SECONDS = 60.0
 
 def N_(message: str) -> str:
     """Marks a text for translation where it is defined; ``_()`` translates it where it is shown."""
@@ -75,6 +79,7 @@ class Dashboard:
         self.guard = Guard(key)
         self.log_path = log_path
         self.access = AccessMemo()
+        self._languages: dict[tuple[str, str | None, str], tuple[str, float]] = {}
         self.app = _create_app(self)
 
     def bind(self, host: str, port: int) -> None:
@@ -104,6 +109,20 @@ class Dashboard:
 
     def cid_of(self, path: str | Path) -> int | None:
         return next((i for i, c in enumerate(self.configs()) if str(c.path) == str(path)), None)
+
+    def language(self, cid: int) -> str:
+        """The language of congregation ``cid``'s pages; remembered for a minute, so a page does not
+        open the record on every request (a newly forced ``app.localAppLang`` shows within a minute)."""
+        configs = self.configs()
+        if not configs:
+            return choose_language()
+        cfg = configs[cid] if 0 <= cid < len(configs) else configs[0]
+        key = (str(cfg.path), cfg.language, str(cfg.prefs.get(UI_LANGUAGE_KEY)))
+        now = time.monotonic()
+        cached = self._languages.get(key)
+        if cached is None or now - cached[1] > LANGUAGE_RECHECK_SECONDS:
+            cached = self._languages[key] = (language_for(cfg), now)
+        return cached[0]
 
     def status(self, cid: int) -> CongregationStatus:
         cfg = self.config(cid)
@@ -188,6 +207,19 @@ def _create_app(dash: Dashboard) -> Flask:
     guard = dash.guard
 
     @app.before_request
+    def language() -> None:
+        """Each page speaks its congregation's language (:mod:`m3daemon.engine.language`)."""
+        cid = (request.view_args or {}).get("cid")
+        g.language = dash.language(cid if isinstance(cid, int) else 0)
+        g.language_token = push_language(g.language)
+
+    @app.teardown_request
+    def forget_language(_exc: BaseException | None) -> None:
+        token = g.pop("language_token", None)
+        if token is not None:
+            pop_language(token)
+
+    @app.before_request
     def check() -> ResponseReturnValue | None:
         if not guard.peer_ok(request.environ) or not guard.host_ok(request.host):
             return forbidden(_("The dashboard answers only on this computer's own address."))
@@ -245,6 +277,7 @@ def _create_app(dash: Dashboard) -> Flask:
             "flashes": session.take_flashes() if session else [],
             "congregations": [(i, c.name) for i, c in enumerate(dash.configs())],
             "cid": cid if isinstance(cid, int) else 0,
+            "html_lang": g.get("language", "en").replace("_", "-"),
             "page": (request.endpoint or "").split(".")[-1].split("_")[0],
         }
 

@@ -24,7 +24,7 @@ from m3daemon.core.planner import Copy, Delete, Fetch, Plan, Trash, hold_mass_de
 from m3daemon.engine.context import endpoint_for, layout_for, local_prefs, open_session, record_path
 from m3daemon.engine.executor import Executor, Outcome, Progress
 from m3daemon.errors import AnotherSyncRunning, ErrorInfo, LockHeld, M3Error, MassDeletionRefused
-from m3daemon.i18n import _
+from m3daemon.i18n import _, ngettext
 from m3daemon.local.locks import FileLock
 from m3daemon.local.record import Record
 from m3daemon.local.scan import list_subdirs, scan_local
@@ -314,7 +314,9 @@ def _update_locked(
     if held:
         report.held_deletions = held
         report.errors.append(_error_dict(MassDeletionRefused(
-            _("{n} synced files are missing from the server listing; they were kept.").format(n=len(held)),
+            ngettext("{n} synced file is missing from the server listing; it was kept.",
+                     "{n} synced files are missing from the server listing; they were kept.",
+                     len(held)).format(n=len(held)),
             _("If the coordinator really removed them, run `m3daemon update --allow-deletions`."),
         )))
     for w in report.warnings:

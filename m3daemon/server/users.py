@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from m3daemon.errors import ConfigError, UsageError
-from m3daemon.i18n import _
+from m3daemon.i18n import _, ngettext
 from m3daemon.local import paths
 from m3daemon.local.locks import FileLock
 
@@ -91,7 +91,9 @@ def check_user_name(name: str) -> str:
 def check_password_policy(password: str) -> str:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise UsageError(
-            _("The password is too short (at least {n} characters).").format(n=MIN_PASSWORD_LENGTH),
+            ngettext("The password is too short (at least {n} character).",
+                     "The password is too short (at least {n} characters).",
+                     MIN_PASSWORD_LENGTH).format(n=MIN_PASSWORD_LENGTH),
             _("Choose a longer password; a few unrelated words are easy to type and hard to guess."),
         )
     if len(password) > MAX_PASSWORD_LENGTH or "\0" in password or "\n" in password or "\r" in password:

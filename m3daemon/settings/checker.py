@@ -26,7 +26,7 @@ def _absolute_path(value: str | Path, base: Path | None = None) -> Path:
 _MISSING: Any = object()
 
 _KNOWN: dict[str, frozenset[str]] = {
-    "congregation": frozenset({"name"}),
+    "congregation": frozenset({"name", "language"}),
     "connection": frozenset(
         {"url", "username", "folder", "ca_file", "allow_insecure_loopback", "timeout_seconds"}
     ),

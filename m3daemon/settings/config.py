@@ -191,6 +191,8 @@ def config_to_dict(cfg: Config) -> dict[str, Any]:
     """The TOML document for ``cfg`` (plain dicts, no ``None``: TOML has no null, so an unset
     value and a ``None`` pref are left out). Never contains a password."""
     doc: dict[str, Any] = {"congregation": {"name": cfg.name}}
+    if cfg.language:
+        doc["congregation"]["language"] = cfg.language
     conn = cfg.connection
     if conn is not None:
         connection: dict[str, Any] = {"url": conn.url, "username": conn.username, "folder": conn.folder}

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from m3daemon.errors import UsageError
-from m3daemon.i18n import _
+from m3daemon.i18n import _, _l
 
 HOST_PLACEHOLDER = "<host>"
 USERNAME_PLACEHOLDER = "<username>"
@@ -58,7 +58,7 @@ PROVIDERS: tuple[Provider, ...] = (
         name="Box",
         url="https://webdav.box.com",
         folder="/dav/",
-        note=_(
+        note=_l(
             "Box may refuse your normal sign-in password over WebDAV: create an app password in your "
             "Box account settings and use it here."
         ),
@@ -68,7 +68,7 @@ PROVIDERS: tuple[Provider, ...] = (
         name="Koofr",
         url="https://app.koofr.net",
         folder="/dav/Koofr/",
-        note=_(
+        note=_l(
             "Koofr needs an app password for WebDAV: create one under Preferences → Password → "
             "App passwords and use it here instead of your normal password."
         ),
@@ -80,7 +80,7 @@ PROVIDERS: tuple[Provider, ...] = (
         name="Nextcloud",
         url=f"https://{HOST_PLACEHOLDER}",
         folder=f"/remote.php/dav/files/{USERNAME_PLACEHOLDER}/",
-        note=_(
+        note=_l(
             "Use the address of your Nextcloud server. Create an app password under Settings → Security "
             "and use it here instead of your normal password."
         ),
@@ -90,17 +90,17 @@ PROVIDERS: tuple[Provider, ...] = (
         name="ownCloud",
         url=f"https://{HOST_PLACEHOLDER}",
         folder="/remote.php/webdav/",
-        note=_(
+        note=_l(
             "Use the address of your ownCloud server. If two-factor sign-in is on, create an app password "
             "under Settings → Security and use it here."
         ),
     ),
     Provider(
         id="self-hosted",
-        name=_("m3daemon server (self-hosted)"),
+        name=_l("m3daemon server (self-hosted)"),
         url=f"https://{HOST_PLACEHOLDER}:8443",
         folder="/",
-        note=_(
+        note=_l(
             "For a server started with `m3daemon server`: its certificate is signed by its own CA, so copy "
             "the server's CA file (ca.pem) to this computer and give it as the CA file."
         ),

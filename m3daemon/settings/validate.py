@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import zoneinfo
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -27,6 +28,8 @@ from m3daemon.settings.values import (
 )
 
 log = logging.getLogger(__name__)
+
+_LANGUAGE = re.compile(r"[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*")
 
 
 def _walk_keys(value: Any, prefix: str) -> Iterator[tuple[str, str]]:
@@ -208,6 +211,11 @@ def config_from_document(doc: Mapping[str, Any], path: Path) -> Config:
 
     congregation = checker.table(doc, "congregation") or {}
     name = checker.string(congregation, "congregation", "name", _('for example name = "Springfield North"'))
+    language = checker.string(congregation, "congregation", "language", _('for example language = "fr"'))
+    if language is not None and not _LANGUAGE.fullmatch(language):
+        raise checker.error("[congregation] language",
+                            _('{value} is not a language code: write for example "fr" or "pt-BR"').format(
+                                value=_show(language)))
     connection_table = checker.table(doc, "connection")
     connection = _connection(connection_table, checker, path.parent) if connection_table is not None else None
     local = _local(checker.table(doc, "local") or {}, checker, path)
@@ -225,6 +233,7 @@ def config_from_document(doc: Mapping[str, Any], path: Path) -> Config:
         schedule=schedule,
         prefs=prefs,
         name=name or path.stem,
+        language=language or None,
         warnings=tuple(checker.warnings),
     )
 

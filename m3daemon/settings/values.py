@@ -67,6 +67,9 @@ class Config:
     prefs: dict[str, Any]
     name: str
     warnings: tuple[str, ...] = ()
+    language: str | None = None
+    """``[congregation] language``: the language of m3daemon's own screens and messages (a code such
+    as ``fr`` or ``pt-BR``); ``None``: M³'s ``app.localAppLang``, else the system's (:mod:`m3daemon.i18n`)."""
 
     @property
     def state_dir(self) -> Path:

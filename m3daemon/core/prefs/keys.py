@@ -24,7 +24,7 @@ from types import MappingProxyType
 from typing import Any
 
 from m3daemon.core.dates import DATE_FORMATS, DEFAULT_DATE_FORMAT
-from m3daemon.i18n import _
+from m3daemon.i18n import _, _l
 
 ROOTS: tuple[str, ...] = ("app", "cong", "media", "meeting")
 """Root sections of M³'s settings. ``cong`` (the connection) is never forcable."""
@@ -200,12 +200,12 @@ def _spec(key: str, value_type: str, kind: str, validator: Callable[[Any], Any])
     return key, KeySpec(key, value_type, kind, validator)
 
 
-_BOOL = _("true or false")
-_TEXT = _("a text")
+_BOOL = _l("true or false")
+_TEXT = _l("a text")
 
 
 def _one_of(values: tuple[str, ...]) -> str:
-    return _("one of {values}").format(values=", ".join(f'"{v}"' for v in values))
+    return _l("one of {values}").format(values=", ".join(f'"{v}"' for v in values))
 
 
 # The 49 keys of M³ 24.4.1 FORCABLE (reference §3.2), alphabetical as in constants/prefs.ts; types,
@@ -219,11 +219,11 @@ FORCABLE: Mapping[str, KeySpec] = MappingProxyType(
             _spec("app.obs.imageScene", "str", _TEXT, _text),
             _spec("app.obs.mediaScene", "str", _TEXT, _text),
             _spec("app.obs.password", "str", _TEXT, _text),
-            _spec("app.obs.port", "port", _("a port number 1–65535"), _port),
+            _spec("app.obs.port", "port", _l("a port number 1–65535"), _port),
             _spec("app.outputFolderDateFormat", "enum", _one_of(DATE_FORMATS), _enum(DATE_FORMATS)),
-            _spec("app.zoom.autoRename", "list", _("a list of texts"), _text_list),
+            _spec("app.zoom.autoRename", "list", _l("a list of texts"), _text_list),
             _spec("app.zoom.autoStartMeeting", "bool", _BOOL, _bool),
-            _spec("app.zoom.autoStartTime", "int", _("a whole number 1–10"), _int_range(1, 10)),
+            _spec("app.zoom.autoStartTime", "int", _l("a whole number 1–10"), _int_range(1, 10)),
             _spec("app.zoom.enable", "bool", _BOOL, _bool),
             _spec("app.zoom.hideComponent", "bool", _BOOL, _bool),
             _spec("app.zoom.id", "str", _TEXT, _text),
@@ -231,7 +231,7 @@ FORCABLE: Mapping[str, KeySpec] = MappingProxyType(
             _spec("app.zoom.password", "str", _TEXT, _text),
             _spec("app.zoom.spotlight", "bool", _BOOL, _bool),
             _spec("media.autoPlayFirst", "bool", _BOOL, _bool),
-            _spec("media.autoPlayFirstTime", "int", _("a whole number 1–15"), _int_range(1, 15)),
+            _spec("media.autoPlayFirstTime", "int", _l("a whole number 1–15"), _int_range(1, 15)),
             _spec("media.enableMediaDisplayButton", "bool", _BOOL, _bool),
             _spec("media.enableMp4Conversion", "bool", _BOOL, _bool),
             _spec("media.enablePp", "bool", _BOOL, _bool),
@@ -243,29 +243,29 @@ FORCABLE: Mapping[str, KeySpec] = MappingProxyType(
             _spec("media.hideWinAfterMedia", "bool", _BOOL, _bool),
             _spec("media.includePrinted", "bool", _BOOL, _bool),
             _spec("media.keepOriginalsAfterConversion", "bool", _BOOL, _bool),
-            _spec("media.lang", "lang", _("a JW language code such as E or S"), _jw_lang),
-            _spec("media.langFallback", "lang", _("a JW language code such as E or S"), _jw_lang),
-            _spec("media.langSubs", "lang", _("a JW language code such as E or S"), _jw_lang),
+            _spec("media.lang", "lang", _l("a JW language code such as E or S"), _jw_lang),
+            _spec("media.langFallback", "lang", _l("a JW language code such as E or S"), _jw_lang),
+            _spec("media.langSubs", "lang", _l("a JW language code such as E or S"), _jw_lang),
             _spec("media.maxRes", "enum", _one_of(MAX_RES), _enum(MAX_RES)),
             _spec("media.ppBackward", "str", _TEXT, _text),
             _spec("media.ppForward", "str", _TEXT, _text),
-            _spec("media.preferredOutput", "output", _('"window" or a display number'), _output),
+            _spec("media.preferredOutput", "output", _l('"window" or a display number'), _output),
             _spec("meeting.autoStartMusic", "bool", _BOOL, _bool),
-            _spec("meeting.coWeek", "date", _("a date YYYY-MM-DD"), _iso_date),
+            _spec("meeting.coWeek", "date", _l("a date YYYY-MM-DD"), _iso_date),
             _spec("meeting.enableMusicButton", "bool", _BOOL, _bool),
             _spec("meeting.enableMusicFadeOut", "bool", _BOOL, _bool),
             _spec(
-                "meeting.musicFadeOutTime", "int", _("a multiple of 5 from 5 to 60"), _int_range(5, 60, 5)
+                "meeting.musicFadeOutTime", "int", _l("a multiple of 5 from 5 to 60"), _int_range(5, 60, 5)
             ),
             _spec(
                 "meeting.musicFadeOutType", "enum", _one_of(MUSIC_FADE_OUT_TYPES), _enum(MUSIC_FADE_OUT_TYPES)
             ),
-            _spec("meeting.musicVolume", "int", _("a whole number 1–100"), _int_range(1, 100)),
-            _spec("meeting.mwDay", "int", _("a weekday number 0–6 (0 = Monday)"), _int_range(0, 6)),
-            _spec("meeting.mwStartTime", "time", _("a time HH:mm (00:00–23:59)"), _time),
+            _spec("meeting.musicVolume", "int", _l("a whole number 1–100"), _int_range(1, 100)),
+            _spec("meeting.mwDay", "int", _l("a weekday number 0–6 (0 = Monday)"), _int_range(0, 6)),
+            _spec("meeting.mwStartTime", "time", _l("a time HH:mm (00:00–23:59)"), _time),
             _spec("meeting.specialCong", "bool", _BOOL, _bool),
-            _spec("meeting.weDay", "int", _("a weekday number 0–6 (0 = Monday)"), _int_range(0, 6)),
-            _spec("meeting.weStartTime", "time", _("a time HH:mm (00:00–23:59)"), _time),
+            _spec("meeting.weDay", "int", _l("a weekday number 0–6 (0 = Monday)"), _int_range(0, 6)),
+            _spec("meeting.weStartTime", "time", _l("a time HH:mm (00:00–23:59)"), _time),
         ]
     )
 )
@@ -274,7 +274,7 @@ LOCAL_KEYS: Mapping[str, KeySpec] = MappingProxyType(
     dict(
         [
             # Not forcable in M³, but it decides the weekday names of ``dddd`` date folders (§1.2).
-            _spec("app.localAppLang", "lang", _("a language code such as en or fr"), _ui_lang),
+            _spec("app.localAppLang", "lang", _l("a language code such as en or fr"), _ui_lang),
         ]
     )
 )
