@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 DOMAIN = "m3daemon"
 LOCALE_DIR = Path(__file__).parent / "locale"
@@ -119,7 +119,7 @@ class Translated(str):
 
     english: str
 
-    def __new__(cls, text: str, source: str) -> Translated:
+    def __new__(cls, text: str, source: str) -> Self:
         obj = super().__new__(cls, text)
         obj.english = source
         return obj
@@ -202,7 +202,7 @@ class LazyText(str):
 class _LazyFormatted(LazyText):
     """``_l("one of {values}").format(values=…)``: translated first, then filled in, when shown."""
 
-    def __new__(cls, msgid: str, args: tuple[object, ...], kwargs: dict[str, object]) -> _LazyFormatted:
+    def __new__(cls, msgid: str, args: tuple[object, ...], kwargs: dict[str, object]) -> Self:
         obj = super().__new__(cls, msgid.format(*args, **kwargs))
         obj._template, obj._args, obj._kwargs = msgid, args, kwargs
         return obj
