@@ -103,3 +103,35 @@ def test_the_state_and_log_folders_are_private_under_umask_022(
     for folder in (state, state.parent, log_path.parent, paths.log_dir()):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
     assert any(state.glob("*.sqlite*")) or any(state.iterdir())
+
+
+# --- 8. a damaged record ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("damage", ["not-a-database", "torn-page"])
+def test_a_damaged_record_is_moved_aside_and_the_sync_goes_on(
+    wsgidav_server: DavServer, isolated_env: Path, damage: str
+) -> None:
+    d = f"Media/{iso(1)}"
+    make_tree(cong(wsgidav_server), {f"{d}/a.jpg": b"a" * 5000, f"{d}/b.jpg": b"b" * 5000})
+    m = member_for(wsgidav_server, isolated_env)
+    assert m.update().ok
+    (m.media / iso(1) / "mine.jpg").write_bytes(b"a person's own file")
+    record = m.config.state_dir / "record.sqlite"
+    assert m.cli("update").returncode == 0  # folds the WAL into the file
+    for side in record.parent.glob("record.sqlite-*"):
+        side.unlink()
+    if damage == "not-a-database":
+        record.write_bytes(b"this is not a database" * 200)
+    else:
+        data = bytearray(record.read_bytes())
+        data[4096:8192] = b"\xff" * 4096  # the second page
+        record.write_bytes(bytes(data))
+    before = m.files()
+    proc = m.cli("update")
+    assert proc.returncode == 0, proc.stderr
+    assert "was damaged" in proc.stderr and "new record started" in proc.stderr
+    assert m.files() == before and trash_files(isolated_env) == []
+    assert [p.name.split("-")[0] for p in record.parent.glob("record.sqlite.damaged-*")] == ["record.sqlite.damaged"]
+    code, again = m.update_json()
+    assert code == 0 and again["downloaded"] == 0 and again["unchanged"] == 2

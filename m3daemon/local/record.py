@@ -9,7 +9,10 @@ when its size and mtime still match, so a crash never turns our files into "a pe
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,8 @@ from m3daemon.core.planner import Placed
 from m3daemon.errors import LocalFolderError
 from m3daemon.i18n import _
 from m3daemon.local.paths import ensure_private_dir
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS placed (
@@ -35,20 +40,45 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 class Record:
     def __init__(self, db_path: Path) -> None:
         self.path = db_path
+        self.damaged: Path | None = None  # where a damaged record was moved aside, if it was
         try:
             ensure_private_dir(db_path.parent)  # the record holds names and paths
-            self._db = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False, timeout=30)
-            # WAL: a pending row per file costs an append, not a journal rewrite (2,000 files on ext4:
-            # 7.5 s -> 5.4 s). A power cut may lose the newest pending rows; the next sync then finds
-            # those files identical and adopts them.
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(SCHEMA)
+            try:
+                self._db = self._open(db_path)
+            except sqlite3.DatabaseError as exc:
+                if isinstance(exc, sqlite3.OperationalError):
+                    raise  # locked, unwritable: not damage, and moving it would not help
+                self.damaged = _move_aside(db_path)
+                log.warning(
+                    "the sync record %s was damaged (%s); it was moved to %s and a new record started. "
+                    "Files already in the media folder are kept; identical ones are taken over again.",
+                    db_path, exc, self.damaged,
+                )
+                self._db = self._open(db_path)
         except (OSError, sqlite3.Error) as exc:
             raise LocalFolderError(
                 _("The sync record {path} cannot be opened: {reason}.").format(path=db_path, reason=exc),
                 _("Check that the folder is writable. Deleting the file is safe: the next sync rebuilds it."),
             ) from exc
+
+    @staticmethod
+    def _open(db_path: Path) -> sqlite3.Connection:
+        db = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False, timeout=30)
+        try:
+            # WAL: a pending row per file costs an append, not a journal rewrite (2,000 files on ext4:
+            # 7.5 s -> 5.4 s). A power cut may lose the newest pending rows; the next sync then finds
+            # those files identical and adopts them.
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(SCHEMA)
+            # A damaged page deep in the file shows only here (a few ms for thousands of rows).
+            check = db.execute("PRAGMA quick_check").fetchone()
+            if not check or check[0] != "ok":
+                raise sqlite3.DatabaseError(f"integrity check: {check[0] if check else 'no answer'}")
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     def close(self) -> None:
         self._db.close()
@@ -117,3 +147,20 @@ class Record:
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
+
+
+def _move_aside(db_path: Path) -> Path:
+    """``record.sqlite`` -> ``record.sqlite.damaged-<UTC time>`` (with its WAL and shared-memory
+    files), kept for a person or a bug report; never deleted."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    aside = db_path.with_name(f"{db_path.name}.damaged-{stamp}")
+    n = 1
+    while aside.exists():
+        n += 1
+        aside = db_path.with_name(f"{db_path.name}.damaged-{stamp}-{n}")
+    os.replace(db_path, aside)
+    for suffix in ("-wal", "-shm"):
+        side = db_path.with_name(db_path.name + suffix)
+        if side.exists():
+            os.replace(side, aside.with_name(aside.name + suffix))
+    return aside
