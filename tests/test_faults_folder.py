@@ -135,3 +135,66 @@ def test_a_damaged_record_is_moved_aside_and_the_sync_goes_on(
     assert [p.name.split("-")[0] for p in record.parent.glob("record.sqlite.damaged-*")] == ["record.sqlite.damaged"]
     code, again = m.update_json()
     assert code == 0 and again["downloaded"] == 0 and again["unchanged"] == 2
+
+
+# --- 6. links in the media folder are never followed -------------------------------------------
+
+
+def test_a_date_folder_replaced_by_a_link_is_refused_and_nothing_is_written_through_it(
+    wsgidav_server: DavServer, isolated_env: Path
+) -> None:
+    make_tree(cong(wsgidav_server), {f"Media/{iso(1)}/a.jpg": b"a", f"Media/{iso(2)}/b.jpg": b"b",
+                                     "Hidden/" + iso(1) + "/notes.txt": b""})
+    m = member_for(wsgidav_server, isolated_env)
+    elsewhere = isolated_env / "Documents"
+    elsewhere.mkdir()
+    (elsewhere / "a.jpg").write_bytes(b"a person's photo, not the congregation's")
+    (elsewhere / "notes.txt").write_bytes(b"a person's notes")
+    m.media.mkdir(parents=True)
+    (m.media / iso(1)).symlink_to(elsewhere, target_is_directory=True)
+    rc, out, err = run_cli(m, "update")
+    assert rc == 1, out + err
+    assert f"{m.media / iso(1)} is a link to {elsewhere}" in err and "writes nothing through links" in err
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["a.jpg", "notes.txt"]
+    assert (elsewhere / "a.jpg").read_bytes() == b"a person's photo, not the congregation's"
+    assert trash_files(isolated_env) == []
+    assert (m.media / iso(2) / "b.jpg").read_bytes() == b"b", "the other dates sync"
+
+
+def test_links_planted_in_the_staging_folder_are_never_written_through(
+    wsgidav_server: DavServer, isolated_env: Path
+) -> None:
+    from m3daemon.engine.executor import _staging_name
+
+    prefs = {"meeting": {"mwDay": day(2).weekday(), "weDay": day(5).weekday()}}
+    make_tree(cong(wsgidav_server), {"forcedPrefs.json": json.dumps(prefs), "Media/Recurring/year.jpg": b"y" * 100,
+                                     f"Media/{iso(1)}/a.jpg": b"a" * 100})
+    m = member_for(wsgidav_server, isolated_env, days_ahead=6)
+    staging = m.media / ".m3daemon" / "staging"
+    staging.mkdir(parents=True)
+    victims = []
+    names = [_staging_name(("Media", iso(1), "a.jpg")) + ".json", _staging_name(("Media", "Recurring", "year.jpg")) + ".part"]
+    names += [_staging_name((f"{iso(d)}/year.jpg",)) + ".copy" for d in (2, 5)]
+    for i, name in enumerate(names):
+        victim = isolated_env / f"precious-{i}.txt"
+        victim.write_bytes(b"precious")
+        (staging / name).symlink_to(victim)
+        victims.append(victim)
+    report = m.update()
+    assert report.ok, report.errors
+    assert [v.read_bytes() for v in victims] == [b"precious"] * len(victims)
+    assert m.files() == {f"{iso(1)}/a.jpg": b"a" * 100} | {f"{iso(d)}/year.jpg": b"y" * 100 for d in (1, 2, 5)}
+
+
+def test_a_staging_folder_that_is_a_link_stops_the_sync_with_a_clear_error(
+    wsgidav_server: DavServer, isolated_env: Path
+) -> None:
+    make_tree(cong(wsgidav_server), {f"Media/{iso(1)}/a.jpg": b"a"})
+    m = member_for(wsgidav_server, isolated_env)
+    (m.media / ".m3daemon").mkdir(parents=True)
+    elsewhere = isolated_env / "Downloads"
+    elsewhere.mkdir()
+    (m.media / ".m3daemon" / "staging").symlink_to(elsewhere, target_is_directory=True)
+    rc, _out, err = run_cli(m, "update")
+    assert rc == 1 and "is a link to" in err and "writes nothing through links" in err
+    assert list(elsewhere.iterdir()) == [] and m.files() == {}

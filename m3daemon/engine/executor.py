@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import shutil
+import stat
 import sys
 import threading
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from m3daemon.errors import (
 )
 from m3daemon.i18n import _
 from m3daemon.local.record import Record
+from m3daemon.local.safefs import check_no_link, is_link, linked_folder, linked_folder_error, open_new
 from m3daemon.remote.http import DavSession
 from m3daemon.remote.transfer import download, local_error
 
@@ -199,7 +201,7 @@ class Executor:
         src = self.media_dir / action.source
         tmp = self.staging / (_staging_name((action.target,)) + ".copy")
         try:
-            with open(src, "rb") as fin, open(tmp, "wb") as fout:
+            with open(src, "rb") as fin, open_new(tmp) as fout:
                 shutil.copyfileobj(fin, fout, 1 << 20)
                 fout.flush()
                 os.fsync(fout.fileno())
@@ -233,6 +235,11 @@ class Executor:
         st = staged.stat()
         row = Placed(target_rel, st.st_size, st.st_mtime_ns, version, source)
         try:
+            check_no_link(self.media_dir, target_rel)
+        except M3Error:
+            _unlink_quiet(staged)
+            raise
+        try:
             target.parent.mkdir(parents=True, exist_ok=True)
             current = _stat_or_none(target)
             still_ours = (
@@ -241,7 +248,8 @@ class Executor:
             )
             if current is not None and not still_ours:
                 # A person's file with the wanted name: adopt it when identical, else trash it.
-                if current.st_size == st.st_size and filecmp.cmp(staged, target, shallow=False):
+                if (stat.S_ISREG(current.st_mode) and current.st_size == st.st_size
+                        and filecmp.cmp(staged, target, shallow=False)):
                     _unlink_quiet(staged)
                     self.progress.file_done(target_rel)
                     adopted = Placed(target_rel, current.st_size, current.st_mtime_ns, version, source)
@@ -261,8 +269,12 @@ class Executor:
 
     def _run_trash(self, action: Trash, out: Outcome) -> None:
         path = self.media_dir / action.path
+        linked = linked_folder(self.media_dir, action.path)
+        if linked is not None:
+            out.failed.append((action.path, linked_folder_error(linked)))
+            return
         try:
-            if path.exists():
+            if os.path.lexists(path):
                 self._trash(path)
                 out.conflicts += 1
                 log.info("moved %s to the trash (%s)", action.path, action.reason)
@@ -271,8 +283,12 @@ class Executor:
 
     def _run_delete(self, action: Delete, out: Outcome) -> None:
         path = self.media_dir / action.path
+        linked = linked_folder(self.media_dir, action.path)
+        if linked is not None:
+            out.failed.append((action.path, linked_folder_error(linked)))
+            return
         try:
-            st = path.stat()
+            st = path.lstat()
             if (st.st_size, st.st_mtime_ns) != (action.size, action.mtime_ns):
                 log.info("kept %s: it changed after the sync looked at it", action.path)
                 return
@@ -286,6 +302,9 @@ class Executor:
     # --- staging ---------------------------------------------------------------------------
 
     def _prepare_staging(self, need: int) -> None:
+        for folder in (self.staging.parent, self.staging):
+            if is_link(folder):
+                raise linked_folder_error(folder)
         try:
             self.staging.mkdir(parents=True, exist_ok=True)
             _hide_on_windows(self.staging.parent)
@@ -322,7 +341,7 @@ def _staging_name(parts: tuple[str, ...]) -> str:
 
 def _stat_or_none(path: Path) -> os.stat_result | None:
     try:
-        return path.stat()
+        return path.lstat()  # a link at the target is a person's, never followed
     except FileNotFoundError:
         return None
 

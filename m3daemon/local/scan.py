@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from m3daemon.core.planner import LocalFile
+from m3daemon.local.safefs import linked_folder
 
 
 def scan_local(media_dir: Path, record_paths: Iterable[str], date_dirs: Iterable[str]) -> dict[str, LocalFile]:
@@ -16,6 +17,8 @@ def scan_local(media_dir: Path, record_paths: Iterable[str], date_dirs: Iterable
     """
     found: dict[str, LocalFile] = {}
     for rel_dir in set(date_dirs):
+        if rel_dir and linked_folder(media_dir, rel_dir + "/x") is not None:
+            continue  # a folder that is a link is never looked into (the executor refuses it)
         try:
             with os.scandir(media_dir / rel_dir) as it:
                 for de in it:
@@ -27,7 +30,7 @@ def scan_local(media_dir: Path, record_paths: Iterable[str], date_dirs: Iterable
         except NotADirectoryError:
             continue
     for rel in record_paths:
-        if rel in found:
+        if rel in found or linked_folder(media_dir, rel) is not None:
             continue
         try:
             st = os.stat(media_dir / rel, follow_symlinks=False)

@@ -10,6 +10,7 @@ import errno
 import json
 import logging
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from m3daemon.errors import (
     TransferError,
 )
 from m3daemon.i18n import _
+from m3daemon.local.safefs import open_existing, open_new, write_new_text
 from m3daemon.remote.http import DavSession, classify_status, classify_transport_error
 
 log = logging.getLogger(__name__)
@@ -96,7 +98,8 @@ def download(
                 # If-Range sends the range of a newer version; its date gives it away.
                 raise _changed(what)
             try:
-                f = open(part_file, "r+b" if start else "wb")  # noqa: SIM115 - `with f` below; open errors are local
+                # Never through a link planted in the staging folder.
+                f = open_existing(part_file) if start else open_new(part_file)
             except OSError as exc:
                 raise local_error(exc, part_file) from exc
             with f:
@@ -201,7 +204,10 @@ def _resumable_offset(part_file: Path, meta_file: Path, validator: str | None, s
     if not validator:
         return 0
     try:
-        have = part_file.stat().st_size
+        st = part_file.lstat()
+        if not stat.S_ISREG(st.st_mode) or meta_file.is_symlink():
+            return 0
+        have = st.st_size
         meta = json.loads(meta_file.read_text("utf-8"))
     except (OSError, ValueError):
         return 0
@@ -212,7 +218,7 @@ def _resumable_offset(part_file: Path, meta_file: Path, validator: str | None, s
 
 def _write_meta(meta_file: Path, validator: str | None, size: int) -> None:
     try:
-        meta_file.write_text(json.dumps({"validator": validator, "size": size}), "utf-8")
+        write_new_text(meta_file, json.dumps({"validator": validator, "size": size}))
     except OSError as exc:
         raise local_error(exc, meta_file) from exc
 

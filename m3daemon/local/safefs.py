@@ -1,0 +1,78 @@
+"""Writing in the media folder without following links.
+
+The media folder is shared with people (and with whatever they plant in it). A link in the staging
+folder, or a date, language or staging folder replaced by a link, must never make the sync write,
+trash or delete anywhere else: staging files are created with ``O_EXCL | O_NOFOLLOW`` (a planted
+link is removed, not written through), and a folder on the way to a target that is a link (or a
+Windows junction) is refused with a clear error.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import BinaryIO
+
+from m3daemon.errors import LocalFolderError
+from m3daemon.i18n import _
+
+O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+O_BINARY = getattr(os, "O_BINARY", 0)
+
+
+def open_new(path: Path) -> BinaryIO:
+    """A new, empty file at ``path``; whatever was there (a planted link included) is unlinked
+    first, and the create refuses to follow a link that appears in between."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_NOFOLLOW | O_BINARY, 0o644)
+    return os.fdopen(fd, "wb")
+
+
+def open_existing(path: Path) -> BinaryIO:
+    """An existing regular file for reading and writing (a resume); a link is refused (ELOOP)."""
+    fd = os.open(path, os.O_RDWR | O_NOFOLLOW | O_BINARY)
+    return os.fdopen(fd, "r+b")
+
+
+def write_new_text(path: Path, text: str) -> None:
+    with open_new(path) as f:
+        f.write(text.encode("utf-8"))
+
+
+def is_link(path: Path) -> bool:
+    isjunction = getattr(os.path, "isjunction", None)  # Python 3.12+
+    return path.is_symlink() or bool(isjunction is not None and isjunction(path))
+
+
+def linked_folder(root: Path, rel: str) -> Path | None:
+    """The first folder between ``root`` (itself may be a link: a person's choice) and the file
+    ``rel`` that is a link, or None."""
+    cur = root
+    for part in Path(rel).parts[:-1]:
+        cur = cur / part
+        if is_link(cur):
+            return cur
+    return None
+
+
+def linked_folder_error(folder: Path) -> LocalFolderError:
+    try:
+        target = str(folder.readlink())
+    except OSError:
+        target = "?"
+    return LocalFolderError(
+        _("The folder {folder} is a link to {target}; m3daemon writes nothing through links.").format(
+            folder=folder, target=target
+        ),
+        _("Replace the link with a real folder (or delete it; the next sync creates the folder)."),
+    )
+
+
+def check_no_link(root: Path, rel: str) -> None:
+    """Raise :func:`linked_folder_error` when a folder on the way to ``rel`` is a link."""
+    linked = linked_folder(root, rel)
+    if linked is not None:
+        raise linked_folder_error(linked)
