@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import sys
 import threading
 import time
@@ -39,7 +40,7 @@ else:
 import pystray._base
 
 import m3daemon.tray as tray_mod
-from m3daemon.tray import Tray, open_path, start_tray
+from m3daemon.tray import Tray, open_path, run_tray
 from m3daemon.tray.icons import ICON_SIZE, app_icon, icon_for, quantize_percent
 from m3daemon.tray.menu import (
     SEPARATOR,
@@ -314,36 +315,57 @@ def test_icon_cache_and_progress_variants() -> None:
 
 
 class FakeIcon(pystray._base.Icon):  # type: ignore[misc]
-    """pystray's abstract Icon with no-op platform methods and a loop that waits for stop()."""
+    """pystray's abstract Icon whose loop runs queued calls (``call_soon``) until stop().
+
+    Like a real backend, it notes every platform call made outside its loop thread.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._stop_ev = threading.Event()
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self.loop_thread: int | None = None
+        self.off_loop: list[str] = []
         self.notifications: list[tuple[str | None, str]] = []
         self.menu_updates = 0
 
-    def _show(self) -> None: ...
+    def call_soon(self, job: Callable[[], None]) -> None:
+        self._jobs.put(job)
 
-    def _hide(self) -> None: ...
+    def _check(self, what: str) -> None:
+        if threading.get_ident() != self.loop_thread:
+            self.off_loop.append(what)
 
-    def _update_icon(self) -> None: ...
+    def _show(self) -> None:
+        self._check("show")
 
-    def _update_title(self) -> None: ...
+    def _hide(self) -> None:
+        self._check("hide")
+
+    def _update_icon(self) -> None:
+        self._check("icon")
+
+    def _update_title(self) -> None:
+        self._check("title")
 
     def _update_menu(self) -> None:
+        self._check("menu")
         self.menu_updates += 1
 
     def _notify(self, message: str, title: str | None = None) -> None:
+        self._check("notify")
         self.notifications.append((title, message))
 
     def _remove_notification(self) -> None: ...
 
     def _run(self) -> None:
+        self.loop_thread = threading.get_ident()
         self._mark_ready()
-        self._stop_ev.wait()
+        while (job := self._jobs.get()) is not None:
+            job()
 
     def _stop(self) -> None:
-        self._stop_ev.set()
+        self._check("stop")
+        self._jobs.put(None)
 
 
 class FakeControl:
@@ -386,12 +408,27 @@ class FakeControl:
 
 
 class Harness:
+    """A Tray whose loop runs in a thread of its own (it stands for the main thread here)."""
+
     def __init__(self, control: FakeControl) -> None:
         self.control = control
         self.opened: list[str] = []
         self.browsed: list[str] = []
         self.tray = Tray(control, pystray, icon_cls=FakeIcon, opener=self.opened.append,
                          browser=self.browsed.append)
+        self.loop_thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.loop_thread = threading.Thread(target=self.tray.run, name="fake-main")
+        self.loop_thread.start()
+        assert self.tray.wait_running(5)
+
+    def stop(self) -> None:
+        self.tray.stop()
+        if self.loop_thread is not None:
+            self.loop_thread.join(5)
+            assert not self.loop_thread.is_alive(), "run() did not return after stop()"
+        assert self.icon.off_loop == [], "icon changes outside the loop thread"
 
     @property
     def icon(self) -> FakeIcon:
@@ -404,11 +441,24 @@ class Harness:
         assert found, f"no menu item {label!r} in {[str(i.text) for i in items]}"
         return found[0]
 
+    def on_loop(self, job: Callable[[], None]) -> None:
+        """Run ``job`` on the loop thread, as a backend delivers a click, and wait for it."""
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                job()
+            finally:
+                done.set()
+
+        self.icon.call_soon(run)
+        assert done.wait(5)
+
     def click(self, label: str, menu: Any = None) -> None:
         """What a click does in a backend: MenuItem.__call__(icon) runs action(icon, item)."""
         item = self.item(label, menu)
         assert item.enabled
-        item(self.icon)
+        self.on_loop(lambda: item(self.icon))
         assert self.tray.wait_idle()
 
     def wait_for(self, what: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -418,11 +468,11 @@ class Harness:
 @pytest.fixture
 def harness() -> Iterator[Harness]:
     h = Harness(FakeControl([status(last_sync=datetime.now(UTC).isoformat())]))
-    h.tray.start(timeout=5)
+    h.start()
     try:
         yield h
     finally:
-        h.tray.stop()
+        h.stop()
 
 
 def test_adapter_builds_the_pystray_menu(harness: Harness) -> None:
@@ -440,7 +490,7 @@ def test_update_now_through_the_menu_item(harness: Harness) -> None:
 
 
 def test_default_action_is_update_now(harness: Harness) -> None:
-    harness.icon()  # a left click on backends with a default action
+    harness.on_loop(harness.icon)  # a left click on backends with a default action
     assert harness.tray.wait_idle()
     assert harness.control.calls == [("update_now", None)]
 
@@ -463,7 +513,7 @@ def test_quit_calls_quit(harness: Harness) -> None:
 def test_open_dashboard_disabled_until_there_is_a_url(harness: Harness) -> None:
     item = harness.item("Open dashboard")
     assert not item.enabled
-    item(harness.icon)  # even if a backend let it through, nothing happens
+    harness.on_loop(lambda: item(harness.icon))  # even if a backend let it through, nothing happens
     assert harness.tray.wait_idle() and harness.browsed == []
     harness.control.url = "http://127.0.0.1:8765/"
     harness.tray.refresh()
@@ -509,13 +559,14 @@ def test_menu_not_rebuilt_when_nothing_changed(harness: Harness) -> None:
 def test_notify_shows_a_notification(harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="m3daemon.tray"):
         harness.tray.notify("Media ready for the meeting", "East: the media folders are up to date.")
+    assert harness.tray.wait_idle()
     assert harness.icon.notifications == [("Media ready for the meeting", "East: the media folders are up to date.")]
     assert "Media ready for the meeting" in caplog.text
 
 
 def test_several_congregations_in_submenus() -> None:
     h = Harness(FakeControl([status("East"), status("West", SyncState.OFFLINE, last_error=TIMEOUT)]))
-    h.tray.start(timeout=5)
+    h.start()
     try:
         assert h.tray.icon_state == (SyncState.OFFLINE, None)
         west = h.item("West: Offline").submenu
@@ -529,17 +580,17 @@ def test_several_congregations_in_submenus() -> None:
         h.wait_for(lambda: "West: Paused" in [str(i.text) for i in h.icon.menu.items])
         assert h.tray.icon_state == (SyncState.PAUSED, None)
     finally:
-        h.tray.stop()
+        h.stop()
 
 
 def test_stop_from_another_thread_ends_every_thread() -> None:
     h = Harness(FakeControl([status()]))
     before = set(threading.enumerate())
-    h.tray.start(timeout=5)
+    h.start()
     stopper = threading.Thread(target=h.tray.stop)
     stopper.start()
     stopper.join(5)
-    h.tray.stop()  # idempotent
+    h.stop()  # idempotent; run() returned
     assert not h.tray.running
     h.wait_for(lambda: not (set(threading.enumerate()) - before - {stopper}))
     h.tray.refresh()  # harmless after stop
@@ -565,32 +616,32 @@ def test_xorg_titles_are_latin1() -> None:
     assert Tray(FakeControl([]), pystray, icon_cls=FakeIcon)._shown_title("a — b") == "a — b"
 
 
-# --- start_tray: when there is no tray ------------------------------------------------------
+# --- run_tray: when there is no tray ------------------------------------------------------
 
 
-def test_start_tray_no_tray_flag(caplog: pytest.LogCaptureFixture) -> None:
+def test_run_tray_no_tray_flag(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="m3daemon.tray"):
-        assert start_tray(FakeControl([status()]), no_tray=True) is None
+        assert run_tray(FakeControl([status()]), threading.Event(), no_tray=True) is False
     assert [r.getMessage() for r in caplog.records] == ["tray icon disabled (--no-tray)"]
 
 
-def test_start_tray_without_display(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+def test_run_tray_without_display(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     monkeypatch.setattr(tray_mod.sys, "platform", "linux")
     with caplog.at_level(logging.INFO, logger="m3daemon.tray"):
-        assert start_tray(FakeControl([status()])) is None
+        assert run_tray(FakeControl([status()]), threading.Event()) is False
     assert len(caplog.records) == 1
     assert "no display" in caplog.records[0].getMessage()
 
 
-def test_start_tray_when_no_backend_works(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    """The dummy backend cannot run: start_tray says so once and leaves no thread behind."""
+def test_run_tray_when_no_backend_works(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The dummy backend cannot run: run_tray says so once and leaves no thread behind."""
     monkeypatch.setenv("DISPLAY", ":987")
     monkeypatch.setenv("PYSTRAY_BACKEND", "dummy")
     before = set(threading.enumerate())
     with caplog.at_level(logging.INFO, logger="m3daemon.tray"):
-        assert start_tray(FakeControl([status()]), ready_timeout=5) is None
+        assert run_tray(FakeControl([status()]), threading.Event()) is False
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and "no tray backend works here" in warnings[0] and "dummy" in warnings[0]
     # pystray's setup thread ends; a non-daemon thread would keep the daemon from exiting
@@ -598,15 +649,15 @@ def test_start_tray_when_no_backend_works(monkeypatch: pytest.MonkeyPatch, caplo
                                                                if not t.daemon}, 5, every=0.01)
 
 
-def test_start_tray_import_failure_is_guarded(monkeypatch: pytest.MonkeyPatch,
+def test_run_tray_import_failure_is_guarded(monkeypatch: pytest.MonkeyPatch,
                                               caplog: pytest.LogCaptureFixture) -> None:
-    """An unknown backend makes ``import pystray`` raise; start_tray runs on without a tray."""
+    """An unknown backend makes ``import pystray`` raise; run_tray returns and the daemon runs on without a tray."""
     monkeypatch.setenv("DISPLAY", ":987")
     monkeypatch.setenv("PYSTRAY_BACKEND", "nosuchbackend")
     saved = {n: m for n, m in sys.modules.items() if n == "pystray" or n.startswith("pystray.")}
     try:
         with caplog.at_level(logging.INFO, logger="m3daemon.tray"):
-            assert start_tray(FakeControl([status()])) is None
+            assert run_tray(FakeControl([status()]), threading.Event()) is False
     finally:
         sys.modules.update(saved)
     assert "nosuchbackend" in caplog.text

@@ -118,7 +118,6 @@ class Daemon:
         if self.watch:
             self.watcher = MediaWatcher(self._local_change)
             self.watcher.start(self._watched())
-        self.tray = self._start_tray()
         # Written last: a client that finds the file finds a daemon that is fully up.
         info = ControlInfo(self.control.port, self._token, os.getpid(), self.host)
         for cfg in self.configs:
@@ -129,8 +128,10 @@ class Daemon:
                  ", ".join(r.name for r in self.runners.values()), self.control.port)
 
     def wait(self) -> None:
-        while not self.stop_event.wait(1.0):
-            pass
+        """Block until quit: with a tray its loop owns this (the main) thread, else it just waits."""
+        if not self._run_tray():
+            while not self.stop_event.wait(1.0):
+                pass
 
     def shutdown(self) -> None:
         sdnotify.notify("STOPPING=1")
@@ -141,8 +142,9 @@ class Daemon:
             self.scheduler.shutdown()
         for runner in self.runners.values():
             runner.stop()
-        if self.tray is not None:
-            self.tray.stop()
+        tray = self.tray
+        if tray is not None:
+            tray.stop()
         if self.control is not None:
             self.control.stop()
         for cfg in self.configs:
@@ -177,16 +179,24 @@ class Daemon:
             return None
         return Dashboard(self)
 
-    def _start_tray(self) -> Any:
+    def _run_tray(self) -> bool:
+        """Run the tray's loop on this thread until quit; False when there is no tray."""
         if self.no_tray:
             log.info("running without a tray icon (--no-tray)")
-            return None
+            return False
         try:
-            from m3daemon.tray import start_tray
+            from m3daemon.tray import run_tray
         except ImportError:
             log.info("running without a tray icon: the tray module is not available")
-            return None
-        return start_tray(self, no_tray=False)
+            return False
+
+        def ready(tray: Any) -> None:
+            self.tray = tray
+
+        try:
+            return run_tray(self, self.stop_event, on_ready=ready)
+        finally:
+            self.tray = None
 
     # --- DaemonControl -----------------------------------------------------------------------
 
@@ -265,11 +275,12 @@ class Daemon:
         finished = st.state is not SyncState.SYNCING and prev is not None and prev.state is SyncState.SYNCING
         if finished and self.scheduler is not None:
             self._plan_meetings(runner)
-        if self.tray is not None:
-            self.tray.refresh()
+        tray = self.tray  # the tray's loop may end meanwhile
+        if tray is not None:
+            tray.refresh()
             note = _notification(prev, st)
             if note is not None:
-                self.tray.notify(*note)
+                tray.notify(*note)
         if st.state is not SyncState.SYNCING:
             sdnotify.notify("STATUS=" + f"{runner.name}: {st.state.value}")
 
