@@ -233,7 +233,7 @@ def update(
     lock = FileLock(cfg.state_dir / "sync.lock")
     _acquire(lock, lock_wait)
     try:
-        record = Record(record_path(cfg))
+        record = Record(record_path(cfg), repair=True)
         try:
             with open_session(cfg, retry=retry) as session:
                 cong = cache.cong if from_cache and cache is not None else None

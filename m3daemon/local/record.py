@@ -38,7 +38,9 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 
 class Record:
-    def __init__(self, db_path: Path) -> None:
+    def __init__(self, db_path: Path, *, repair: bool = False) -> None:
+        """Open (or create) the record. With ``repair`` (the sync does this; readers such as
+        ``status`` do not), a damaged record is moved aside and a new one started."""
         self.path = db_path
         self.damaged: Path | None = None  # where a damaged record was moved aside, if it was
         try:
@@ -46,7 +48,7 @@ class Record:
             try:
                 self._db = self._open(db_path)
             except sqlite3.DatabaseError as exc:
-                if isinstance(exc, sqlite3.OperationalError):
+                if isinstance(exc, sqlite3.OperationalError) or not repair:
                     raise  # locked, unwritable: not damage, and moving it would not help
                 self.damaged = _move_aside(db_path)
                 log.warning(
