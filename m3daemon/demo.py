@@ -92,6 +92,7 @@ def tree(root: Path) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from m3daemon.engine.clock import clock_in
     from m3daemon.engine.sync import update
     from m3daemon.server import Role, local_server
     from m3daemon.settings.config import config_from_document
@@ -105,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("XDG_STATE_HOME", str(work / "state"))
     os.environ.setdefault("XDG_CONFIG_HOME", str(work / "config"))
     coord_pw, member_pw = "demo-" + os.urandom(6).hex(), "demo-" + os.urandom(6).hex()
-    today = date.today()
+    today = clock_in(None).today()  # the demo's congregations have no zone of their own: the computer's
     # The coming Thursday (midweek) and Sunday (weekend), at least a day away.
     mw = today + timedelta(days=(3 - today.weekday()) % 7 or 7)
     we = today + timedelta(days=(6 - today.weekday()) % 7 or 7)

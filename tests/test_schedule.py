@@ -14,7 +14,7 @@ import pytest
 from m3daemon.core.meetings import MeetingDays
 from m3daemon.daemon.runner import CongregationRunner
 from m3daemon.daemon.schedule import Scheduler, WakeDetector, pre_meeting_times
-from m3daemon.daemon.state import SyncState
+from m3daemon.engine.status import SyncState
 from m3daemon.engine.sync import SyncReport
 from m3daemon.errors import CredentialsError, ServerUnreachableError
 from m3daemon.settings.config import ConnectionConfig, default_config

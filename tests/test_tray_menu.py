@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from conftest import wait_until
 
-from m3daemon.daemon.state import CongregationStatus, ErrorView, ProgressView, SyncState
+from m3daemon.engine.status import CongregationStatus, ErrorView, ProgressView, SyncState
 
 if "pystray" not in sys.modules:  # choose the dummy backend: importing pystray needs no display then
     _previous = os.environ.get("PYSTRAY_BACKEND")

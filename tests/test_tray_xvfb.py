@@ -37,7 +37,7 @@ import pytest
 from conftest import wait_until
 from servers import skip_or_fail
 
-from m3daemon.daemon.state import SyncState
+from m3daemon.engine.status import SyncState
 from m3daemon.tray.icons import STATE_COLOURS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -55,7 +55,7 @@ APP = textwrap.dedent('''
     from datetime import datetime, timedelta, timezone
     from pathlib import Path
 
-    from m3daemon.daemon.state import CongregationStatus, ProgressView, SyncState
+    from m3daemon.engine.status import CongregationStatus, ProgressView, SyncState
     from m3daemon.tray import run_tray
 
     logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(name)s %(levelname)s %(message)s")

@@ -141,8 +141,16 @@ def _config(args: argparse.Namespace) -> Config:
     return cfg
 
 
+def _today(cfg: Config) -> date:
+    """The congregation's today, from its clock (its ``[schedule] timezone``)."""
+    from m3daemon.engine.context import clock_for
+
+    return clock_for(cfg).today()
+
+
 @contextmanager
-def _coordinator(cfg: Config, today: date) -> Iterator[Coordinator]:
+def _coordinator(cfg: Config, today: date | None = None) -> Iterator[Coordinator]:
+    """A coordinator session; ``today`` is the date the command checked its arguments against."""
     from m3daemon.coordinator.context import Coordinator
 
     with Coordinator.open(cfg, today=today) as coord:
@@ -213,7 +221,7 @@ def run_media_ls(args: argparse.Namespace) -> int:
     from m3daemon.coordinator.overview import overview
 
     cfg = _config(args)
-    today = date.today()
+    today = _today(cfg)
     chosen = [bool(args.date), args.week, bool(args.start or args.end)]
     if sum(chosen) > 1:
         raise UsageError(_("Give one date, --week, or --from/--to, not several."), _("See m3daemon media ls --help."))
@@ -267,7 +275,7 @@ def run_media_add(args: argparse.Namespace) -> int:
     from m3daemon.coordinator.media import add_media, check_date, plan_uploads
 
     cfg = _config(args)
-    today = date.today()
+    today = _today(cfg)
     d = check_date(args.date, today)
     uploads = plan_uploads(args.files, args.prefix, args.section)
     with _coordinator(cfg, today) as coord, _progress(args) as bar:
@@ -280,7 +288,7 @@ def run_media_names(args: argparse.Namespace) -> int:
     from m3daemon.coordinator import media as ops
 
     cfg = _config(args)
-    today = date.today()
+    today = _today(cfg)
     d = ops.check_date(args.date, today, allow_past=args.media_command != "hide")
     names = ops.check_names(args.names)
     operation = {"rm": ops.remove_media, "hide": ops.hide, "unhide": ops.unhide}[args.media_command]
@@ -292,7 +300,7 @@ def run_media_prune(args: argparse.Namespace) -> int:
     from m3daemon.coordinator.media import check_date, prune, prune_candidates
 
     cfg = _config(args)
-    today = date.today()
+    today = _today(cfg)
     before = check_date(args.before, today, allow_past=True) if args.before else today
     if before > today:
         raise UsageError(
@@ -334,7 +342,7 @@ def run_recurring_ls(args: argparse.Namespace) -> int:
     from m3daemon.coordinator.media import human_size, list_recurring, section_of
 
     cfg = _config(args)
-    with _coordinator(cfg, date.today()) as coord:
+    with _coordinator(cfg) as coord:
         entries = list_recurring(coord)
     rows: list[dict[str, Any]] = [
         {"name": e.name, "size": e.size, "section": section_of(e.name)} for e in entries
@@ -355,7 +363,7 @@ def run_recurring_add(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     uploads = plan_uploads(args.files, args.prefix, args.section)
-    with _coordinator(cfg, date.today()) as coord, _progress(args) as bar:
+    with _coordinator(cfg) as coord, _progress(args) as bar:
         return _finish(add_recurring(coord, uploads, bar), args)
 
 
@@ -364,7 +372,7 @@ def run_recurring_rm(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     names = check_names(args.names)
-    with _coordinator(cfg, date.today()) as coord:
+    with _coordinator(cfg) as coord:
         return _finish(remove_recurring(coord, names), args)
 
 
@@ -375,7 +383,7 @@ def run_background_set(args: argparse.Namespace) -> int:
     source = Path(args.file)
     local_size(source)
     background_name("-", source)  # the extension, before any request (the name needs forcedPrefs.json)
-    with _coordinator(cfg, date.today()) as coord, _progress(args) as bar:
+    with _coordinator(cfg) as coord, _progress(args) as bar:
         return _finish(set_background(coord, source, bar), args)
 
 
@@ -383,7 +391,7 @@ def run_background_rm(args: argparse.Namespace) -> int:
     from m3daemon.coordinator.media import remove_background
 
     cfg = _config(args)
-    with _coordinator(cfg, date.today()) as coord:
+    with _coordinator(cfg) as coord:
         return _finish(remove_background(coord), args)
 
 
@@ -416,7 +424,7 @@ def _edit(args: argparse.Namespace, change: Any, cfg: Config | None = None) -> i
     from m3daemon.coordinator.forced import edit_forced
 
     cfg = cfg or _config(args)
-    with _coordinator(cfg, date.today()) as coord:
+    with _coordinator(cfg) as coord:
         outcome = edit_forced(coord.writer, change)
     if args.json:
         print(json.dumps(outcome.to_json(), ensure_ascii=False, indent=2, default=str))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from m3daemon.engine.context import local_prefs
+from m3daemon.engine.context import Context
 from m3daemon.errors import ExitCode, LockedSettingError, UsageError
 from m3daemon.i18n import _, ngettext
 
@@ -22,17 +22,7 @@ def _cfg(args: argparse.Namespace) -> Any:
 
 def _meta(cfg: Any) -> dict[str, Any]:
     """What the last update recorded (no network)."""
-    from m3daemon.engine.context import record_path
-    from m3daemon.local.record import Record
-
-    if not record_path(cfg).exists():
-        return {}
-    rec = Record(record_path(cfg))
-    try:
-        return {k: rec.get_meta(k) for k in
-                ("last_sync", "last_result", "effective_prefs", "locked_keys", "forced_prefs")}
-    finally:
-        rec.close()
+    return Context.of(cfg).recorded()
 
 
 # --- status ----------------------------------------------------------------------------------
@@ -46,7 +36,6 @@ def add_status_parser(sub: Any, name: str, help_text: str) -> None:
 
 def run_status(args: argparse.Namespace) -> int:
     from m3daemon.cli.main import config_path_from
-    from m3daemon.core import prefs as m3prefs
     from m3daemon.core.meetings import MeetingDays, meetings_between
     from m3daemon.daemon.control import ControlClient
     from m3daemon.settings.config import load_config_or_default
@@ -59,13 +48,11 @@ def run_status(args: argparse.Namespace) -> int:
         finally:
             client.close()
         return _print_daemon_status(live, cfg, args.json)
-    meta = _meta(cfg)
-    effective = meta.get("effective_prefs") or m3prefs.effective_prefs(local_prefs(cfg), {})
-    days = MeetingDays.from_prefs(effective)
-    from m3daemon.daemon.schedule import resolve_timezone
-
-    tz = resolve_timezone(cfg.schedule.timezone)
-    now = datetime.now(tz)
+    ctx = Context.of(cfg)
+    meta = ctx.recorded()
+    days = MeetingDays.from_prefs(ctx.planned_effective(meta))
+    tz = ctx.tz
+    now = ctx.clock.now()
     upcoming = [m for m in meetings_between(days, now, now + timedelta(days=8), tz) if m.start >= now]
     info = {
         "congregation": cfg.name,
@@ -94,6 +81,8 @@ def run_status(args: argparse.Namespace) -> int:
 
 def _print_daemon_status(live: dict[str, Any], cfg: Any, as_json: bool) -> int:
     """What the running daemon says, for this configuration (or every one it serves)."""
+    from m3daemon.engine.wording import files_text
+
     congs = live["congregations"]
     if as_json:
         mine = next((c for c in congs if c["config"] == str(cfg.path)), None)
@@ -108,7 +97,7 @@ def _print_daemon_status(live: dict[str, Any], cfg: Any, as_json: bool) -> int:
                 ("next_meeting", c["next_meeting"])]
         if c["state"] == "syncing":
             p = c["progress"]
-            rows.append(("progress", f"{p['done_files']}/{p['total_files']} files"))
+            rows.append(("progress", files_text(p["done_files"], p["total_files"])))
         if c.get("last_error"):
             rows.append(("problem", c["last_error"]["message"]))
             rows.append(("what to do", c["last_error"]["remedy"]))
@@ -152,16 +141,8 @@ def _settings_now(cfg: Any, refresh: bool) -> tuple[dict[str, Any], list[str], s
                          locked_keys=sorted(m3prefs.locked_keys(cong.forced.values)))
         finally:
             rec.close()
-    meta = _meta(cfg)
-    local = local_prefs(cfg)
-    locked = list(meta.get("locked_keys") or [])
-    forced_meta = meta.get("forced_prefs") or {}
-    forced = {}
-    if locked and isinstance(forced_meta, dict) and forced_meta.get("text"):
-        forced = m3prefs.parse_forced_prefs(forced_meta["text"]).values
-    effective = m3prefs.effective_prefs(local, forced)
-    fetched = forced_meta.get("fetched_at") if isinstance(forced_meta, dict) else None
-    return effective, locked, fetched
+    prefs = Context.of(cfg).recorded_prefs()
+    return prefs.effective, list(prefs.locked), prefs.fetched_at
 
 
 def run_settings_show(args: argparse.Namespace) -> int:

@@ -38,6 +38,7 @@ def add_parser(sub: Any, name: str, help_text: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from m3daemon.cli.main import config_path_from
+    from m3daemon.engine.connection import check_connection
     from m3daemon.settings import config as cfgmod
     from m3daemon.settings import registry
     from m3daemon.settings.credentials import StoredWhere, file_storage_notice, get_password, store_password
@@ -100,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         print(_("Testing the connection to {url}{folder} ...").format(url=url, folder=folder))
         try:
             try:
-                summary = test_connection(new, password)
+                summary = check_connection(new, password)
             except TLSError:
                 # A self-hosted server with its own CA: pinning it is one question, not a manual step.
                 if not interactive or ca_file is not None:
@@ -110,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
                     raise
                 doc["connection"]["ca_file"] = pinned
                 new = cfgmod.config_from_document(doc, path)
-                summary = test_connection(new, password)
+                summary = check_connection(new, password)
         except M3Error as err:
             from m3daemon.cli.main import report_error
 
@@ -129,21 +130,6 @@ def run(args: argparse.Namespace) -> int:
         print(file_storage_notice(), file=sys.stderr)
     print(_("Next: run `m3daemon update`."))
     return int(ExitCode.OK)
-
-
-def test_connection(cfg: Any, password: str) -> str:
-    """List the folder once and describe what is there, in words a member understands."""
-    from m3daemon.core.model import FORCED_PREFS
-    from m3daemon.engine.context import open_session
-    from m3daemon.remote.listing import list_children
-
-    with open_session(cfg, password=password) as session:
-        entries = list_children(session, ())
-    names = {e.name for e in entries}
-    found = []
-    found.append(_("Media folder: yes") if "Media" in names else _("Media folder: not yet (the coordinator creates it)"))
-    found.append(_("Congregation settings: yes") if FORCED_PREFS in names else _("Congregation settings: none"))
-    return _("Connected. ") + "; ".join(found) + "."
 
 
 def _pin(url: str, expected: str | None) -> str | None:

@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from m3daemon.core import prefs as m3prefs
 from m3daemon.core.dates import DEFAULT_DATE_FORMAT, format_folder_date, weekday_name_for
-from m3daemon.engine.context import local_prefs, open_session
+from m3daemon.engine.context import Context
 from m3daemon.i18n import _
 from m3daemon.remote.http import DavSession, RetryPolicy
 from m3daemon.settings.config import Config
@@ -27,10 +26,11 @@ from .writes import Writer
 
 @dataclass
 class Coordinator:
-    cfg: Config
-    session: DavSession
+    """The congregation's context (from the engine) with a writer, for one command."""
+
+    ctx: Context
     writer: Writer
-    today: date
+    today: date  # the congregation's today, from its clock, unless a command names another
     warnings: list[str] = field(default_factory=list)
     _forced: ForcedFile | None = None
 
@@ -40,8 +40,16 @@ class Coordinator:
         cls, cfg: Config, *, today: date | None = None, retry: RetryPolicy | None = None,
         password: str | None = None,
     ) -> Iterator[Coordinator]:
-        with open_session(cfg, retry=retry, password=password) as session:
-            yield cls(cfg, session, Writer(session), today or date.today())
+        with Context.of(cfg, retry=retry, password=password) as ctx:
+            yield cls(ctx, Writer(ctx.session), today or ctx.clock.today())
+
+    @property
+    def cfg(self) -> Config:
+        return self.ctx.cfg
+
+    @property
+    def session(self) -> DavSession:
+        return self.ctx.session
 
     def forced(self) -> ForcedFile:
         """``forcedPrefs.json`` as the server holds it now (read once per command)."""
@@ -56,7 +64,7 @@ class Coordinator:
 
     def effective(self) -> dict[str, Any]:
         """The congregation's forced settings over this computer's own."""
-        return m3prefs.effective_prefs(local_prefs(self.cfg), self.forced().values)
+        return self.ctx.prefs(self.forced().values).effective
 
     def date_format(self) -> str:
         return str(self.effective().get("app.outputFolderDateFormat") or DEFAULT_DATE_FORMAT)

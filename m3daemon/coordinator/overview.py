@@ -15,7 +15,6 @@ from m3daemon.core.dates import DEFAULT_DATE_FORMAT
 from m3daemon.core.meetings import MeetingDays, meeting_dates
 from m3daemon.core.model import RemoteFile, build_folder
 from m3daemon.core.planner import Placed
-from m3daemon.engine.context import layout_for, record_path
 from m3daemon.local.record import Record
 from m3daemon.remote.listing import list_tree
 
@@ -76,9 +75,9 @@ class _Local:
 
     def __init__(self, coord: Coordinator, effective: dict[str, Any]) -> None:
         self.media_dir = coord.cfg.local.media_dir
-        self.layout = layout_for(coord.cfg, effective)
+        self.layout = coord.ctx.layout(effective)
         self.rows: dict[str, Placed] = {}
-        path = record_path(coord.cfg)
+        path = coord.ctx.record_path
         if path.exists():
             record = Record(path)
             try:

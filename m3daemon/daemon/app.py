@@ -17,7 +17,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from m3daemon.core import prefs as m3prefs
 from m3daemon.core.meetings import MeetingDays
 from m3daemon.daemon import sdnotify
 from m3daemon.daemon.control import (
@@ -29,21 +28,15 @@ from m3daemon.daemon.control import (
     write_control_file,
 )
 from m3daemon.daemon.runner import CongregationRunner, SyncFn
-from m3daemon.daemon.schedule import (
-    Scheduler,
-    WakeDetector,
-    next_meeting,
-    pre_meeting_times,
-    resolve_timezone,
-)
-from m3daemon.daemon.state import CongregationStatus, SyncState
+from m3daemon.daemon.schedule import Scheduler, WakeDetector, next_meeting, pre_meeting_times
 from m3daemon.daemon.watcher import MediaWatcher
-from m3daemon.engine.context import local_prefs, record_path
+from m3daemon.engine.clock import TimeSource, clock_in
+from m3daemon.engine.context import Context
+from m3daemon.engine.status import CongregationStatus, SyncState
 from m3daemon.engine.sync import ListingCache, repair, update
 from m3daemon.errors import LockHeld, UsageError
 from m3daemon.i18n import _, ngettext
 from m3daemon.local.locks import FileLock
-from m3daemon.local.record import Record
 from m3daemon.settings.config import Config
 
 log = logging.getLogger(__name__)
@@ -52,7 +45,7 @@ HEARTBEAT_SECONDS = 20.0
 
 
 class Daemon:
-    """Implements :class:`m3daemon.daemon.state.DaemonControl` for the tray and the control API."""
+    """Implements :class:`m3daemon.engine.status.DaemonControl` for the tray and the control API."""
 
     def __init__(
         self,
@@ -63,7 +56,9 @@ class Daemon:
         port: int = 0,
         sync_fn: SyncFn | None = None,
         watch: bool = True,
+        time_source: TimeSource | None = None,
     ) -> None:
+        """``time_source``: where every congregation's clock reads the time (tests fix the instant)."""
         if not configs:
             raise UsageError(_("No congregation is configured."), _("Run `m3daemon setup` first."))
         self.configs = configs
@@ -71,7 +66,9 @@ class Daemon:
         self.host, self.port = host, port
         self.watch = watch
         self.stop_event = threading.Event()
-        self.tz = resolve_timezone(configs[0].schedule.timezone)
+        self._time_source = time_source
+        # One context, and so one clock, per congregation: each has its own "today" and meeting times.
+        self.contexts: dict[Path, Context] = {c.path: Context.of(c, source=time_source) for c in configs}
         self._locks: list[FileLock] = []
         self._caches: dict[Path, ListingCache] = {c.path: ListingCache() for c in configs}
         self._recorded_days: dict[Path, MeetingDays] = {}  # until a listing is cached
@@ -84,6 +81,7 @@ class Daemon:
                 sync_fn=sync_fn or _bind(update, cache),
                 repair_fn=None if sync_fn else _bind(repair, cache, positional=True),
                 on_change=self._changed,
+                clock=self.contexts[cfg.path].clock,
             )
         self.scheduler: Scheduler | None = None
         self.watcher: MediaWatcher | None = None
@@ -105,7 +103,9 @@ class Daemon:
         if self.dashboard is not None:
             self.dashboard.bind(self.host, self.control.port)
         self.control.start()
-        self.scheduler = Scheduler(self.tz)
+        # The scheduler's own zone only shapes its poll intervals; every meeting time it is given is
+        # an aware time in its congregation's zone.
+        self.scheduler = Scheduler(clock_in(None, self._time_source).tz)
         for path, runner in self.runners.items():
             minutes = runner.cfg.schedule.poll_minutes
             self.scheduler.every(f"poll:{path}", minutes * 60, _requester(runner, "poll"))
@@ -244,6 +244,8 @@ class Daemon:
         """Use a changed configuration (connection, media folder, local settings) from now on."""
         runner = self.runners[cfg.path]
         old, runner.cfg = runner.cfg, cfg
+        self.contexts[cfg.path] = Context.of(cfg, source=self._time_source)
+        runner.clock = self.contexts[cfg.path].clock
         self.configs = [cfg if c.path == cfg.path else c for c in self.configs]
         self._caches[cfg.path].cong = None
         self._recorded_days.pop(cfg.path, None)
@@ -307,28 +309,25 @@ class Daemon:
         known = self._recorded_days.get(runner.cfg.path)
         if known is not None:
             return known
-        effective: Any = None
-        if record_path(runner.cfg).exists():
-            rec = Record(record_path(runner.cfg))
-            try:
-                effective = rec.get_meta("effective_prefs")
-            finally:
-                rec.close()
-        if not isinstance(effective, dict):
-            effective = m3prefs.effective_prefs(local_prefs(runner.cfg), {})
+        effective = self.contexts[runner.cfg.path].planned_effective()
         # Remembered: every status request (the dashboard polls) would otherwise open the record.
         days = self._recorded_days[runner.cfg.path] = MeetingDays.from_prefs(effective)
         return days
 
+    def pre_meeting_syncs(self, runner: CongregationRunner) -> list[datetime]:
+        """When this congregation syncs before its coming meetings: in its own zone, by its own clock."""
+        clock = self.contexts[runner.cfg.path].clock
+        lead = timedelta(minutes=runner.cfg.schedule.before_meeting_minutes)
+        return [t for t, _m in pre_meeting_times(self._meeting_days(runner), clock.now(), lead, clock.tz)]
+
     def _plan_meetings(self, runner: CongregationRunner) -> None:
         assert self.scheduler is not None
-        lead = timedelta(minutes=runner.cfg.schedule.before_meeting_minutes)
-        now = datetime.now(self.tz)
-        times = [t for t, _m in pre_meeting_times(self._meeting_days(runner), now, lead, self.tz)]
-        self.scheduler.at_times(f"pre:{runner.cfg.path}:", times, _requester(runner, "pre-meeting"))
+        self.scheduler.at_times(f"pre:{runner.cfg.path}:", self.pre_meeting_syncs(runner),
+                                _requester(runner, "pre-meeting"))
 
     def _next_meeting(self, runner: CongregationRunner) -> tuple[str, str] | None:
-        m = next_meeting(self._meeting_days(runner), datetime.now(self.tz), self.tz)
+        clock = self.contexts[runner.cfg.path].clock
+        m = next_meeting(self._meeting_days(runner), clock.now(), clock.tz)
         return (m.kind, m.start.isoformat()) if m else None
 
     # --- control API -------------------------------------------------------------------------

@@ -15,12 +15,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from m3daemon.daemon.state import CongregationStatus, ProgressView, SyncState
+from m3daemon.engine.clock import Clock
+from m3daemon.engine.context import clock_for
 from m3daemon.engine.executor import Progress
+from m3daemon.engine.status import CongregationStatus, ProgressView, SyncState
 from m3daemon.engine.sync import SyncReport
 from m3daemon.errors import Cancelled, ConnectionProblem, ErrorInfo, M3Error, SyncError
 from m3daemon.i18n import _
@@ -60,15 +62,15 @@ class CongregationRunner:
         repair_fn: RepairFn | None = None,
         on_change: Callable[[CongregationRunner], None] = lambda r: None,
         backoff: tuple[float, ...] = OFFLINE_BACKOFF,
-        today: Callable[[], date] = date.today,
+        clock: Clock | None = None,
     ) -> None:
         self.cfg = cfg
+        self.clock = clock or clock_for(cfg)  # the congregation's: each sync plans for its "today"
         self.name = cfg.name
         self._sync_fn = sync_fn
         self._repair_fn = repair_fn
         self._on_change = on_change
         self._backoff = backoff
-        self._today = today
         self._cond = threading.Condition()
         self._requested_seq = 0
         self._completed_seq = 0
@@ -207,11 +209,12 @@ class CongregationRunner:
         try:
             report: SyncReport | None = None
             if repair and self._repair_fn is not None:
-                report = self._repair_fn(self.cfg, progress=self.progress, cancel=self.cancel, on_plan=on_plan)
+                report = self._repair_fn(self.cfg, progress=self.progress, cancel=self.cancel, on_plan=on_plan,
+                                         today=self.clock.today())
             if report is None:  # not a repair, or nothing cached to repair from: a full sync
                 if repair:
                     self._begin()
-                report = self._sync_fn(self.cfg, progress=self.progress, cancel=self.cancel)
+                report = self._sync_fn(self.cfg, progress=self.progress, cancel=self.cancel, today=self.clock.today())
         except Cancelled:
             log.info("%s: sync stopped", self.name)
             self.state = SyncState.UP_TO_DATE if self.last_sync else SyncState.STARTING

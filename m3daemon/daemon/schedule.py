@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from m3daemon.core.meetings import Meeting, MeetingDays, meetings_between
 
@@ -21,23 +20,6 @@ log = logging.getLogger(__name__)
 HORIZON = timedelta(days=8)
 JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
 RESUME_JUMP = 90.0  # seconds the wall clock may run ahead of the monotonic clock before we call it a wake-up
-
-
-def resolve_timezone(name: str | None) -> tzinfo:
-    """The configured zone, else the computer's; UTC when neither can be read (never a crash)."""
-    if name:
-        try:
-            return ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            log.warning("unknown time zone %r in [schedule] timezone; using the computer's", name)
-    try:
-        import tzlocal
-
-        zone: tzinfo = tzlocal.get_localzone()
-        return zone
-    except Exception:  # noqa: BLE001 - tzlocal raises several kinds for odd TZ settings
-        log.warning("the computer's time zone cannot be read; using UTC")
-        return ZoneInfo("UTC")
 
 
 def pre_meeting_times(

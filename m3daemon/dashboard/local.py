@@ -1,8 +1,12 @@
-"""What this computer knows without asking the server: the last sync's record, settings and files."""
+"""What this computer knows without asking the server: the last sync's record, settings and files.
+
+The facts come from the congregation's context in the engine (:class:`m3daemon.engine.context.Context`);
+this module only shapes them for the pages.
+"""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +14,8 @@ from m3daemon.core import prefs as m3prefs
 from m3daemon.core.layout import Layout
 from m3daemon.core.meetings import Meeting, MeetingDays, meetings_between
 from m3daemon.core.names import name_problem
-from m3daemon.daemon.schedule import resolve_timezone
-from m3daemon.engine.context import layout_for, local_prefs, record_path
-from m3daemon.local.record import Record
+from m3daemon.engine.context import Context
 from m3daemon.settings.config import Config
-
-META_KEYS = ("last_sync", "last_result", "effective_prefs", "locked_keys", "forced_prefs")
 
 IMAGE_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "gif", "webp", "bmp"})
 VIDEO_EXTENSIONS = frozenset({"mp4", "m4v", "mov", "webm", "mkv", "avi", "mpg", "mpeg", "wmv"})
@@ -24,23 +24,12 @@ AUDIO_EXTENSIONS = frozenset({"mp3", "m4a", "wav", "ogg", "aac", "flac"})
 
 def record_meta(cfg: Config) -> dict[str, Any]:
     """What the last update recorded (no network); empty before the first one."""
-    path = record_path(cfg)
-    if not path.exists():
-        return {}
-    rec = Record(path)
-    try:
-        return {k: rec.get_meta(k) for k in META_KEYS}
-    finally:
-        rec.close()
+    return Context.of(cfg).recorded()
 
 
 def effective_of(cfg: Config, meta: dict[str, Any] | None = None) -> dict[str, Any]:
     """The settings in force at the last update, else this computer's own."""
-    meta = record_meta(cfg) if meta is None else meta
-    found = meta.get("effective_prefs")
-    if isinstance(found, dict):
-        return found
-    return m3prefs.effective_prefs(local_prefs(cfg), {})
+    return Context.of(cfg).planned_effective(meta)
 
 
 def forced_at_last_sync(meta: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
@@ -56,14 +45,20 @@ def forced_at_last_sync(meta: dict[str, Any]) -> tuple[dict[str, Any], str | Non
 
 
 def next_meetings(cfg: Config, effective: dict[str, Any], count: int = 4) -> list[Meeting]:
-    tz = resolve_timezone(cfg.schedule.timezone)
-    now = datetime.now(tz)
-    found = meetings_between(MeetingDays.from_prefs(effective), now, now + timedelta(days=15), tz)
+    """The congregation's next meetings, in its own time zone."""
+    clock = Context.of(cfg).clock
+    now = clock.now()
+    found = meetings_between(MeetingDays.from_prefs(effective), now, now + timedelta(days=15), clock.tz)
     return found[:count]
 
 
+def today_of(cfg: Config) -> date:
+    """The congregation's today (its ``[schedule] timezone``), not necessarily the computer's."""
+    return Context.of(cfg).clock.today()
+
+
 def layout_of(cfg: Config, effective: dict[str, Any]) -> Layout:
-    return layout_for(cfg, effective)
+    return Context.of(cfg).layout(effective)
 
 
 def kind_of(name: str) -> str:

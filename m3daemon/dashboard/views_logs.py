@@ -6,7 +6,6 @@ The log never holds a password (see :mod:`m3daemon.settings.credentials`), so it
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,6 +13,7 @@ from flask import Flask, Response, render_template, request
 from flask.typing import ResponseReturnValue
 
 from m3daemon.daemon.logs import BACKUPS, log_file, tail
+from m3daemon.engine.clock import computer_now
 
 if TYPE_CHECKING:
     from .app import Dashboard
@@ -67,7 +67,7 @@ def register(app: Flask, dash: Dashboard) -> None:
             parts.append(base.read_bytes())
         except OSError:
             pass
-        name = f"m3daemon-log-{datetime.now().strftime('%Y%m%d-%H%M')}.txt"
+        name = f"m3daemon-log-{computer_now().strftime('%Y%m%d-%H%M')}.txt"
         resp = Response(b"".join(parts), 200, content_type="text/plain; charset=utf-8")
         resp.headers["Content-Disposition"] = f'attachment; filename="{name}"'
         return resp

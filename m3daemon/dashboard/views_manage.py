@@ -32,6 +32,7 @@ from m3daemon.settings.config import Config
 
 from .access import UNKNOWN, Access
 from .app import error_reply, note, reply, unexpected_reply
+from .local import today_of
 from .views_upcoming import date_view
 
 if TYPE_CHECKING:
@@ -117,7 +118,7 @@ def register(app: Flask, dash: Dashboard) -> None:
         from m3daemon.coordinator.overview import overview
 
         cfg = dash.config(cid)
-        today = date.today()
+        today = today_of(cfg)
         try:
             chosen = date.fromisoformat(request.args.get("date", ""))
         except ValueError:
@@ -170,7 +171,7 @@ def register(app: Flask, dash: Dashboard) -> None:
     @app.post("/c/<int:cid>/manage/upload")
     def manage_upload(cid: int) -> ResponseReturnValue:
         def work(cfg: Config) -> ResponseReturnValue:
-            today = date.today()
+            today = today_of(cfg)
             target = request.form.get("target", "date")
             d = ops.check_date(request.form.get("date", ""), today) if target == "date" else None
             uploads = planned_uploads(request.form.get("prefix", "").strip(), request.form.get("section", ""))
@@ -181,7 +182,7 @@ def register(app: Flask, dash: Dashboard) -> None:
 
     def names_action(cid: int, action: str) -> ResponseReturnValue:
         def work(cfg: Config) -> ResponseReturnValue:
-            today = date.today()
+            today = today_of(cfg)
             names = ops.check_names(request.form.getlist("name"))
             if not names:
                 raise UsageError(_("No item was named."), _("Choose an item first."))
@@ -244,7 +245,7 @@ def register(app: Flask, dash: Dashboard) -> None:
     def manage_prune(cid: int) -> ResponseReturnValue:
         def work(cfg: Config) -> ResponseReturnValue:
             with dash.coordinator(cfg) as coord:
-                folders = ops.prune_candidates(coord, date.today())  # only past date folders, ever
+                folders = ops.prune_candidates(coord, coord.today)  # only past date folders, ever
                 if not folders:
                     return reply(True, _("There are no past date folders on the server."), to=back(cid))
                 result = ops.prune(coord, folders)

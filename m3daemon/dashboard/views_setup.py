@@ -108,13 +108,13 @@ def register(app: Flask, dash: Dashboard) -> None:
 
     @app.post("/c/<int:cid>/connection/test")
     def connection_test(cid: int) -> ResponseReturnValue:
-        from m3daemon.cli.setup_cmd import test_connection
+        from m3daemon.engine.connection import check_connection
 
         cfg = dash.config(cid)
         form = form_data()
         try:
             new = candidate(cfg, form)
-            summary = test_connection(new, password_for(new, form))
+            summary = check_connection(new, password_for(new, form))
             return reply(True, summary, to=f"/c/{cid}/connection")
         except M3Error as err:
             return error_reply(err, to=f"/c/{cid}/connection")
@@ -123,7 +123,7 @@ def register(app: Flask, dash: Dashboard) -> None:
 
     @app.post("/c/<int:cid>/connection/save")
     def connection_save(cid: int) -> ResponseReturnValue:
-        from m3daemon.cli.setup_cmd import test_connection
+        from m3daemon.engine.connection import check_connection
 
         cfg = dash.config(cid)
         form = form_data()
@@ -131,7 +131,7 @@ def register(app: Flask, dash: Dashboard) -> None:
             new = candidate(cfg, form)
             assert new.connection is not None
             password = password_for(new, form)
-            summary = test_connection(new, password)  # nothing is saved unless this passes
+            summary = check_connection(new, password)  # nothing is saved unless this passes
             registry.check_media_dir_unique(new)
             where = store_password(new.connection, password)
             new = replace(new, warnings=())

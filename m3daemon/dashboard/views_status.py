@@ -8,9 +8,9 @@ from flask import Flask, render_template
 from flask.typing import ResponseReturnValue
 
 from m3daemon.coordinator.media import human_size
-from m3daemon.daemon.state import CongregationStatus, SyncState
+from m3daemon.engine.status import CongregationStatus, SyncState
+from m3daemon.engine.wording import progress_text, short_time, state_label
 from m3daemon.i18n import _
-from m3daemon.tray.menu import progress_text, short_time, state_label
 
 from .app import N_, reply
 from .local import effective_of, next_meetings, record_meta

@@ -13,7 +13,7 @@ from m3daemon.errors import M3Error
 from m3daemon.i18n import _
 
 from .app import N_
-from .local import effective_of, kind_of, local_dates, local_file
+from .local import effective_of, kind_of, local_dates, local_file, today_of
 from .thumbs import Thumbnails
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ def register(app: Flask, dash: Dashboard) -> None:
         from m3daemon.coordinator.overview import overview
 
         cfg = dash.config(cid)
-        today = date.today()
+        today = today_of(cfg)
         end = today + timedelta(days=cfg.local.days_ahead)
         dates: list[dict[str, Any]] = []
         problem: M3Error | None = None

@@ -1,26 +1,33 @@
-"""A congregation's context, built from its configuration: how to reach its server, where its record
-lives, which local layout and settings apply.
+"""A congregation's context, built from its configuration: how to reach its server (the session,
+opened when first used), where its record lives, which local layout and settings apply, and its clock.
 
-The engine, the coordinator's tools, the daemon, the dashboard and the CLI all take these from here,
-so each rule has one owner.
+The engine, the coordinator's tools, the daemon, the dashboard and the CLI all take these from here
+(:class:`Context`, or the single functions below for one fact), so each rule has one owner.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
 from m3daemon.core import prefs as m3prefs
 from m3daemon.core.layout import Layout
+from m3daemon.engine.clock import Clock, TimeSource, clock_in
 from m3daemon.errors import ConfigError
 from m3daemon.i18n import _
+from m3daemon.local.record import Record
 from m3daemon.remote.http import DavSession, Endpoint, RetryPolicy
 from m3daemon.settings.config import Config
 from m3daemon.settings.credentials import require_password
 
 log = logging.getLogger(__name__)
+
+#: What an update records besides its rows, read back by the daemon, the dashboard and ``status``.
+RECORDED_KEYS = ("last_sync", "last_result", "effective_prefs", "locked_keys", "forced_prefs")
 
 
 def endpoint_for(cfg: Config) -> Endpoint:
@@ -62,3 +69,126 @@ def layout_for(cfg: Config, effective: Mapping[str, Any]) -> Layout:
         date_format=str(effective.get("app.outputFolderDateFormat") or "YYYY-MM-DD"),
         ui_lang=str(effective.get("app.localAppLang") or "en"),
     )
+
+
+def clock_for(cfg: Config, source: TimeSource | None = None) -> Clock:
+    """The congregation's clock: ``[schedule] timezone``, else the computer's zone."""
+    return clock_in(cfg.schedule.timezone, source)
+
+
+@dataclass(frozen=True)
+class Prefs:
+    """A congregation's settings: this computer's ``[prefs]``, the congregation's forced ones, and the
+    forced over the local ones (what is in force)."""
+
+    local: dict[str, Any]
+    forced: dict[str, Any]
+    effective: dict[str, Any]
+    locked: tuple[str, ...] = ()
+    fetched_at: str | None = None  # when the forced ones were read from the server, if known
+
+
+@dataclass
+class Context:
+    """One congregation as every part sees it, built from its configuration with :meth:`of`.
+
+    The session is opened when first used and closed with the context (``with Context.of(cfg) as
+    ctx``), so a page that only reads the record never needs the password.
+    """
+
+    cfg: Config
+    clock: Clock
+    retry: RetryPolicy | None = None
+    password: str | None = None
+    _session: DavSession | None = field(default=None, repr=False)
+    _local: dict[str, Any] | None = field(default=None, repr=False)
+
+    @classmethod
+    def of(
+        cls, cfg: Config, *, source: TimeSource | None = None, retry: RetryPolicy | None = None,
+        password: str | None = None,
+    ) -> Context:
+        return cls(cfg, clock_for(cfg, source), retry, password)
+
+    # --- what the configuration says ----------------------------------------------------------
+
+    @property
+    def tz(self) -> tzinfo:
+        return self.clock.tz
+
+    @property
+    def record_path(self) -> Path:
+        return record_path(self.cfg)
+
+    def local_prefs(self) -> dict[str, Any]:
+        """The config's ``[prefs]`` (read once per context: a typo is warned about once)."""
+        if self._local is None:
+            self._local = local_prefs(self.cfg)
+        return dict(self._local)
+
+    def prefs(self, forced: Mapping[str, Any] | None = None) -> Prefs:
+        """The settings with ``forced`` (as just read from the server) over this computer's own."""
+        values = dict(forced or {})
+        local = self.local_prefs()
+        return Prefs(local, values, m3prefs.effective_prefs(local, values),
+                     tuple(sorted(m3prefs.locked_keys(values))))
+
+    def layout(self, effective: Mapping[str, Any]) -> Layout:
+        return layout_for(self.cfg, effective)
+
+    # --- the server ---------------------------------------------------------------------------
+
+    @property
+    def session(self) -> DavSession:
+        """The HTTPS session to the congregation's folder, opened on first use."""
+        if self._session is None:
+            self._session = open_session(self.cfg, retry=self.retry, password=self.password)
+        return self._session
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def __enter__(self) -> Context:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- what the last update recorded (no network) -------------------------------------------
+
+    def recorded(self) -> dict[str, Any]:
+        """What the last update recorded; empty before the first one."""
+        path = self.record_path
+        if not path.exists():
+            return {}
+        rec = Record(path)
+        try:
+            return {k: rec.get_meta(k) for k in RECORDED_KEYS}
+        finally:
+            rec.close()
+
+    def planned_effective(self, recorded: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The settings the last update planned with (meeting days, date format), else this computer's own."""
+        found = (self.recorded() if recorded is None else recorded).get("effective_prefs")
+        if isinstance(found, dict):
+            return found
+        return m3prefs.effective_prefs(self.local_prefs(), {})
+
+    def recorded_prefs(self, recorded: Mapping[str, Any] | None = None) -> Prefs:
+        """This computer's settings now, under the congregation's forced ones as the last update read them."""
+        meta = self.recorded() if recorded is None else recorded
+        locked = tuple(meta.get("locked_keys") or ())
+        cached = meta.get("forced_prefs")
+        forced: dict[str, Any] = {}
+        fetched = None
+        if isinstance(cached, dict):
+            fetched = cached.get("fetched_at")
+            if locked and cached.get("text"):
+                try:
+                    forced = dict(m3prefs.parse_forced_prefs(str(cached["text"])).values)
+                except ValueError:
+                    forced = {}
+        local = self.local_prefs()
+        return Prefs(local, forced, m3prefs.effective_prefs(local, forced), locked, fetched)

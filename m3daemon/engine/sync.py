@@ -21,7 +21,14 @@ from m3daemon.core.layout import Layout
 from m3daemon.core.meetings import MeetingDays, meeting_dates
 from m3daemon.core.model import FORCED_PREFS, CongregationFolder, build_folder
 from m3daemon.core.planner import Copy, Delete, Fetch, Plan, Trash, hold_mass_deletion, plan_sync
-from m3daemon.engine.context import endpoint_for, layout_for, local_prefs, open_session, record_path
+from m3daemon.engine.context import (
+    clock_for,
+    endpoint_for,
+    layout_for,
+    local_prefs,
+    open_session,
+    record_path,
+)
 from m3daemon.engine.executor import Executor, Outcome, Progress
 from m3daemon.errors import AnotherSyncRunning, ErrorInfo, LockHeld, M3Error, MassDeletionRefused
 from m3daemon.i18n import _, ngettext
@@ -35,8 +42,7 @@ from m3daemon.settings.registry import check_media_dir_unique
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Congregation", "ListingCache", "SyncReport", "endpoint_for", "layout_for", "local_prefs", "make_plan",
-           "open_session", "read_congregation", "record_path", "repair", "update"]
+__all__ = ["Congregation", "ListingCache", "SyncReport", "make_plan", "read_congregation", "repair", "update"]
 
 
 @dataclass
@@ -220,14 +226,15 @@ def update(
     from_cache: bool = False,
 ) -> SyncReport:
     """Bring the media folder to what the congregation folder says. Raises M3Error on failures
-    that stop the whole sync; per-file failures are counted in the report.
+    that stop the whole sync; per-file failures are counted in the report. ``today`` defaults to
+    the congregation's (its clock, :func:`m3daemon.engine.context.clock_for`).
 
     With ``cache``, the listing read is remembered; with ``from_cache`` too, it is used instead
     of listing again (the daemon's repair of a file a person deleted: no network round trip
     unless a file must be downloaded).
     """
     started = time.monotonic()
-    today = today or date.today()
+    today = today or clock_for(cfg).today()  # the congregation's today, in its own time zone
     endpoint_for(cfg)
     check_media_dir_unique(cfg)
     lock = FileLock(cfg.state_dir / "sync.lock")

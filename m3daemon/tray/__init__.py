@@ -43,7 +43,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from m3daemon.daemon.state import CongregationStatus, DaemonControl, SyncState
+from m3daemon.engine.status import CongregationStatus, DaemonControl, SyncState
 from m3daemon.errors import TrayUnavailable
 from m3daemon.tray.icons import icon_for, quantize_percent
 from m3daemon.tray.loop import LoopDispatcher, wake_for

@@ -26,7 +26,7 @@ import math
 
 from PIL import Image, ImageDraw
 
-from m3daemon.daemon.state import SyncState
+from m3daemon.engine.status import SyncState
 
 __all__ = ["ICON_SIZE", "STATE_COLOURS", "app_icon", "icon_for", "quantize_percent"]
 

@@ -25,10 +25,11 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 
-from m3daemon.daemon.state import CongregationStatus, ProgressView, SyncState
-from m3daemon.i18n import _, ngettext
+from m3daemon.engine.status import CongregationStatus, SyncState
+from m3daemon.engine.wording import progress_text, short_time, state_label
+from m3daemon.i18n import _
 
 __all__ = [
     "APP_NAME",
@@ -40,6 +41,7 @@ __all__ = [
     "build_menu",
     "info_line",
     "notification_for",
+    "progress_text",
     "short_time",
     "state_label",
     "status_line",
@@ -65,14 +67,6 @@ STATE_SEVERITY: dict[SyncState, int] = {
     SyncState.OFFLINE: 5,
     SyncState.ERROR: 6,
 }
-
-
-def N_(message: str) -> str:
-    """Marks a string for translation without translating it (xgettext keyword)."""
-    return message
-
-
-_WEEKDAYS = (N_("Mon"), N_("Tue"), N_("Wed"), N_("Thu"), N_("Fri"), N_("Sat"), N_("Sun"))
 
 
 class ActionKind(str, enum.Enum):
@@ -117,19 +111,6 @@ def worst_state(statuses: Sequence[CongregationStatus]) -> SyncState:
     return max((s.state for s in statuses), key=lambda st: STATE_SEVERITY.get(st, 0))
 
 
-def state_label(state: SyncState) -> str:
-    labels = {
-        SyncState.STARTING: N_("Starting…"),
-        SyncState.UP_TO_DATE: N_("Up to date"),
-        SyncState.SYNCING: N_("Syncing…"),
-        SyncState.OFFLINE: N_("Offline"),
-        SyncState.ERROR: N_("Error"),
-        SyncState.PAUSED: N_("Paused"),
-        SyncState.NOT_CONFIGURED: N_("Not configured"),
-    }
-    return _(labels.get(state, state.value))
-
-
 def sync_percent(statuses: Sequence[CongregationStatus]) -> int | None:
     """Overall progress of the congregations that are syncing (bytes if known, else files)."""
     syncing = [s.progress for s in statuses if s.state is SyncState.SYNCING]
@@ -140,58 +121,6 @@ def sync_percent(statuses: Sequence[CongregationStatus]) -> int | None:
     if total_files:
         return min(100, sum(p.done_files for p in syncing) * 100 // total_files)
     return None
-
-
-def progress_text(progress: ProgressView) -> str:
-    """"Syncing 12/40 files (35 %)", or less when the totals are not known yet."""
-    percent = progress.percent
-    if progress.total_files:
-        files = ngettext("{done}/{total} file", "{done}/{total} files", progress.total_files).format(
-            done=progress.done_files, total=progress.total_files)
-        if percent is not None:
-            return _("Syncing {files} ({percent} %)").format(files=files, percent=percent)
-        return _("Syncing {files}").format(files=files)
-    if percent is not None:
-        return _("Syncing ({percent} %)").format(percent=percent)
-    return _("Syncing…")
-
-
-def _parse(iso: str) -> tuple[datetime, bool] | None:
-    """(datetime, date_only); naive values are local time."""
-    text = iso.strip()
-    try:
-        if len(text) == 10:
-            d = date.fromisoformat(text)
-            return datetime(d.year, d.month, d.day), True
-        return datetime.fromisoformat(text), False
-    except ValueError:
-        return None
-
-
-def short_time(iso: str | None, now: datetime | None = None) -> str | None:
-    """An ISO time as short local time: "18:05" today, "Thu 19:00" within a week, else the date."""
-    if not iso:
-        return None
-    parsed = _parse(iso)
-    if parsed is None:
-        return iso
-    dt, date_only = parsed
-    local = dt if date_only else dt.astimezone()  # astimezone(): aware → local, naive stays local
-    today = (now.astimezone() if now is not None else datetime.now().astimezone()).date()
-    days = (local.date() - today).days
-    weekday = _(_WEEKDAYS[local.weekday()])
-    if date_only:
-        if days == 0:
-            return _("today")
-        if days == 1:
-            return _("tomorrow")
-        return weekday if abs(days) <= 6 else local.date().isoformat()
-    hm = local.strftime("%H:%M")
-    if days == 0:
-        return hm
-    if abs(days) <= 6:
-        return f"{weekday} {hm}"
-    return f"{local.date().isoformat()} {hm}"
 
 
 def _info_parts(status: CongregationStatus, now: datetime | None) -> list[str]:

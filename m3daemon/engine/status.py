@@ -1,6 +1,8 @@
-"""The daemon's observable state: what the tray, ``status`` and the dashboard show.
+"""A congregation's observable sync state: what the tray, ``status`` and the dashboard show.
 
-Plain values only, so front ends never reach into the engine's locks or threads.
+Plain values only, so front ends never reach into the daemon's locks or threads. They live below
+the front-ends and the daemon (which fills them in), so the tray and the dashboard need not import
+the daemon that hosts them; :mod:`m3daemon.engine.wording` says them in words.
 """
 
 from __future__ import annotations

@@ -1,0 +1,97 @@
+"""How a congregation's sync state reads, in one place for the tray, the dashboard and the CLI.
+
+"Up to date", "Syncing 12/40 files (35 %)", "18:05" or "Thu 19:00": each front-end shows the same
+words for the same state, so a person who reads the tray and then the dashboard is not left
+wondering whether they mean different things.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from m3daemon.engine.clock import computer_now
+from m3daemon.engine.status import ProgressView, SyncState
+from m3daemon.i18n import _, ngettext
+
+__all__ = ["N_", "files_text", "progress_text", "short_time", "state_label"]
+
+
+def N_(message: str) -> str:
+    """Marks a string for translation without translating it (xgettext keyword)."""
+    return message
+
+
+_WEEKDAYS = (N_("Mon"), N_("Tue"), N_("Wed"), N_("Thu"), N_("Fri"), N_("Sat"), N_("Sun"))
+
+_STATE_LABELS = {
+    SyncState.STARTING: N_("Starting…"),
+    SyncState.UP_TO_DATE: N_("Up to date"),
+    SyncState.SYNCING: N_("Syncing…"),
+    SyncState.OFFLINE: N_("Offline"),
+    SyncState.ERROR: N_("Error"),
+    SyncState.PAUSED: N_("Paused"),
+    SyncState.NOT_CONFIGURED: N_("Not configured"),
+}
+
+
+def state_label(state: SyncState) -> str:
+    return _(_STATE_LABELS.get(state, state.value))
+
+
+def files_text(done: int, total: int) -> str:
+    """"12/40 files"."""
+    return ngettext("{done}/{total} file", "{done}/{total} files", total).format(done=done, total=total)
+
+
+def progress_text(progress: ProgressView) -> str:
+    """"Syncing 12/40 files (35 %)", or less when the totals are not known yet."""
+    percent = progress.percent
+    if progress.total_files:
+        files = files_text(progress.done_files, progress.total_files)
+        if percent is not None:
+            return _("Syncing {files} ({percent} %)").format(files=files, percent=percent)
+        return _("Syncing {files}").format(files=files)
+    if percent is not None:
+        return _("Syncing ({percent} %)").format(percent=percent)
+    return _("Syncing…")
+
+
+def _parse(iso: str) -> tuple[datetime, bool] | None:
+    """(datetime, date_only); naive values are local time."""
+    text = iso.strip()
+    try:
+        if len(text) == 10:
+            d = date.fromisoformat(text)
+            return datetime(d.year, d.month, d.day), True
+        return datetime.fromisoformat(text), False
+    except ValueError:
+        return None
+
+
+def short_time(iso: str | None, now: datetime | None = None) -> str | None:
+    """An ISO time as short local time: "18:05" today, "Thu 19:00" within a week, else the date.
+
+    Shown on this computer, so in the computer's zone (``now`` defaults to the computer's clock).
+    """
+    if not iso:
+        return None
+    parsed = _parse(iso)
+    if parsed is None:
+        return iso
+    dt, date_only = parsed
+    local = dt if date_only else dt.astimezone()  # astimezone(): aware → local, naive stays local
+    today = (now.astimezone() if now is not None else computer_now()).date()
+    days = (local.date() - today).days
+    weekday = _(_WEEKDAYS[local.weekday()])
+    if date_only:
+        if days == 0:
+            return _("today")
+        if days == 1:
+            return _("tomorrow")
+        return weekday if abs(days) <= 6 else local.date().isoformat()
+    hm = local.strftime("%H:%M")
+    if days == 0:
+        return hm
+    if abs(days) <= 6:
+        return f"{weekday} {hm}"
+    return f"{local.date().isoformat()} {hm}"
