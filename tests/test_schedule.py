@@ -185,3 +185,57 @@ def test_pause_skips_scheduled_syncs_and_survives_a_restart(cfg: Any) -> None:
     assert again.paused and again.status().state is SyncState.PAUSED
     again.resume()
     assert not CongregationRunner(cfg, sync_fn=sync).paused
+
+
+# --- one clock per congregation ---------------------------------------------------------------
+
+KIRITIMATI, PAGO_PAGO = ZoneInfo("Pacific/Kiritimati"), ZoneInfo("Pacific/Pago_Pago")  # UTC+14, UTC-11
+# Thursday 2036-01-03, 12:00 UTC: already Friday 02:00 in Kiritimati, still Thursday 01:00 in Pago Pago.
+# (Years ahead, so the scheduler's real timers for these meetings cannot fire during the test.)
+INSTANT = datetime(2036, 1, 3, 12, 0, tzinfo=ZoneInfo("UTC"))
+
+
+class RecordingSync:
+    """Remembers the "today" each congregation's sync was given; signals once all have synced."""
+
+    def __init__(self, expected: int) -> None:
+        self.today: dict[str, date] = {}
+        self.expected = expected
+        self.all_synced = threading.Event()
+
+    def __call__(self, cfg: Any, **kw: Any) -> SyncReport:
+        self.today[cfg.name] = kw["today"]
+        if len(self.today) >= self.expected:
+            self.all_synced.set()
+        return SyncReport()
+
+
+def test_two_congregations_far_apart_each_sync_by_their_own_day_and_meeting_time(tmp_path: Path) -> None:
+    """One daemon, a congregation in Kiritimati and one in Pago Pago, both meeting Thursday 19:00.
+    Each gets its own "today" for its sync and its own pre-meeting sync an hour before its own meeting."""
+    from m3daemon.daemon.app import Daemon
+    from m3daemon.settings.config import ScheduleConfig
+
+    conn = ConnectionConfig(url="https://dav.example.org", username="av", folder="/Cong")
+    thursday_evening = {"meeting.mwDay": 3, "meeting.mwStartTime": "19:00"}
+    configs = [
+        replace(default_config(tmp_path / f"{name}.toml"), connection=conn, prefs=thursday_evening,
+                schedule=ScheduleConfig(timezone=zone.key))
+        for name, zone in (("kiritimati", KIRITIMATI), ("pago-pago", PAGO_PAGO))
+    ]
+    sync = RecordingSync(expected=2)
+    daemon = Daemon(configs, no_tray=True, sync_fn=sync, watch=False, time_source=lambda: INSTANT)
+    daemon.start()
+    try:
+        assert sync.all_synced.wait(10)
+        assert daemon.scheduler is not None
+        pre = {c.name: daemon.scheduler.next_run(f"pre:{c.path}:") for c in configs}
+        meetings = {s.name: s.next_meeting for s in daemon.statuses()}
+    finally:
+        daemon.shutdown()
+    assert sync.today == {"kiritimati": date(2036, 1, 4), "pago-pago": date(2036, 1, 3)}
+    # Kiritimati's Thursday has passed: its next meeting is a week on; Pago Pago's is this evening.
+    assert meetings == {"kiritimati": "2036-01-10T19:00:00+14:00", "pago-pago": "2036-01-03T19:00:00-11:00"}
+    assert pre["kiritimati"] == datetime(2036, 1, 10, 18, 0, tzinfo=KIRITIMATI)
+    assert pre["pago-pago"] == datetime(2036, 1, 3, 18, 0, tzinfo=PAGO_PAGO)
+    assert pre["pago-pago"] is not None and pre["pago-pago"].utcoffset() == timedelta(hours=-11)

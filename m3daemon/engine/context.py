@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from m3daemon.core import prefs as m3prefs
 from m3daemon.core.layout import Layout
@@ -150,7 +150,7 @@ class Context:
             self._session.close()
             self._session = None
 
-    def __enter__(self) -> Context:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
