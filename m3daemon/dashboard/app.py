@@ -24,8 +24,8 @@ from typing import Any, Protocol
 from flask import Flask, Response, abort, g, redirect, render_template, request
 from flask.typing import ResponseReturnValue
 
-from m3daemon.engine.status import CongregationStatus, SyncState
 from m3daemon.engine.language import UI_LANGUAGE_KEY, language_for
+from m3daemon.engine.status import CongregationStatus, SyncState
 from m3daemon.errors import M3Error
 from m3daemon.i18n import _, choose_language, ngettext, pop_language, push_language
 from m3daemon.settings.config import Config
