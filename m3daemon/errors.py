@@ -254,6 +254,10 @@ class DiskFullError(SyncError):
     needs_person = True
 
 
+class NotEnoughSpace(DiskFullError):
+    """One file does not fit in the free space left; the files that fit are still placed."""
+
+
 class LocalFolderError(SyncError):
     """The local media folder cannot be written (read-only, permissions, missing drive)."""
 

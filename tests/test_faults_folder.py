@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -20,6 +24,7 @@ from faulthelpers import (
     proxied_member,
     proxy_for,
     quick_retries,  # noqa: F401 - a fixture, used by name
+    set_local,
     trash_files,
 )
 from faultproxy import Rule
@@ -198,3 +203,50 @@ def test_a_staging_folder_that_is_a_link_stops_the_sync_with_a_clear_error(
     rc, _out, err = run_cli(m, "update")
     assert rc == 1 and "is a link to" in err and "writes nothing through links" in err
     assert list(elsewhere.iterdir()) == [] and m.files() == {}
+
+
+# --- 2. a disk too small for everything: what fits, nearest meeting first -----------------------
+
+
+@contextmanager
+def small_disk(folder: Path, size: str) -> Iterator[Path]:
+    """A real file system of ``size`` (tmpfs; mounting needs root, as in CI)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root (CI runs as root)")
+    folder.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], check=True)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_a_disk_too_small_for_everything_gets_the_nearest_meetings_files_first(
+    wsgidav_server: DavServer, isolated_env: Path
+) -> None:
+    MB = 1_000_000
+    files = {
+        f"Media/{iso(1)}/a.jpg": os.urandom(300_000),
+        f"Media/{iso(1)}/talk.mp4": os.urandom(5 * MB),
+        f"Media/{iso(3)}/video.mp4": os.urandom(5 * MB),  # a later date: does not fit any more
+        f"Media/{iso(5)}/c.jpg": os.urandom(300_000),  # small: still fits after it
+    }
+    make_tree(cong(wsgidav_server), files)
+    with small_disk(isolated_env / "card", "8m") as card:
+        m = member_for(wsgidav_server, isolated_env)
+        set_local(m, media_dir=str(card / "media"))
+        rc, out, err = run_cli(m, "update", "--json")
+        assert rc == 1, err
+        result = json.loads(out)
+        assert m.files() == {k.removeprefix("Media/"): v for k, v in files.items() if "video" not in k}
+        [problem] = result["errors"]
+        assert problem["path"] == f"{iso(3)}/video.mp4" and problem["kind"] == "NotEnoughSpace"
+        assert re.fullmatch(
+            rf"Not enough space on the disk for Media/{iso(3)}/video\.mp4 \(5\.0 MB\); free [0-9.]+ MB, "
+            r"of which m3daemon keeps 419 kB for the rest of the computer\.", problem["message"]), problem
+        assert m.staged() == []
+        # A person deletes the near meeting's video: the next run restores it before anything later.
+        (card / "media" / iso(1) / "talk.mp4").unlink()
+        code, again = m.update_json()
+    assert code == 1 and (again["downloaded"], again["failed"]) == (1, 1)
+    assert [e["path"] for e in again["errors"]] == [f"{iso(3)}/video.mp4"]

@@ -237,7 +237,7 @@ def test_a_full_disk_stops_the_sync_cleanly(wsgidav_server: DavServer, isolated_
     small.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(small)], check=True)
     try:
-        make_tree(wsgidav_server.root / "Cong", {f"Media/{iso(1)}/big.mp4": os.urandom(4 * 1024 * 1024)})
+        make_tree(wsgidav_server.root / "Cong", {f"Media/{iso(1)}/big.mp4": os.urandom(12 * 1024 * 1024)})
         (wsgidav_server.root / "Cong").mkdir(exist_ok=True)
         m = Member.create(isolated_env, wsgidav_server.url, FOLDER, wsgidav_server.username,
                           wsgidav_server.password, wsgidav_server.ca_file)

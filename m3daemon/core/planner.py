@@ -60,6 +60,7 @@ class Fetch:
     # What was at ``target`` when the plan was made: the executor re-checks it just before the
     # rename, so a person's edit made during the download is trashed, never overwritten.
     here: LocalFile | None = None
+    day: date | None = None  # the date folder it goes into (None: classic's Recurring folder)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,7 @@ class Copy:
     existing: Existing
     origin: str
     here: LocalFile | None = None
+    day: date | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +126,7 @@ class Plan:
 class Want:
     remote: RemoteFile
     origin: str
+    day: date | None = None
 
 
 def plan_sync(
@@ -158,10 +161,10 @@ def plan_sync(
     for target, want, state in pending:
         src = sources.get(_key(want.remote))
         if src is None:
-            plan.actions.append(Fetch(want.remote, target, state, want.origin, local.get(target)))
+            plan.actions.append(Fetch(want.remote, target, state, want.origin, local.get(target), want.day))
             sources[_key(want.remote)] = target
         else:
-            plan.actions.append(Copy(src, want.remote, target, state, want.origin, local.get(target)))
+            plan.actions.append(Copy(src, want.remote, target, state, want.origin, local.get(target), want.day))
 
     # 2. Remove what is no longer wanted. Only ours is deleted; a person's file stays unless its
     #    name is hidden on that date, and then it goes to the trash.
@@ -236,10 +239,10 @@ def _wanted(
     for d in days:
         hidden = folder.hidden.get(d, set())
         dated = folder.dated.get(d, {})
-        names: dict[str, Want] = {n: Want(rf, "dated") for n, rf in dated.items()}
+        names: dict[str, Want] = {n: Want(rf, "dated", d) for n, rf in dated.items()}
         if d in meetings or dated:
             for n, rf in folder.recurring.items():
-                names.setdefault(n, Want(rf, "recurring"))
+                names.setdefault(n, Want(rf, "recurring", d))
         directory = layout.date_dir(d)
         for n, want in names.items():
             if n in hidden:

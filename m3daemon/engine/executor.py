@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 from m3daemon.core.layout import STAGING_DIR
@@ -31,17 +31,18 @@ from m3daemon.errors import (
     InterruptedTransfer,
     LocalFolderError,
     M3Error,
+    NotEnoughSpace,
 )
 from m3daemon.i18n import _
 from m3daemon.local.record import Record
 from m3daemon.local.safefs import check_no_link, is_link, linked_folder, linked_folder_error, open_new
+from m3daemon.local.space import SpaceBudget
 from m3daemon.remote.http import DavSession
 from m3daemon.remote.transfer import download, local_error
 
 log = logging.getLogger(__name__)
 
-# Free space kept back for the rest of the computer, beyond what the downloads need.
-DISK_RESERVE = 64 * 1024 * 1024
+# Free space: the reserve and the order files claim it in are m3daemon/local/space.py.
 # A download whose connection broke is resumed this many times within one sync.
 RESUME_ATTEMPTS = 3
 
@@ -111,10 +112,10 @@ class Executor:
         copies = [a for a in plan.actions if isinstance(a, Copy)]
         self.progress.total_files = len(fetches) + len(copies)
         self.progress.total_bytes = sum(a.remote.size for a in fetches)
-        if fetches or copies:
-            self._prepare_staging(sum(a.remote.size for a in fetches) + sum(a.remote.size for a in copies))
-
         failed_targets: set[str] = set()
+        if fetches or copies:
+            budget = self._prepare_staging()
+            fetches, copies = self._what_fits(budget, fetches, copies, out, failed_targets)
         if fetches:
             with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="download") as pool:
                 futures: list[tuple[Fetch, Future[Placed | None]]] = [
@@ -301,7 +302,33 @@ class Executor:
 
     # --- staging ---------------------------------------------------------------------------
 
-    def _prepare_staging(self, need: int) -> None:
+    def _what_fits(
+        self, budget: SpaceBudget, fetches: list[Fetch], copies: list[Copy], out: Outcome, failed: set[str]
+    ) -> tuple[list[Fetch], list[Copy]]:
+        """Claim space file by file, nearest meeting first and, within a date, small before large;
+        a file that does not fit fails alone (its copies are skipped) and the rest goes on."""
+        def key(a: Fetch | Copy) -> tuple[date, int, str]:
+            # A classic layout's Recurring folder (no date) feeds every meeting: it comes first.
+            return (a.day or date.min, a.remote.size, a.target)
+
+        ordered: list[Fetch | Copy] = sorted([*fetches, *copies], key=key)
+        fits: set[int] = set()
+        for action in ordered:
+            if isinstance(action, Copy) and action.source in failed:
+                continue  # skipped with its source, below
+            try:
+                budget.claim("/".join(action.remote.parts) if isinstance(action, Fetch) else action.target,
+                             action.remote.size)
+            except NotEnoughSpace as err:
+                log.warning("%s: %s", action.target, err.message)
+                out.failed.append((action.target, err))
+                failed.add(action.target)
+                continue
+            fits.add(id(action))
+        return ([a for a in ordered if isinstance(a, Fetch) and id(a) in fits],
+                [a for a in ordered if isinstance(a, Copy) and (id(a) in fits or a.source in failed)])
+
+    def _prepare_staging(self) -> SpaceBudget:
         for folder in (self.staging.parent, self.staging):
             if is_link(folder):
                 raise linked_folder_error(folder)
@@ -310,14 +337,7 @@ class Executor:
             _hide_on_windows(self.staging.parent)
         except OSError as exc:
             raise local_error(exc, self.staging / "x") from exc
-        free = shutil.disk_usage(self.staging).free
-        if need + DISK_RESERVE > free:
-            raise DiskFullError(
-                _("The media need {need} MB but the disk has only {free} MB free.").format(
-                    need=need // 1_000_000 + 1, free=free // 1_000_000
-                ),
-                _("Free some space (empty the trash, remove old videos), then update again."),
-            )
+        return SpaceBudget.measure(self.staging)
 
     def _clean_staging(self) -> None:
         """Remove leftover copies; keep ``.part`` files of interrupted downloads for resuming."""
