@@ -13,6 +13,9 @@
 # The dashboard tests (tests/test_dashboard_browser.py): chromium, driven by the Python package
 #   playwright (the test extra) through executable_path=/usr/bin/chromium, never `playwright
 #   install`; fonts-dejavu-core so that its screenshots have readable text.
+# The Windows file system tests (tests/fsmounts.py, tests/test_member_windows_fs.py): exfatprogs
+#   (mkfs.exfat) and exfat-fuse on a loop device, ntfs-3g (mkntfs, ntfs-3g -o windows_names); this
+#   kernel has no vfat/exfat driver, FUSE works (needs /dev/fuse and root).
 # Debian 12 / Ubuntu. Idempotent: does nothing when everything is already installed.
 # Quiet: prints one line, or apt's errors.
 #   --missing [build]  installs nothing; prints the missing packages (all, or only those pip needs
@@ -27,7 +30,8 @@ BUILD_PACKAGES="gcc pkg-config libgirepository1.0-dev libcairo2-dev python3-dev"
 PACKAGES="apache2 apache2-utils nginx libnginx-mod-http-dav-ext rclone curl ca-certificates util-linux python3 python3-venv systemd \
 xvfb xdotool trayer dbus-daemon gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1 \
 $BUILD_PACKAGES \
-chromium fonts-dejavu-core"
+chromium fonts-dejavu-core \
+exfatprogs exfat-fuse ntfs-3g"
 
 list_only=no
 if [ "${1:-}" = --missing ]; then

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from fsmounts import windows_volume  # noqa: F401 - exFAT and NTFS volumes (tests/fsmounts.py)
 from servers import KINDS, DavServer, ServerPool
 
 T = TypeVar("T")

@@ -43,9 +43,9 @@ class Member:
     def create(
         cls, home: Path, url: str, folder: str, username: str, password: str, ca_file: Path | None,
         *, layout: str = "watch", days_ahead: int = 14, prefs: dict[str, Any] | None = None,
-        insecure_loopback: bool = False, name: str = "member",
+        insecure_loopback: bool = False, name: str = "member", media: Path | None = None,
     ) -> Member:
-        media = home / f"{name}-media"
+        media = media if media is not None else home / f"{name}-media"
         conn: dict[str, Any] = {"url": url, "username": username, "folder": folder}
         if ca_file is not None:
             conn["ca_file"] = str(ca_file)

@@ -16,6 +16,7 @@ import shutil
 import stat
 import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -43,6 +44,8 @@ from m3daemon.remote.transfer import download, local_error
 log = logging.getLogger(__name__)
 
 # Free space: the reserve and the order files claim it in are m3daemon/local/space.py.
+# Placed files get an mtime on this grid (FAT's resolution), see on_time_grid.
+MTIME_GRID_SECONDS = 2
 # A download whose connection broke is resumed this many times within one sync.
 RESUME_ATTEMPTS = 3
 
@@ -230,9 +233,8 @@ class Executor:
         identical, else moved to the trash first.
         """
         target = self.media_dir / target_rel
-        if modified is not None:
-            ts = modified.timestamp()
-            os.utime(staged, (ts, ts))
+        when = on_time_grid(modified.timestamp() if modified is not None else time.time())
+        os.utime(staged, ns=(when, when))
         st = staged.stat()
         row = Placed(target_rel, st.st_size, st.st_mtime_ns, version, source)
         try:
@@ -346,6 +348,17 @@ class Executor:
                 _unlink_quiet(p)
         except OSError:
             pass
+
+
+def on_time_grid(seconds: float) -> int:
+    """``seconds`` as nanoseconds, rounded down to the 2 s grid that every file system keeps exactly.
+
+    The record knows our files by size and mtime. FAT keeps even seconds, exfat-fuse and HFS+ whole
+    seconds, NTFS 100 ns, ext4 1 ns; a time the volume cannot hold comes back rounded (after a
+    remount, or at once), and our file would look like a person's. A time on the grid is kept as
+    is everywhere, so the exact comparison holds; the file shows at most 2 s earlier.
+    """
+    return int(seconds // MTIME_GRID_SECONDS) * MTIME_GRID_SECONDS * 1_000_000_000
 
 
 def send_to_trash(path: Path) -> None:
