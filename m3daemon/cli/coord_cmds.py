@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from m3daemon.errors import ExitCode, UsageError
-from m3daemon.i18n import _, ngettext
+from m3daemon.i18n import _, ngettext, weekday_name
 
 if TYPE_CHECKING:  # `m3daemon --help` does not import the coordinator package
     from m3daemon.coordinator.context import Coordinator
@@ -258,7 +258,7 @@ def _print_overview(view: Overview) -> None:
     yes, no = _("yes"), _("no")
     for dv in view.dates:
         kind = _("meeting") if dv.meeting else ""
-        print(f"{dv.date.isoformat()} {dv.date.strftime('%A')} {kind}  {' '.join(dv.folders)}".rstrip())
+        print(f"{dv.date.isoformat()} {weekday_name(dv.date)} {kind}  {' '.join(dv.folders)}".rstrip())
         if not dv.entries:
             print("    " + _("(nothing)"))
             continue

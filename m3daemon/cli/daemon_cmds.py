@@ -67,6 +67,13 @@ def run_daemon(args: argparse.Namespace) -> int:
 
     setup_daemon_logging(args.verbose)
     configs = selected_configs(args)
+    if not args.lang and configs:
+        # The tray and notifications speak the first congregation's language (one icon for all);
+        # each dashboard page speaks its own congregation's.
+        from m3daemon.engine.language import language_for
+        from m3daemon.i18n import set_language
+
+        set_language(language_for(configs[0]))
     for cfg in configs:
         check_media_dir_unique(cfg)
     if args.host not in ("127.0.0.1", "::1", "localhost"):

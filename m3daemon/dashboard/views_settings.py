@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, render_template, request
 from flask.typing import ResponseReturnValue
+from markupsafe import escape
 
 from m3daemon.core import prefs as m3prefs
 from m3daemon.core.dates import DATE_FORMATS
 from m3daemon.engine.context import local_prefs
 from m3daemon.errors import LockedSettingError, M3Error, UsageError
-from m3daemon.i18n import _
+from m3daemon.i18n import _, weekday_name
 from m3daemon.settings.config import load_config, save_config
 
 from .access import Access
@@ -34,7 +36,21 @@ if TYPE_CHECKING:
 
     from .app import Dashboard
 
-WEEKDAYS = (N_("Monday"), N_("Tuesday"), N_("Wednesday"), N_("Thursday"), N_("Friday"), N_("Saturday"), N_("Sunday"))
+# M³ numbers the weekdays 0 = Monday … 6 = Sunday; their names come from CLDR in the page's language.
+WEEKDAY_DATES = tuple(date(2024, 1, 1) + timedelta(days=i) for i in range(7))  # 2024-01-01 was a Monday
+
+
+class _WeekdayName(str):
+    """A weekday's name, looked up when the page is shown (in the page's language)."""
+
+    def __str__(self) -> str:
+        return weekday_name(WEEKDAY_DATES[int(str.__str__(self))])
+
+    def __html__(self) -> str:
+        return str(escape(str(self)))
+
+
+WEEKDAYS = tuple(_WeekdayName(str(i)) for i in range(7))
 CHOICES: dict[str, tuple[tuple[str, str], ...]] = {
     "app.outputFolderDateFormat": tuple((f, f) for f in DATE_FORMATS),
     "media.maxRes": tuple((r, r) for r in m3prefs.MAX_RES),

@@ -10,7 +10,7 @@ from flask.typing import ResponseReturnValue
 from m3daemon.coordinator.media import human_size
 from m3daemon.engine.status import CongregationStatus, SyncState
 from m3daemon.engine.wording import progress_text, short_time, state_label
-from m3daemon.i18n import _
+from m3daemon.i18n import _, weekday_name
 
 from .app import N_, reply
 from .local import effective_of, next_meetings, record_meta
@@ -63,7 +63,7 @@ def register(app: Flask, dash: Dashboard) -> None:
         cfg = dash.config(cid)
         st = dash.status(cid)
         meta = record_meta(cfg)
-        meetings = [(m.start.strftime("%a %Y-%m-%d %H:%M"), _(MEETING_KINDS.get(m.kind, m.kind)))
+        meetings = [(f"{weekday_name(m.start, 'abbreviated')} {m.start:%Y-%m-%d %H:%M}", _(MEETING_KINDS.get(m.kind, m.kind)))
                     for m in next_meetings(cfg, effective_of(cfg, meta))]
         result = st.last_result or meta.get("last_result") or None
         problems = [(e.get("message", ""), e.get("remedy", "")) for e in (result or {}).get("errors", [])[:5]]

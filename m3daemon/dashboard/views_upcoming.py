@@ -10,7 +10,7 @@ from flask.typing import ResponseReturnValue
 
 from m3daemon.coordinator.media import human_size
 from m3daemon.errors import M3Error
-from m3daemon.i18n import _
+from m3daemon.i18n import _, weekday_name
 
 from .app import N_
 from .local import effective_of, kind_of, local_dates, local_file, today_of
@@ -53,7 +53,7 @@ def entry_view(cid: int, day: date, e: Entry) -> dict[str, Any]:
 def date_view(cid: int, dv: DateView) -> dict[str, Any]:
     return {
         "iso": dv.date.isoformat(),
-        "title": dv.date.strftime("%A %Y-%m-%d"),
+        "title": f"{weekday_name(dv.date)} {dv.date.isoformat()}",
         "meeting": dv.meeting,
         "entries": [entry_view(cid, dv.date, e) for e in dv.entries],
     }
@@ -84,7 +84,7 @@ def register(app: Flask, dash: Dashboard) -> None:
             problem = err
             effective = effective_of(cfg)
             for d, names in local_dates(cfg, effective, today, end):
-                offline.append((d.strftime("%A %Y-%m-%d"), [
+                offline.append((f"{weekday_name(d)} {d.isoformat()}", [
                     {"name": n, "kind": kind_of(n),
                      "thumb": f"/c/{cid}/thumb/{d.isoformat()}/{n}" if kind_of(n) == "image" else None}
                     for n in names]))

@@ -11,7 +11,7 @@ from datetime import date, datetime
 
 from m3daemon.engine.clock import computer_now
 from m3daemon.engine.status import ProgressView, SyncState
-from m3daemon.i18n import _, ngettext
+from m3daemon.i18n import _, ngettext, weekday_name
 
 __all__ = ["N_", "files_text", "progress_text", "short_time", "state_label"]
 
@@ -21,7 +21,6 @@ def N_(message: str) -> str:
     return message
 
 
-_WEEKDAYS = (N_("Mon"), N_("Tue"), N_("Wed"), N_("Thu"), N_("Fri"), N_("Sat"), N_("Sun"))
 
 _STATE_LABELS = {
     SyncState.STARTING: N_("Starting…"),
@@ -82,7 +81,7 @@ def short_time(iso: str | None, now: datetime | None = None) -> str | None:
     local = dt if date_only else dt.astimezone()  # astimezone(): aware → local, naive stays local
     today = (now.astimezone() if now is not None else computer_now()).date()
     days = (local.date() - today).days
-    weekday = _(_WEEKDAYS[local.weekday()])
+    weekday = weekday_name(local, "abbreviated")
     if date_only:
         if days == 0:
             return _("today")
