@@ -131,9 +131,9 @@ def _is_loopback(host: str) -> bool:
 
 def tls_context(ca_file: Path | None) -> ssl.SSLContext:
     """Certificates are always verified; a CA file replaces the system store (pinning a self-hosted
-    server's CA)."""
+    server's CA: ``m3daemon setup`` pins the CA whose fingerprint a person confirmed as ca_file)."""
     if ca_file is None:
-        return ssl.create_default_context()
+        return system_trust_context()
     try:
         return ssl.create_default_context(cafile=str(ca_file))
     except (OSError, ssl.SSLError) as exc:
@@ -143,6 +143,21 @@ def tls_context(ca_file: Path | None) -> ssl.SSLContext:
             ),
             _("Check [connection] ca_file: it must be the PEM file of the server's certificate authority."),
         ) from exc
+
+
+def system_trust_context() -> ssl.SSLContext:
+    """A context that verifies against the operating system's trust store (truststore, as pip does).
+
+    Python's own default context reads an OpenSSL CA file, which python.org's macOS Python and a
+    frozen build do not have, and which on Windows misses what the company installed in the
+    Windows store (TLS inspection). truststore asks Keychain on macOS and CryptoAPI on Windows;
+    on Linux it is OpenSSL's CA paths (SSL_CERT_FILE/SSL_CERT_DIR honoured), as before.
+    """
+    import truststore  # imported when a server without ca_file is contacted, not at start
+
+    ctx = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
 
 
 def parse_retry_after(value: str | None) -> float | None:
