@@ -254,6 +254,11 @@ class DiskFullError(SyncError):
     needs_person = True
 
 
+class FileInUse(SyncError):
+    """Windows refused to replace or delete a file another program holds open (a sharing
+    violation): M³ is showing it. The new version waits in the staging folder for the next sync."""
+
+
 class NotEnoughSpace(DiskFullError):
     """One file does not fit in the free space left; the files that fit are still placed."""
 

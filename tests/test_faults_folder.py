@@ -250,3 +250,69 @@ def test_a_disk_too_small_for_everything_gets_the_nearest_meetings_files_first(
         code, again = m.update_json()
     assert code == 1 and (again["downloaded"], again["failed"]) == (1, 1)
     assert [e["path"] for e in again["errors"]] == [f"{iso(3)}/video.mp4"]
+
+
+# --- 9. files in use (a Windows sharing violation, injected at the OS boundary) ----------------
+
+
+class SharingViolation:
+    """``os.replace`` / ``os.unlink`` fail as on Windows for the chosen paths while M³ holds them."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, *held: Path) -> None:
+        self.held = {str(p) for p in held}
+        real_replace, real_unlink = os.replace, os.unlink
+
+        def replace(src: object, dst: object, *a: object, **k: object) -> None:
+            self._check(dst)
+            real_replace(src, dst, *a, **k)  # type: ignore[arg-type]
+
+        def unlink(path: object, *a: object, **k: object) -> None:
+            self._check(path)
+            real_unlink(path, *a, **k)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(os, "replace", replace)
+        monkeypatch.setattr(os, "unlink", unlink)
+
+    def _check(self, path: object) -> None:
+        if str(path) in self.held:
+            err = PermissionError(13, "The process cannot access the file because it is being used by "
+                                      "another process", str(path))
+            err.winerror = 32  # type: ignore[attr-defined]  # what Windows sets
+            raise err
+
+    def release(self) -> None:
+        self.held.clear()
+
+
+def test_a_file_in_use_waits_downloaded_and_is_replaced_at_the_next_sync(
+    wsgidav_server: DavServer, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d = f"Media/{iso(1)}"
+    make_tree(cong(wsgidav_server), {f"{d}/talk.jpg": b"version 1", f"{d}/old.jpg": b"old", f"{d}/x.jpg": b"x"})
+    with proxy_for(wsgidav_server) as proxy:
+        m = proxied_member(proxy, wsgidav_server, isolated_env)
+        assert m.update().ok
+        talk, old = m.media / iso(1) / "talk.jpg", m.media / iso(1) / "old.jpg"
+        (cong(wsgidav_server) / d / "talk.jpg").write_bytes(b"version 2, for the meeting")
+        (cong(wsgidav_server) / d / "old.jpg").unlink()
+        in_use = SharingViolation(monkeypatch, talk, old)
+        report = m.update()
+        assert not report.ok and report.failed == 0
+        assert sorted((w["path"], w["message"]) for w in report.waiting) == [
+            (f"{iso(1)}/old.jpg", f"{iso(1)}/old.jpg is in use by another program; it will be removed after the meeting."),
+            (f"{iso(1)}/talk.jpg",
+             f"{iso(1)}/talk.jpg is in use by another program; it will be replaced after the meeting."),
+        ]
+        assert talk.read_bytes() == b"version 1" and old.exists()
+        from m3daemon.engine.executor import waiting_targets
+
+        assert waiting_targets(m.media / ".m3daemon" / "staging") == [f"{iso(1)}/talk.jpg"]
+        gets = lambda: sum(1 for meth, p, _s in proxy.log if meth == "GET" and p.endswith("/talk.jpg"))
+        before = gets()
+        in_use.release()  # the meeting is over
+        report = m.update()
+    assert report.ok, (report.errors, report.waiting)
+    assert gets() == before, "placed from the waiting download, not downloaded again"
+    assert talk.read_bytes() == b"version 2, for the meeting" and not old.exists()
+    assert report.conflicts == 0 and trash_files(isolated_env) == []
+    assert m.staged() == []

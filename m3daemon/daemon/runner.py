@@ -88,6 +88,7 @@ class CongregationRunner:
         self.next_sync: str | None = None
         self.next_meeting: tuple[str, str] | None = None
         self.meeting_days_known = True
+        self.waiting: list[str] = []  # media files whose new version waits: the old one is in use
         self._paused = self._load_paused()
         self._thread = threading.Thread(target=self._loop, name=f"sync-{self.name}", daemon=True)
 
@@ -165,6 +166,7 @@ class CongregationRunner:
             progress=ProgressView(p.done_files, p.total_files, p.done_bytes, p.total_bytes, p.current)
             if self.state is SyncState.SYNCING else ProgressView(),
             last_error=self.last_error, last_result=self.last_result, completed_seq=self._completed_seq,
+            waiting=list(self.waiting),
         )
 
     # --- the worker ----------------------------------------------------------------------
@@ -250,7 +252,9 @@ class CongregationRunner:
         self.meeting_days_known = report.meeting_days_known
         self.last_result = {**report.to_json(), "reason": reason}
         self.last_sync = _now_iso()
-        if report.ok:
+        self.waiting = [str(w.get("path", "")) for w in report.waiting]
+        if report.ok or (not report.failed and not report.held_deletions):
+            # Files M³ holds open wait for the next sync: not a problem for a person to solve.
             self.state, self.last_error = SyncState.UP_TO_DATE, None
         else:
             infos = report.error_infos()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import filecmp
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -29,6 +30,7 @@ from m3daemon.errors import (
     Cancelled,
     CredentialsError,
     DiskFullError,
+    FileInUse,
     InterruptedTransfer,
     LocalFolderError,
     M3Error,
@@ -36,7 +38,14 @@ from m3daemon.errors import (
 )
 from m3daemon.i18n import _
 from m3daemon.local.record import Record
-from m3daemon.local.safefs import check_no_link, is_link, linked_folder, linked_folder_error, open_new
+from m3daemon.local.safefs import (
+    check_no_link,
+    is_link,
+    linked_folder,
+    linked_folder_error,
+    open_new,
+    write_new_text,
+)
 from m3daemon.local.space import SpaceBudget
 from m3daemon.remote.http import DavSession
 from m3daemon.remote.transfer import download, local_error
@@ -82,6 +91,8 @@ class Outcome:
     failed: list[tuple[str, M3Error]] = field(default_factory=list)
     rows: list[Placed] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # copies not made because their source failed
+    # Files another program holds open (Windows): the new version waits in staging for the next sync.
+    waiting: list[tuple[str, M3Error]] = field(default_factory=list)
 
 
 class Executor:
@@ -116,6 +127,7 @@ class Executor:
         self.progress.total_files = len(fetches) + len(copies)
         self.progress.total_bytes = sum(a.remote.size for a in fetches)
         failed_targets: set[str] = set()
+        placing = {a.target for a in fetches} | {a.target for a in copies}
         if fetches or copies:
             budget = self._prepare_staging()
             fetches, copies = self._what_fits(budget, fetches, copies, out, failed_targets)
@@ -151,7 +163,7 @@ class Executor:
                     (self.media_dir / other.path).rmdir()
                 except OSError:
                     log.debug("left %s in place: not empty", other.path)
-        self._clean_staging()
+        self._clean_staging(placing)
         out.conflicts += self.replaced
         return out
 
@@ -162,6 +174,11 @@ class Executor:
             row = fut.result()
         except Cancelled:
             raise
+        except FileInUse as exc:
+            log.warning("%s: %s", target, exc.message)
+            out.waiting.append((target, exc))
+            failed.add(target)
+            return
         except (DiskFullError, CredentialsError):
             # A full disk or refused credentials fail every other file too: stop the sync (exit 1
             # or 3) instead of reporting each file. What was placed is in the record's pending rows.
@@ -185,6 +202,12 @@ class Executor:
         if self.cancel.is_set():
             raise Cancelled
         assert self.session is not None
+        source = "/".join(action.remote.parts)
+        ready = self._waiting_file(action.target, action.remote.version, source, action.remote.size)
+        if ready is not None:  # downloaded by an earlier sync; its target was in use then
+            log.info("placing %s from the earlier download that waited", action.target)
+            return self._place(ready, action.target, action.existing, action.here, action.remote.version,
+                               source, action.remote.modified)
         part = self.staging / (_staging_name(action.remote.parts) + ".part")
         for attempt in range(1, RESUME_ATTEMPTS + 1):
             try:
@@ -202,6 +225,11 @@ class Executor:
                            "/".join(action.remote.parts), action.remote.modified)
 
     def _copy(self, action: Copy) -> Placed | None:
+        ready = self._waiting_file(action.target, action.remote.version, "/".join(action.remote.parts),
+                                   action.remote.size)
+        if ready is not None:
+            return self._place(ready, action.target, action.existing, action.here, action.remote.version,
+                               "/".join(action.remote.parts), action.remote.modified)
         src = self.media_dir / action.source
         tmp = self.staging / (_staging_name((action.target,)) + ".copy")
         try:
@@ -265,6 +293,14 @@ class Executor:
             self.record.note_pending(row)
             os.replace(staged, target)
         except OSError as exc:
+            if in_use(exc):
+                self._keep_waiting(staged, target_rel, version, source)
+                raise FileInUse(
+                    _("{path} is in use by another program; it will be replaced after the meeting.").format(
+                        path=target_rel),
+                    _("Nothing to do: the new version is downloaded and waits; the next update puts it "
+                      "in place without downloading it again."),
+                ) from exc
             _unlink_quiet(staged)
             raise local_error(exc, target) from exc
         self.progress.file_done(target_rel)
@@ -300,6 +336,15 @@ class Executor:
         except FileNotFoundError:
             pass
         except OSError as exc:
+            if in_use(exc):
+                err = FileInUse(
+                    _("{path} is in use by another program; it will be removed after the meeting.").format(
+                        path=action.path),
+                    _("Nothing to do: the next update removes it."),
+                )
+                log.warning("%s: %s", action.path, err.message)
+                out.waiting.append((action.path, err))
+                return
             out.failed.append((action.path, local_error(exc, path)))
 
     # --- staging ---------------------------------------------------------------------------
@@ -341,11 +386,54 @@ class Executor:
             raise local_error(exc, self.staging / "x") from exc
         return SpaceBudget.measure(self.staging)
 
-    def _clean_staging(self) -> None:
-        """Remove leftover copies; keep ``.part`` files of interrupted downloads for resuming."""
+    # --- files that waited because their target was in use -------------------------------------
+
+    def _ready_paths(self, target_rel: str) -> tuple[Path, Path]:
+        base = self.staging / _staging_name((target_rel,))
+        return base.with_suffix(".ready"), base.with_suffix(".ready.json")
+
+    def _keep_waiting(self, staged: Path, target_rel: str, version: str, source: str) -> None:
+        """Keep a verified file whose target is in use, with what it is, for the next sync."""
+        ready, meta = self._ready_paths(target_rel)
         try:
+            if staged != ready:
+                os.replace(staged, ready)
+            write_new_text(meta, json.dumps({"target": target_rel, "version": version, "source": source,
+                                             "size": ready.stat().st_size}))
+        except OSError as exc:
+            log.warning("could not keep the download of %s for the next sync: %s", target_rel, exc)
+            _unlink_quiet(staged)
+
+    def _waiting_file(self, target_rel: str, version: str, source: str, size: int) -> Path | None:
+        ready, meta = self._ready_paths(target_rel)
+        try:
+            info = json.loads(meta.read_text("utf-8"))
+            st = ready.lstat()
+        except (OSError, ValueError):
+            return None
+        if (info.get("target"), info.get("version"), info.get("source"), info.get("size")) != (
+                target_rel, version, source, size) or not stat.S_ISREG(st.st_mode) or st.st_size != size:
+            _unlink_quiet(ready)
+            _unlink_quiet(meta)
+            return None
+        _unlink_quiet(meta)  # written again if the target is still in use
+        return ready
+
+    def waiting_targets(self) -> list[str]:
+        """Targets whose new version waits in the staging folder (for status and the dashboard)."""
+        return waiting_targets(self.staging)
+
+    def _clean_staging(self, placing: set[str]) -> None:
+        """Remove leftover copies, and waiting files no longer wanted; keep ``.part`` files of
+        interrupted downloads for resuming."""
+        try:
+            if not self.staging.is_dir():
+                return
             for p in self.staging.glob("*.copy"):
                 _unlink_quiet(p)
+            for target in set(waiting_targets(self.staging)) - placing:
+                for p in self._ready_paths(target):
+                    _unlink_quiet(p)
         except OSError:
             pass
 
@@ -359,6 +447,30 @@ def on_time_grid(seconds: float) -> int:
     is everywhere, so the exact comparison holds; the file shows at most 2 s earlier.
     """
     return int(seconds // MTIME_GRID_SECONDS) * MTIME_GRID_SECONDS * 1_000_000_000
+
+
+# Windows: ERROR_SHARING_VIOLATION, ERROR_LOCK_VIOLATION (another program holds the file open).
+_IN_USE = frozenset({32, 33})
+
+
+def in_use(exc: OSError) -> bool:
+    """Whether an OS error says another program holds the file open (a Windows sharing violation)."""
+    return getattr(exc, "winerror", None) in _IN_USE
+
+
+def waiting_targets(staging: Path) -> list[str]:
+    """The media files whose new version waits in ``staging`` because the old one was in use."""
+    out: list[str] = []
+    try:
+        metas = sorted(staging.glob("*.ready.json"))
+    except OSError:
+        return out
+    for meta in metas:
+        try:
+            out.append(str(json.loads(meta.read_text("utf-8"))["target"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return sorted(out)
 
 
 def send_to_trash(path: Path) -> None:

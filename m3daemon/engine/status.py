@@ -61,6 +61,12 @@ class CongregationStatus:
     last_error: ErrorInfo | None = None
     last_result: dict[str, Any] | None = None
     completed_seq: int = 0  # syncs requested up to this number have finished (for `update` to wait on)
+    # Media files whose new version waits because the old one is in use (M³ shows it); the next
+    # sync places them without downloading again.
+    waiting: list[str] = field(default_factory=list)
+    # Per date (ISO), the media files of that date that are not in the media folder, because the
+    # server cannot serve them or they do not fit: what a meeting's readiness must name.
+    missing: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def paused(self) -> bool:

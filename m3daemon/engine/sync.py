@@ -68,10 +68,13 @@ class SyncReport:
     window: list[str] = field(default_factory=list)
     meeting_days_known: bool = True
     media_dir: str = ""
+    # Files another program holds open (Windows): the new version (or the removal) waits for the
+    # next sync, which needs no download for it. ErrorInfo.to_dict() of each, like ``errors``.
+    waiting: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.held_deletions
+        return not self.failed and not self.held_deletions and not self.waiting
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -347,12 +350,12 @@ def _update_locked(
         # yet removed): keep its row, or the next sync would take the sync's own file for a
         # person's and send it to the trash, or never remove it.
         kept = {r.path for r in outcome.rows}
-        not_done = [p for p, _err in outcome.failed] + outcome.skipped
+        not_done = [p for p, _err in outcome.failed] + [p for p, _err in outcome.waiting] + outcome.skipped
         outcome.rows.extend(rows[p] for p in dict.fromkeys(not_done) if p in rows and p not in kept)
     record.commit(outcome.rows, meta={
         "media_dir": media_dir,
         "last_sync": datetime.now(UTC).isoformat(),
-        "last_result": "ok" if not outcome.failed and not held else "partial",
+        "last_result": "ok" if not outcome.failed and not outcome.waiting and not held else "partial",
         "effective_prefs": cong.effective,
         "locked_keys": sorted(m3prefs.locked_keys(cong.forced.values)),
     })
@@ -363,6 +366,7 @@ def _update_locked(
     report.conflicts = outcome.conflicts
     report.failed = len(outcome.failed)
     report.errors.extend(_error_dict(e, path) for path, e in outcome.failed)
+    report.waiting = [_error_dict(e, path) for path, e in outcome.waiting]
     return report
 
 
