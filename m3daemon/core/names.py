@@ -12,7 +12,10 @@ touches the local disk it must be one that
 * fits: M³ itself caps file names at 200 UTF-8 bytes (``constants/general.ts:24``).
 
 The rules are deliberately one list for all platforms: the same folder must come out identical on the
-Windows, macOS and Linux computers of one Kingdom Hall.
+Windows, macOS and Linux computers of one Kingdom Hall. The list is also the strictest of the file
+systems the media go to (NTFS, FAT, exFAT on a USB stick, HFS+/APFS, ext4): checked on real exFAT and
+NTFS volumes in tests/test_member_windows_fs.py. What the media folder's own volume does (case folding,
+name rules, time resolution) is measured by local/longpaths.py's probe, once per folder and process.
 
 Pure module: no I/O.
 """

@@ -37,6 +37,7 @@ from m3daemon.errors import (
     NotEnoughSpace,
 )
 from m3daemon.i18n import _
+from m3daemon.local.longpaths import VolumeTraits, plain_path, probe_volume
 from m3daemon.local.record import Record
 from m3daemon.local.safefs import (
     check_no_link,
@@ -110,6 +111,8 @@ class Executor:
         self.session = session
         self.media_dir = media_dir
         self.staging = media_dir / STAGING_DIR / "staging"
+        #: What the media folder's volume does (case folding, name rules, time resolution), once staged.
+        self.volume: VolumeTraits | None = None
         self.record = record
         self.workers = workers
         self.progress = progress or Progress()
@@ -384,6 +387,7 @@ class Executor:
             _hide_on_windows(self.staging.parent)
         except OSError as exc:
             raise local_error(exc, self.staging / "x") from exc
+        self.volume = volume_of(self.staging)
         return SpaceBudget.measure(self.staging)
 
     # --- files that waited because their target was in use -------------------------------------
@@ -473,11 +477,33 @@ def waiting_targets(staging: Path) -> list[str]:
     return sorted(out)
 
 
+_VOLUMES: dict[str, VolumeTraits | None] = {}
+_VOLUMES_LOCK = threading.Lock()
+
+
+def volume_of(staging: Path) -> VolumeTraits | None:
+    """What the media folder's volume does (probed once per folder and process, in the staging
+    folder, which the watcher ignores); None when the probe itself fails."""
+    key = str(staging)
+    with _VOLUMES_LOCK:
+        if key in _VOLUMES:
+            return _VOLUMES[key]
+    traits: VolumeTraits | None = None
+    try:
+        traits = probe_volume(staging)
+        log.info("the media folder's volume: %s", traits.describe())
+    except OSError:
+        log.debug("probing the volume of %s failed", staging, exc_info=True)
+    with _VOLUMES_LOCK:
+        _VOLUMES[key] = traits
+    return traits
+
+
 def send_to_trash(path: Path) -> None:
     """The platform's trash, so a person's file can always be restored."""
     from send2trash import send2trash
 
-    send2trash(str(path))
+    send2trash(plain_path(str(path)))  # the shell's trash refuses the \\?\ form
 
 
 def _staging_name(parts: tuple[str, ...]) -> str:

@@ -33,6 +33,7 @@ from m3daemon.engine.executor import Executor, Outcome, Progress
 from m3daemon.errors import AnotherSyncRunning, ErrorInfo, LockHeld, M3Error, MassDeletionRefused
 from m3daemon.i18n import _, ngettext
 from m3daemon.local.locks import FileLock
+from m3daemon.local.longpaths import for_os
 from m3daemon.local.record import Record
 from m3daemon.local.scan import list_subdirs, scan_local
 from m3daemon.remote.http import DavSession, RetryPolicy
@@ -195,7 +196,7 @@ def make_plan(
     days = MeetingDays.from_prefs(cong.effective)
     end = today + timedelta(days=cfg.local.days_ahead)
     meetings = meeting_dates(days, today, end)
-    media_dir = cfg.local.media_dir
+    media_dir = for_os(cfg.local.media_dir)  # the long form on Windows (local/longpaths.py)
     dirs = {layout.date_dir(today + timedelta(days=i)) for i in range(cfg.local.days_ahead + 1)}
     rec_dir = layout.recurring_dir()
     if rec_dir:
@@ -301,7 +302,8 @@ def _update_locked(
     progress: Progress | None, cancel: threading.Event | None, allow_deletions: bool,
     on_plan: Callable[[Plan], None] | None,
 ) -> SyncReport:
-    rows = record.load(on_disk=lambda rel: _size_and_mtime(cfg.local.media_dir / rel))
+    on_os = for_os(cfg.local.media_dir)  # the long form on Windows (local/longpaths.py)
+    rows = record.load(on_disk=lambda rel: _size_and_mtime(on_os / rel))
     media_dir = str(cfg.local.media_dir)
     if rows and record.get_meta("media_dir") not in (None, media_dir):
         # The record describes another folder: files there are left as they are.
@@ -344,7 +346,7 @@ def _update_locked(
     outcome = Outcome(unchanged=len(plan.keep), rows=list(plan.keep))
     if plan.actions:
         cfg.local.media_dir.mkdir(parents=True, exist_ok=True)
-        executor = Executor(session, cfg.local.media_dir, record, progress=progress, cancel=cancel)
+        executor = Executor(session, on_os, record, progress=progress, cancel=cancel)
         outcome = executor.run(plan)
         # A file whose action failed is still what the record says (the old version, a file not
         # yet removed): keep its row, or the next sync would take the sync's own file for a

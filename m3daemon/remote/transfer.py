@@ -31,6 +31,7 @@ from m3daemon.errors import (
     TransferError,
 )
 from m3daemon.i18n import _
+from m3daemon.local.longpaths import plain_path
 from m3daemon.local.safefs import open_existing, open_new, write_new_text
 from m3daemon.remote.http import DavSession, classify_status, classify_transport_error
 
@@ -261,9 +262,16 @@ def local_error(exc: OSError, path: Path) -> M3Error:
             _("Check that the media folder exists, is not read-only and belongs to you."),
         )
     if exc.errno == errno.ENAMETOOLONG:
+        if len(path.name.encode("utf-8", "surrogateescape")) > 255:
+            return LocalFolderError(
+                _("The name {name} is too long for this disk.").format(name=path.name),
+                _("Ask the coordinator to use a shorter file name."),
+            )
         return LocalFolderError(
-            _("The name {name} is too long for this disk.").format(name=path.name),
-            _("Ask the coordinator to use a shorter file name."),
+            _("The path {path} is too long for this computer ({n} characters).").format(
+                path=plain_path(str(path)), n=len(plain_path(str(path)))),
+            _("Choose a media folder with a shorter path (for example D:\\Media or ~/Media), "
+              "or ask the coordinator to use shorter file names."),
         )
     return LocalFolderError(
         _("Writing {path} failed: {reason}.").format(path=path, reason=exc.strerror or exc),
