@@ -128,20 +128,20 @@ def add_settings_parser(sub: Any, name: str, help_text: str) -> None:
 def _settings_now(cfg: Any, refresh: bool) -> tuple[dict[str, Any], list[str], str | None]:
     from m3daemon.core import prefs as m3prefs
 
+    ctx = Context.of(cfg)
     if refresh:
-        from m3daemon.engine.context import open_session, record_path
         from m3daemon.engine.sync import read_congregation
         from m3daemon.local.record import Record
 
-        rec = Record(record_path(cfg))
+        rec = Record(ctx.record_path)
         try:
-            with open_session(cfg) as session:
-                cong = read_congregation(session, cfg, rec)
+            with ctx:
+                cong = read_congregation(ctx.session, cfg, rec)
             rec.set_meta(effective_prefs=cong.effective,
                          locked_keys=sorted(m3prefs.locked_keys(cong.forced.values)))
         finally:
             rec.close()
-    prefs = Context.of(cfg).recorded_prefs()
+    prefs = ctx.recorded_prefs()
     return prefs.effective, list(prefs.locked), prefs.fetched_at
 
 
