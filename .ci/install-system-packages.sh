@@ -16,6 +16,8 @@
 # The Windows file system tests (tests/fsmounts.py, tests/test_member_windows_fs.py): exfatprogs
 #   (mkfs.exfat) and exfat-fuse on a loop device, ntfs-3g (mkntfs, ntfs-3g -o windows_names); this
 #   kernel has no vfat/exfat driver, FUSE works (needs /dev/fuse and root).
+# The M³ watcher test (tests/test_m3_watcher.py): nodejs with npm, for the npm package chokidar 5
+#   (needs Node.js 20.19 or newer: nodesource's nodejs has npm; with Debian's own, npm is separate).
 # Debian 12 / Ubuntu. Idempotent: does nothing when everything is already installed.
 # Quiet: prints one line, or apt's errors.
 #   --missing [build]  installs nothing; prints the missing packages (all, or only those pip needs
@@ -31,7 +33,7 @@ PACKAGES="apache2 apache2-utils nginx libnginx-mod-http-dav-ext rclone curl ca-c
 xvfb xdotool trayer dbus-daemon gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1 \
 $BUILD_PACKAGES \
 chromium fonts-dejavu-core \
-exfatprogs exfat-fuse ntfs-3g"
+exfatprogs exfat-fuse ntfs-3g nodejs"
 
 list_only=no
 if [ "${1:-}" = --missing ]; then
@@ -90,6 +92,10 @@ run $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
 # shellcheck disable=SC2086  # word splitting of $missing is intended
 run $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     -o Dpkg::Use-Pty=0 $missing
+if ! command -v npm >/dev/null 2>&1; then
+    run $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        -o Dpkg::Use-Pty=0 npm
+fi
 rm -f "$log"
 
 echo "installed:$missing"

@@ -167,12 +167,17 @@ CASES = [
     Case("window of 0 days: today only",
          dated={TODAY: [rf("Media/2026-11-26/t.jpg")], SAT: [SAT_A]}, days_ahead=0, meetings=[],
          expect=[("fetch", "2026-11-26/t.jpg", "nothing")]),
-    Case("classic layout: language folder, congregation date format, and a Recurring folder",
+    Case("classic layout: language folder, congregation date format, and Recurring left empty",
          dated={SAT: [SAT_A]}, recurring=[YEARTEXT], meetings=[SAT],
          layout=Layout("classic", "E", "YYYY-MM-DD - dddd"),
          expect=[("fetch", "E/2026-11-28 - Saturday/a.jpg", "nothing"),
-                 ("fetch", "E/2026-11-28 - Saturday/yeartext.mp4", "nothing"),
-                 ("copy", "E/2026-11-28 - Saturday/yeartext.mp4", "E/Recurring/yeartext.mp4", "nothing")]),
+                 ("fetch", "E/2026-11-28 - Saturday/yeartext.mp4", "nothing")]),
+    Case("classic layout: what an older m3daemon put in Recurring is removed, a person's file stays",
+         recurring=[YEARTEXT], meetings=[SAT], layout=Layout("classic", "E"),
+         placed=[ours("E/Recurring/yeartext.mp4", "Media/Recurring/yeartext.mp4", "r1")],
+         persons={"E/Recurring/mine.mp4": LocalFile(5, 5)},
+         expect=[("fetch", "E/2026-11-28/yeartext.mp4", "nothing"),
+                 ("delete", "E/Recurring/yeartext.mp4", "recurring-folder")]),
 ]
 
 

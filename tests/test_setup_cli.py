@@ -97,6 +97,8 @@ def test_setup_in_a_terminal_asks_for_everything(wsgidav_server: DavServer, isol
         "Congregation sync folder": "/dav/Cong",
         "Local media folder": str(isolated_env / "media"),
         "Password": wsgidav_server.password,
+        # the server has no date folder to read it from, so setup asks
+        "Language of weekday names": "fr",
     }
     env = dict(os.environ)
     pid, fd = pty.fork()
@@ -130,6 +132,7 @@ def test_setup_in_a_terminal_asks_for_everything(wsgidav_server: DavServer, isol
     assert "Connected" in out
     assert wsgidav_server.password not in out
     assert (config_dir() / "config.toml").exists()
+    assert 'app.localAppLang" = "fr"' in (config_dir() / "config.toml").read_text()
 
 
 def test_providers_lists_the_presets_with_app_password_notes() -> None:

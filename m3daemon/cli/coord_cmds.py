@@ -38,7 +38,8 @@ def _upload_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prefix", metavar="NN[-NN[-NN]]",
                    help=_("order prefix, written as '<prefix> - <file name>' (M³'s style)"))
     p.add_argument("--section", metavar="ID",
-                   help=_("meeting part on M³ 25+: tgw, ayfm, lac, circuit-overseer, pt or wt"))
+                   help=_("meeting part on M³ 25+: tgw, ayfm, lac, pt or wt (circuit-overseer cannot be "
+                          "chosen by name; M³ uses it by itself in his week)"))
 
 
 def add_media_parser(sub: Any, name: str, help_text: str) -> None:

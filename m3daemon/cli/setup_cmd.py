@@ -30,6 +30,9 @@ def add_parser(sub: Any, name: str, help_text: str) -> None:
     p.add_argument("--layout", choices=("watch", "classic"))
     p.add_argument("--days-ahead", type=int)
     p.add_argument("--name", help=_("a name for this congregation (shown in the tray and status)"))
+    p.add_argument("--weekday-language", metavar="LANG",
+                   help=_("language of weekday names in date folder names such as '06-12-2026 - dimanche' "
+                          "(app.localAppLang; default: the language of the server's folders)"))
     p.add_argument("--password-stdin", action="store_true", help=_("read the password from standard input"))
     p.add_argument("--no-test", action="store_true", help=_("save without testing the connection"))
     p.add_argument("--allow-insecure-loopback", action="store_true", help=argparse.SUPPRESS)
@@ -90,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
         doc["local"]["days_ahead"] = args.days_ahead
     if args.name:
         doc.setdefault("congregation", {})["name"] = args.name
+    if args.weekday_language:
+        doc.setdefault("prefs", {})["app.localAppLang"] = args.weekday_language
     new = cfgmod.config_from_document(doc, path)
     assert new.connection is not None
 
@@ -119,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
             print(_("Nothing was saved."), file=sys.stderr)
             return int(err.exit_code)
         print(summary)
+        if not args.weekday_language:
+            new = _weekday_language(new, doc, path, password, interactive)
 
     assert new.connection is not None
     registry.check_media_dir_unique(new)
@@ -130,6 +137,23 @@ def run(args: argparse.Namespace) -> int:
         print(file_storage_notice(), file=sys.stderr)
     print(_("Next: run `m3daemon update`."))
     return int(ExitCode.OK)
+
+
+def _weekday_language(new: Any, doc: dict[str, Any], path: Path, password: str, interactive: bool) -> Any:
+    """Read ``app.localAppLang`` from the server's date folder names, or ask when none tells."""
+    from m3daemon.engine.connection import server_weekday_language
+    from m3daemon.settings import config as cfgmod
+
+    lang = server_weekday_language(new, password)
+    if lang is None and interactive:
+        lang = _ask(_("Language of weekday names in folder names (en, fr, de, es …)"),
+                    str(new.prefs.get("app.localAppLang") or "en"))
+    elif lang is not None:
+        print(_("Weekday names in folder names: {lang} (as in the server's date folders).").format(lang=lang))
+    if not lang or lang == new.prefs.get("app.localAppLang"):
+        return new
+    doc.setdefault("prefs", {})["app.localAppLang"] = lang
+    return cfgmod.config_from_document(doc, path)
 
 
 def _pin(url: str, expected: str | None) -> str | None:

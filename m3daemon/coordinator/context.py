@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from m3daemon.core.dates import DEFAULT_DATE_FORMAT, format_folder_date, weekday_name_for
+from m3daemon.core.dates import (
+    DEFAULT_DATE_FORMAT,
+    format_folder_date,
+    infer_weekday_language,
+    parse_folder_date,
+    weekday_name_for,
+)
+from m3daemon.core.model import HIDDEN, MEDIA
 from m3daemon.engine.context import Context
 from m3daemon.i18n import _
 from m3daemon.remote.http import DavSession, RetryPolicy
@@ -33,6 +40,7 @@ class Coordinator:
     today: date  # the congregation's today, from its clock, unless a command names another
     warnings: list[str] = field(default_factory=list)
     _forced: ForcedFile | None = None
+    _folders: list[tuple[str, str]] | None = None
 
     @classmethod
     @contextmanager
@@ -69,12 +77,35 @@ class Coordinator:
     def date_format(self) -> str:
         return str(self.effective().get("app.outputFolderDateFormat") or DEFAULT_DATE_FORMAT)
 
-    def date_folder(self, d: date) -> str:
-        """The name of ``d``'s folder under ``Media/`` and ``Hidden/`` in the congregation's format."""
+    def date_folder(self, d: date, top: str = MEDIA) -> str:
+        """The name of ``d``'s folder under ``top`` (``Media`` or ``Hidden``).
+
+        A folder that already exists for that date is used whatever its name: M³ 22–24 members
+        match folder names exactly, so ``06-12-2026 - Sunday`` next to M³'s ``06-12-2026 -
+        dimanche`` would be a second folder for them, and a hide written there would not apply.
+        For ``Hidden`` the name of the date's ``Media`` folder comes next. A new folder is written in
+        the congregation's format, with the weekday names the existing folders use, else
+        ``app.localAppLang``, else English.
+        """
         effective = self.effective()
         fmt = str(effective.get("app.outputFolderDateFormat") or DEFAULT_DATE_FORMAT)
-        ui_lang = str(effective.get("app.localAppLang") or "en")
+        existing = self._date_folders()
+        for where in dict.fromkeys((top, MEDIA)):
+            names = [n for t, n in existing if t == where and (p := parse_folder_date(n)) and p[0] == d]
+            if names:
+                return min(names, key=lambda n: (parse_folder_date(n) or (d, ""))[1] != fmt)
+        ui_lang = (infer_weekday_language(n for _t, n in existing)
+                   or str(effective.get("app.localAppLang") or "") or "en")
         return format_folder_date(d, fmt, weekday_name_for(d, ui_lang))
+
+    def _date_folders(self) -> list[tuple[str, str]]:
+        """``(Media|Hidden, name)`` of every date folder on the server (listed once per command)."""
+        if self._folders is None:
+            self._folders = [
+                (top, e.name) for top in (MEDIA, HIDDEN) for e in self.writer.list_dir((top,)) or []
+                if e.is_dir and parse_folder_date(e.name) is not None
+            ]
+        return self._folders
 
     def congregation_name(self) -> str:
         """``app.congregationName`` (forced or local), else the configuration's name."""

@@ -31,12 +31,19 @@ from m3daemon.i18n import _
 from .context import Coordinator
 from .writes import Parts
 
-SECTIONS: tuple[str, ...] = ("tgw", "ayfm", "lac", "circuit-overseer", "pt", "wt")
-"""M³ 25+ meeting parts, chosen by the name prefix ``Section-<id> - `` (m3-watch-folder.md)."""
+SECTIONS: tuple[str, ...] = ("tgw", "ayfm", "lac", "pt", "wt")
+"""The M³ 25+ meeting parts a file can be put in through its name, ``Section-<id> - ``.
+
+M³ reads that prefix with ``^Section-([^-]+) - `` (``jw-media.ts``), so only ids without a hyphen
+can work: ``Section-circuit-overseer - x.jpg`` matches nothing and lands in the day's default part.
+"""
+
+UNNAMEABLE_SECTIONS: tuple[str, ...] = ("circuit-overseer",)
+"""M³ parts that no file name can reach (their id has a hyphen)."""
 
 BACKGROUND_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "gif", "svg"})  # what M³ accepted (§1.4)
 _PREFIX = re.compile(r"[0-9]{2}(?:-[0-9]{2}){0,2}")
-_SECTION = re.compile(r"Section-([A-Za-z0-9-]+) - ")
+_SECTION = re.compile(r"Section-([^-]+) - ")  # M³ 25+'s own pattern, so we read what M³ reads
 
 
 class UploadProgress(Protocol):
@@ -73,6 +80,14 @@ def remote_name(filename: str, prefix: str | None = None, section: str | None = 
             )
         name = f"{prefix} - {name}"
     if section:
+        if section in UNNAMEABLE_SECTIONS:
+            raise UsageError(
+                _("M³ cannot put a file in the part {section!r} through its name: it reads the part "
+                  "only up to the first hyphen, so the file would land in the day's usual part.").format(
+                    section=section),
+                _("Leave out the part: in the circuit overseer's week M³ puts a midweek file in his part "
+                  "by itself. Parts that work: {ids}.").format(ids=", ".join(SECTIONS)),
+            )
         if section not in SECTIONS:
             raise UsageError(
                 _("Unknown meeting part {section!r}.").format(section=section),
@@ -83,6 +98,7 @@ def remote_name(filename: str, prefix: str | None = None, section: str | None = 
 
 
 def section_of(name: str) -> str | None:
+    """The part M³ 25+ reads from ``name`` (None: the day's default part)."""
     m = _SECTION.match(name)
     return m.group(1) if m else None
 
@@ -291,7 +307,7 @@ def remove_recurring(coord: Coordinator, names: Sequence[str]) -> BatchResult:
 
 def hide(coord: Coordinator, d: date, names: Sequence[str]) -> BatchResult:
     """PUT an empty marker ``Hidden/<date>/<name>`` (an explicit set, never M³'s toggle)."""
-    folder: Parts = (HIDDEN, coord.date_folder(d))
+    folder: Parts = (HIDDEN, coord.date_folder(d, HIDDEN))
 
     def step(name: str) -> Callable[[], str]:
         def run() -> str:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date, timedelta
 
 from m3daemon.i18n import _
@@ -32,6 +32,7 @@ __all__ = [
     "DEFAULT_DATE_FORMAT",
     "WEEKDAY_NAMES",
     "format_folder_date",
+    "infer_weekday_language",
     "parse_folder_date",
     "parse_user_date",
     "validate_date_format",
@@ -161,6 +162,29 @@ def weekday_name_for(d: date, lang: str) -> str:
     """
     key = _lang_key(lang) or "en"
     return WEEKDAY_NAMES[key][d.weekday()]
+
+
+def infer_weekday_language(names: Iterable[str]) -> str | None:
+    """The UI language whose weekday names the ``dddd`` folders among ``names`` use, or None.
+
+    Each folder votes for every language whose name for that date's weekday is the folder's text
+    (``17-07-2024 - mercredi`` votes ``fr``); the language with most votes wins, the table's order
+    breaking ties (``sábado`` is Spanish and Portuguese alike). Folders without a weekday, or with
+    one no table knows, do not vote.
+    """
+    votes: dict[str, int] = {}
+    for name in names:
+        parsed = parse_folder_date(name)
+        if parsed is None or not parsed[1].endswith("dddd"):
+            continue
+        text = name.partition(_WEEKDAY_SEP)[2].casefold()
+        for lang, table in WEEKDAY_NAMES.items():
+            if table[parsed[0].weekday()].casefold() == text:
+                votes[lang] = votes.get(lang, 0) + 1
+    if not votes:
+        return None
+    order = list(WEEKDAY_NAMES)
+    return max(votes, key=lambda lang: (votes[lang], -order.index(lang)))
 
 
 def format_folder_date(d: date, fmt: str, weekday_name: str | None = None) -> str:

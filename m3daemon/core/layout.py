@@ -9,7 +9,8 @@ All paths here are relative to the media folder, ``/``-separated.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
 
@@ -25,7 +26,10 @@ class Layout:
     kind: Literal["watch", "classic"] = "watch"
     lang: str = "E"
     date_format: str = "YYYY-MM-DD"
-    ui_lang: str = "en"
+    ui_lang: str = "en"  # weekday names of a classic folder the server has no name for
+    # classic: the server's own folder name per date, used as it is (as M³ 22–24 did), so the
+    # congregation's media and M³'s own for that date share one folder
+    server_names: Mapping[date, str] = field(default_factory=dict, compare=False)
 
     @property
     def root(self) -> str:
@@ -35,7 +39,8 @@ class Layout:
     def date_dir(self, d: date) -> str:
         if self.kind == "watch":
             return d.isoformat()
-        name = format_folder_date(d, self.date_format, weekday_name_for(d, self.ui_lang))
+        name = self.server_names.get(d) or format_folder_date(
+            d, self.date_format, weekday_name_for(d, self.ui_lang))
         return f"{self.lang}/{name}"
 
     def recurring_dir(self) -> str | None:

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from m3daemon.core.dates import DEFAULT_DATE_FORMAT, parse_folder_date
+from m3daemon.core.dates import DEFAULT_DATE_FORMAT, infer_weekday_language, parse_folder_date
 from m3daemon.core.entries import RemoteEntry, normalize_etag
 from m3daemon.core.names import name_problem
 from m3daemon.i18n import _
@@ -65,6 +65,25 @@ class CongregationFolder:
 
     def media_file_count(self) -> int:
         return sum(len(v) for v in self.dated.values()) + len(self.recurring)
+
+    def folder_name(self, d: date, congregation_format: str = DEFAULT_DATE_FORMAT) -> str | None:
+        """The server's name for ``d``'s folder: under ``Media/`` before ``Hidden/``, in the
+        congregation's format before any other, so M³ 22–24 clients and we mean one folder."""
+        found = self.date_folders.get(d, [])
+
+        def rank(parts: tuple[str, ...]) -> tuple[int, int, str]:
+            parsed = parse_folder_date(parts[-1])
+            in_format = parsed is not None and parsed[1] == congregation_format
+            return (0 if parts[0] == MEDIA else 1, 0 if in_format else 1, parts[-1])
+
+        return min(found, key=rank)[-1] if found else None
+
+    def folder_names(self, congregation_format: str = DEFAULT_DATE_FORMAT) -> dict[date, str]:
+        return {d: n for d in self.date_folders if (n := self.folder_name(d, congregation_format))}
+
+    def weekday_language(self) -> str | None:
+        """The UI language of the weekday names in the server's date folders (None: none has one)."""
+        return infer_weekday_language(p[-1] for parts in self.date_folders.values() for p in parts)
 
 
 def build_folder(

@@ -176,6 +176,11 @@ def plan_sync(
         day = _date_of(path, layout)
         in_window_or_future = day is None or day >= today
         if state is Existing.OURS:
+            if _in_recurring_dir(path, layout):
+                # placed there by an older m3daemon; never a sign of a listing failure
+                here = local[path]
+                plan.actions.append(Delete(path, "recurring-folder", here.size, here.mtime_ns))
+                continue
             reason = "past" if not in_window_or_future else ("hidden" if path in hidden_paths else "gone")
             if reason == "gone" and day is not None and day > end:
                 # beyond the window: left for when the date comes into it
@@ -251,10 +256,9 @@ def _wanted(
             if n == SECTION_ORDER:
                 continue
             wanted[join(directory, n)] = want
-    rec_dir = layout.recurring_dir()
-    if rec_dir is not None:
-        for n, rf in folder.recurring.items():
-            wanted[join(rec_dir, n)] = Want(rf, "recurring")
+    # The classic layout's ``<lang>/Recurring/`` stays empty: m3daemon already puts recurring media
+    # in each date, and M³ 22–24's "Update media folders" copies that folder into every date of the
+    # week, which would bring back an item hidden for one date and overwrite a dated file.
     return wanted
 
 
@@ -289,6 +293,11 @@ def _key(remote: RemoteFile) -> tuple[str, str]:
 def _date_of(path: str, layout: Layout) -> date | None:
     folder, _, _name = path.rpartition("/")
     return layout.parse_date_dir(folder) if folder else None
+
+
+def _in_recurring_dir(path: str, layout: Layout) -> bool:
+    rec_dir = layout.recurring_dir()
+    return rec_dir is not None and path.rpartition("/")[0] == rec_dir
 
 
 def _never_touched(path: str) -> bool:

@@ -135,6 +135,12 @@ def register(app: Flask, dash: Dashboard) -> None:
             registry.check_media_dir_unique(new)
             where = store_password(new.connection, password)
             new = replace(new, warnings=())
+            if not new.prefs.get("app.localAppLang"):
+                # new date folders get the weekday names the server's folders have (M³ 22–24)
+                from m3daemon.engine.connection import server_weekday_language
+
+                if lang := server_weekday_language(new, password):
+                    new = replace(new, prefs={**new.prefs, "app.localAppLang": lang})
             cfgmod.save_config(new)
             registry.register_config(new)
             dash.access.forget(cfg)

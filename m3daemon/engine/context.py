@@ -10,16 +10,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import tzinfo
+from datetime import date, tzinfo
 from pathlib import Path
 from typing import Any, Self
 
 from m3daemon.core import prefs as m3prefs
+from m3daemon.core.dates import DEFAULT_DATE_FORMAT, infer_weekday_language, parse_folder_date
 from m3daemon.core.layout import Layout
+from m3daemon.core.model import CongregationFolder
 from m3daemon.engine.clock import Clock, TimeSource, clock_in
 from m3daemon.errors import ConfigError
 from m3daemon.i18n import _
 from m3daemon.local.record import Record
+from m3daemon.local.scan import list_subdirs
 from m3daemon.remote.http import DavSession, Endpoint, RetryPolicy
 from m3daemon.settings.config import Config
 from m3daemon.settings.credentials import require_password
@@ -62,13 +65,29 @@ def local_prefs(cfg: Config) -> dict[str, Any]:
     return values
 
 
-def layout_for(cfg: Config, effective: Mapping[str, Any]) -> Layout:
-    return Layout(
-        kind=cfg.local.layout,
-        lang=str(effective.get("media.lang") or "E"),
-        date_format=str(effective.get("app.outputFolderDateFormat") or "YYYY-MM-DD"),
-        ui_lang=str(effective.get("app.localAppLang") or "en"),
-    )
+def layout_for(cfg: Config, effective: Mapping[str, Any], folder: CongregationFolder | None = None) -> Layout:
+    """The local layout. With the server's ``folder`` (a sync), a classic layout names each date
+    folder as the server does; without it (offline views), as the folder on this disk is named.
+
+    Weekday names of a folder neither has: ``app.localAppLang`` when set (M³ on this computer names
+    its own folders so), else the language of the server's folders, else English.
+    """
+    kind = cfg.local.layout
+    lang = str(effective.get("media.lang") or "E")
+    fmt = str(effective.get("app.outputFolderDateFormat") or DEFAULT_DATE_FORMAT)
+    ui_lang = str(effective.get("app.localAppLang") or "")
+    names: dict[date, str] = {}
+    if folder is not None:
+        if kind == "classic":
+            names = folder.folder_names(fmt)
+        ui_lang = ui_lang or folder.weekday_language() or ""
+    elif kind == "classic":
+        for name in list_subdirs(cfg.local.media_dir / lang):
+            parsed = parse_folder_date(name)
+            if parsed is not None:
+                names.setdefault(parsed[0], name)
+        ui_lang = ui_lang or infer_weekday_language(names.values()) or ""
+    return Layout(kind=kind, lang=lang, date_format=fmt, ui_lang=ui_lang or "en", server_names=names)
 
 
 def clock_for(cfg: Config, source: TimeSource | None = None) -> Clock:

@@ -25,6 +25,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from m3daemon.core.layout import STAGING_DIR
+from m3daemon.core.m3 import replace_pause as m3_replace_pause
 from m3daemon.core.planner import Copy, Delete, Existing, Fetch, LocalFile, Placed, Plan, RemoveDir, Trash
 from m3daemon.errors import (
     Cancelled,
@@ -107,6 +108,7 @@ class Executor:
         progress: Progress | None = None,
         cancel: threading.Event | None = None,
         trash: Callable[[Path], None] | None = None,
+        replace_pause: float | None = None,
     ) -> None:
         self.session = session
         self.media_dir = media_dir
@@ -120,6 +122,9 @@ class Executor:
         self._trash = trash or send_to_trash
         self._count_lock = threading.Lock()
         self.replaced = 0  # a person's (or edited) files moved to the trash to make room
+        # how long a replaced file stays away so that M³'s watcher sees unlink, then add
+        self.replace_pause = replace_pause if replace_pause is not None else m3_replace_pause(
+            str(media_dir), sys.platform)
 
     # --- the whole plan ----------------------------------------------------------------
 
@@ -294,7 +299,10 @@ class Executor:
                     self.replaced += 1
                 log.info("moved %s to the trash: the congregation's file replaces it", target_rel)
             self.record.note_pending(row)
-            os.replace(staged, target)
+            if current is None:
+                os.replace(staged, target)
+            else:
+                self._replace(staged, target, moved_away=not still_ours)
         except OSError as exc:
             if in_use(exc):
                 self._keep_waiting(staged, target_rel, version, source)
@@ -308,6 +316,24 @@ class Executor:
             raise local_error(exc, target) from exc
         self.progress.file_done(target_rel)
         return row
+
+    def _replace(self, staged: Path, target: Path, *, moved_away: bool) -> None:
+        """Put ``staged`` where a file is, so that M³ 25+ sees the old one removed and the new one
+        added: its watcher ignores ``change``, and a file swapped in one rename is a ``change``, so the
+        old duration and thumbnail would stay. The old file leaves (to the staging folder, or already
+        to the trash), stays away :attr:`replace_pause` seconds, then the new one comes in."""
+        old = self.staging / (staged.name + ".replaced")
+        if not moved_away:
+            os.replace(target, old)
+        time.sleep(self.replace_pause)
+        try:
+            os.replace(staged, target)
+        except OSError:
+            if not moved_away:
+                os.replace(old, target)  # the old file back rather than none
+            raise
+        if not moved_away:
+            _unlink_quiet(old)
 
     def _run_trash(self, action: Trash, out: Outcome) -> None:
         path = self.media_dir / action.path
@@ -433,8 +459,9 @@ class Executor:
         try:
             if not self.staging.is_dir():
                 return
-            for p in self.staging.glob("*.copy"):
-                _unlink_quiet(p)
+            for pattern in ("*.copy", "*.replaced"):
+                for p in self.staging.glob(pattern):
+                    _unlink_quiet(p)
             for target in set(waiting_targets(self.staging)) - placing:
                 for p in self._ready_paths(target):
                     _unlink_quiet(p)

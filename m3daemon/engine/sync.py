@@ -192,7 +192,7 @@ def _forced_prefs(session: DavSession, entries: list[RemoteEntry], record: Recor
 def make_plan(
     cfg: Config, cong: Congregation, record_rows: Mapping[str, Any], today: date, *, guard: bool = True
 ) -> tuple[Plan, list[str], Layout, MeetingDays]:
-    layout = layout_for(cfg, cong.effective)
+    layout = layout_for(cfg, cong.effective, cong.folder)
     days = MeetingDays.from_prefs(cong.effective)
     end = today + timedelta(days=cfg.local.days_ahead)
     meetings = meeting_dates(days, today, end)
