@@ -254,6 +254,11 @@ class DiskFullError(SyncError):
     needs_person = True
 
 
+class UnservableFile(ServerError):
+    """The server lists a file but will not serve it (404 although listed, or the same 5xx sync
+    after sync): nothing this computer can do; the coordinator must replace it."""
+
+
 class FileInUse(SyncError):
     """Windows refused to replace or delete a file another program holds open (a sharing
     violation): M³ is showing it. The new version waits in the staging folder for the next sync."""

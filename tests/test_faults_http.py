@@ -89,7 +89,7 @@ STATUS_CASES = [
     ("settings", 500, 1, "500"),
     ("file", 401, 3, "refused the user name or password"),
     ("file", 403, 1, f"may not read Media/{iso(1)}/b.jpg"),
-    ("file", 404, 1, f"Media/{iso(1)}/b.jpg disappeared from the server during the sync"),
+    ("file", 404, 1, f"The server lists Media/{iso(1)}/b.jpg but answers 404 for it; tell the coordinator"),
     ("file", 423, 1, "locked by another client"),
     ("file", 500, 1, "500"),
     ("file", 503, 1, "503"),

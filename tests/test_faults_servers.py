@@ -81,3 +81,67 @@ def test_a_download_with_only_a_weak_etag_resumes_on_the_date(
     assert report.ok, report.errors
     assert gets == [200, 206], "resumed with a range, not downloaded again from zero"
     assert m.files() == {f"{iso(1)}/talk.mp4": data}
+
+
+# --- 13. a file the server lists but never serves -----------------------------------------------
+
+
+def test_a_file_the_server_lists_but_never_serves_is_named_once_and_does_not_turn_the_daemon_red(
+    wsgidav_server: DavServer, isolated_env: Path, caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from m3daemon.daemon.runner import CongregationRunner
+    from m3daemon.engine.status import SyncState
+    from m3daemon.engine.sync import update
+
+    d = f"Media/{iso(1)}"
+    make_tree(cong(wsgidav_server), {f"{d}/01 Song.mp4": b"s" * 100, f"{d}/02 Talk.jpg": b"t",
+                                     f"{d}/03 Video.mp4": b"v" * 100, f"Media/{iso(2)}/x.jpg": b"x"})
+    with proxy_for(wsgidav_server) as proxy:
+        m = proxied_member(proxy, wsgidav_server, isolated_env)
+        proxy.add(Rule("GET", lambda p: p.endswith("/01%20Song.mp4"), status=404))  # listed, never served
+        proxy.add(Rule("GET", lambda p: p.endswith("/03%20Video.mp4"), status=500))
+        with caplog.at_level("DEBUG", logger="m3daemon"):
+            first, second = m.update(retry=QUICK), m.update(retry=QUICK)
+        song = f"The server lists {d}/01 Song.mp4 but answers 404 for it; tell the coordinator."
+        video = f"The server lists {d}/03 Video.mp4 but answers 500 for it; tell the coordinator."
+        messages = lambda r: sorted(e["message"] for e in r.errors)
+        assert messages(first) == sorted([song, f"The server answered 500 Internal Server Error for {d}/03 Video.mp4."])
+        assert messages(second) == sorted([song, video]) and second.failed == 2
+        assert second.missing == {iso(1): [f"{iso(1)}/01 Song.mp4", f"{iso(1)}/03 Video.mp4"]}
+        warned = [r for r in caplog.records if r.levelname == "WARNING" and "01 Song.mp4" in r.getMessage()]
+        assert len(warned) == 1, "logged once, not at every sync"
+        assert not any("disappeared" in r.getMessage() for r in caplog.records)
+        # The daemon: the rest is complete, so the state is not an error; the readiness names the file.
+        monkeypatch.setenv("M3DAEMON_PASSWORD", m.password)
+        runner = CongregationRunner(m.config, sync_fn=lambda cfg, **kw: update(cfg, retry=QUICK, **kw))
+        runner.start()
+        try:
+            assert runner.wait_for(runner.request_sync("test"), timeout=30)
+            status = runner.status()
+        finally:
+            runner.stop()
+    assert status.state is SyncState.UP_TO_DATE and status.last_error is None
+    assert status.missing == {iso(1): [f"{iso(1)}/01 Song.mp4", f"{iso(1)}/03 Video.mp4"]}
+    assert status.to_json()["missing"] == status.missing
+    assert m.files() == {f"{iso(1)}/02 Talk.jpg": b"t", f"{iso(2)}/x.jpg": b"x"}
+
+
+def test_a_file_deleted_between_the_listing_and_its_download_is_said_to_have_disappeared(
+    wsgidav_server: DavServer, isolated_env: Path
+) -> None:
+    d = f"Media/{iso(1)}"
+    make_tree(cong(wsgidav_server), {f"{d}/a.jpg": b"a", f"{d}/gone.jpg": b"g"})
+
+    def coordinator_deletes_it(path: str) -> bool:
+        if not path.endswith("/gone.jpg"):
+            return False
+        (cong(wsgidav_server) / d / "gone.jpg").unlink(missing_ok=True)
+        return True
+
+    with proxy_for(wsgidav_server) as proxy:
+        m = proxied_member(proxy, wsgidav_server, isolated_env)
+        proxy.add(Rule("GET", coordinator_deletes_it, status=404))
+        report = m.update(retry=QUICK)
+    assert [e["message"] for e in report.errors] == [f"{d}/gone.jpg disappeared from the server during the sync."]
+    assert m.files() == {f"{iso(1)}/a.jpg": b"a"}

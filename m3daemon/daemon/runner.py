@@ -89,6 +89,7 @@ class CongregationRunner:
         self.next_meeting: tuple[str, str] | None = None
         self.meeting_days_known = True
         self.waiting: list[str] = []  # media files whose new version waits: the old one is in use
+        self.missing: dict[str, list[str]] = {}  # date -> media files of that date not in place
         self._paused = self._load_paused()
         self._thread = threading.Thread(target=self._loop, name=f"sync-{self.name}", daemon=True)
 
@@ -166,7 +167,7 @@ class CongregationRunner:
             progress=ProgressView(p.done_files, p.total_files, p.done_bytes, p.total_bytes, p.current)
             if self.state is SyncState.SYNCING else ProgressView(),
             last_error=self.last_error, last_result=self.last_result, completed_seq=self._completed_seq,
-            waiting=list(self.waiting),
+            waiting=list(self.waiting), missing={d: list(f) for d, f in self.missing.items()},
         )
 
     # --- the worker ----------------------------------------------------------------------
@@ -253,11 +254,13 @@ class CongregationRunner:
         self.last_result = {**report.to_json(), "reason": reason}
         self.last_sync = _now_iso()
         self.waiting = [str(w.get("path", "")) for w in report.waiting]
-        if report.ok or (not report.failed and not report.held_deletions):
-            # Files M³ holds open wait for the next sync: not a problem for a person to solve.
+        self.missing = {day: list(files) for day, files in report.missing.items()}
+        infos = report.error_infos()
+        if report.ok or (not report.held_deletions and all(i.kind == "UnservableFile" for i in infos)):
+            # Files M³ holds open wait for the next sync, and a file the server will not serve is
+            # the coordinator's to fix: neither keeps the tray red; `missing` names the files.
             self.state, self.last_error = SyncState.UP_TO_DATE, None
         else:
-            infos = report.error_infos()
             self.last_error = infos[0] if infos else SyncError("").info()
             self.state = SyncState.ERROR
         log.info("%s: %s sync: %d downloaded, %d copied, %d removed, %d failed", self.name, reason,

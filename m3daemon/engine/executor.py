@@ -36,6 +36,7 @@ from m3daemon.errors import (
     LocalFolderError,
     M3Error,
     NotEnoughSpace,
+    UnservableFile,
 )
 from m3daemon.i18n import _
 from m3daemon.local.longpaths import VolumeTraits, plain_path, probe_volume
@@ -50,7 +51,7 @@ from m3daemon.local.safefs import (
 )
 from m3daemon.local.space import SpaceBudget
 from m3daemon.remote.http import DavSession
-from m3daemon.remote.transfer import download, local_error
+from m3daemon.remote.transfer import download, local_error, unservable
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,11 @@ class Outcome:
     skipped: list[str] = field(default_factory=list)  # copies not made because their source failed
     # Files another program holds open (Windows): the new version waits in staging for the next sync.
     waiting: list[tuple[str, M3Error]] = field(default_factory=list)
+    # target -> the server's status for a file it would not serve (kept in the record, so that the
+    # same failure at the next sync is named for what it is and logged only once).
+    failing: dict[str, int] = field(default_factory=dict)
+    # date (ISO) -> the media files of that date that are not in place after this sync.
+    missing: dict[str, list[str]] = field(default_factory=dict)
 
 
 class Executor:
@@ -121,6 +127,9 @@ class Executor:
         self.cancel = cancel or threading.Event()
         self._trash = trash or send_to_trash
         self._count_lock = threading.Lock()
+        self._sources: dict[str, str] = {}
+        failing = record.get_meta("failing")
+        self.failing_before: dict[str, int] = failing if isinstance(failing, dict) else {}
         self.replaced = 0  # a person's (or edited) files moved to the trash to make room
         # how long a replaced file stays away so that M³'s watcher sees unlink, then add
         self.replace_pause = replace_pause if replace_pause is not None else m3_replace_pause(
@@ -136,6 +145,8 @@ class Executor:
         self.progress.total_bytes = sum(a.remote.size for a in fetches)
         failed_targets: set[str] = set()
         placing = {a.target for a in fetches} | {a.target for a in copies}
+        self._sources = {a.target: "/".join(a.remote.parts) for a in fetches}
+        days = {a.target: a.day for a in fetches} | {a.target: a.day for a in copies}
         if fetches or copies:
             budget = self._prepare_staging()
             fetches, copies = self._what_fits(budget, fetches, copies, out, failed_targets)
@@ -173,6 +184,10 @@ class Executor:
                     log.debug("left %s in place: not empty", other.path)
         self._clean_staging(placing)
         out.conflicts += self.replaced
+        for target in [p for p, _err in out.failed] + out.skipped:
+            day = days.get(target)
+            if day is not None:
+                out.missing.setdefault(day.isoformat(), []).append(target)
         return out
 
     def _collect(
@@ -192,7 +207,7 @@ class Executor:
             # or 3) instead of reporting each file. What was placed is in the record's pending rows.
             raise
         except M3Error as exc:
-            log.warning("%s: %s", target, exc.message)
+            exc = self._name_repeated_failure(target, exc, out)
             out.failed.append((target, exc))
             failed.add(target)
             return
@@ -203,6 +218,23 @@ class Executor:
             out.downloaded += 1
         else:
             out.copied += 1
+
+    def _name_repeated_failure(self, target: str, exc: M3Error, out: Outcome) -> M3Error:
+        """A file the server lists but will not serve, sync after sync, is said to be that (and
+        logged once, when it first is); other failures are logged every time."""
+        status = 404 if isinstance(exc, UnservableFile) else getattr(exc, "server_status", None)
+        if not isinstance(status, int) or status < 404:
+            log.warning("%s: %s", target, exc.message)
+            return exc
+        out.failing[target] = status
+        before = self.failing_before.get(target)
+        if before == status and not isinstance(exc, UnservableFile):
+            exc = unservable(self._sources.get(target, target), status)
+        if before == status:
+            log.debug("%s: %s (as at the last sync)", target, exc.message)
+        else:
+            log.warning("%s: %s", target, exc.message)
+        return exc
 
     # --- one file --------------------------------------------------------------------------
 

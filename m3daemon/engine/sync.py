@@ -72,6 +72,9 @@ class SyncReport:
     # Files another program holds open (Windows): the new version (or the removal) waits for the
     # next sync, which needs no download for it. ErrorInfo.to_dict() of each, like ``errors``.
     waiting: list[dict[str, Any]] = field(default_factory=list)
+    # Per date (ISO), the media files of that date that are not in place (failed or did not fit):
+    # what a meeting's readiness names ("11 of 12 files ready: 03 Song.mp4 is missing").
+    missing: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -358,6 +361,7 @@ def _update_locked(
         "media_dir": media_dir,
         "last_sync": datetime.now(UTC).isoformat(),
         "last_result": "ok" if not outcome.failed and not outcome.waiting and not held else "partial",
+        "failing": outcome.failing,
         "effective_prefs": cong.effective,
         "locked_keys": sorted(m3prefs.locked_keys(cong.forced.values)),
     })
@@ -369,6 +373,7 @@ def _update_locked(
     report.failed = len(outcome.failed)
     report.errors.extend(_error_dict(e, path) for path, e in outcome.failed)
     report.waiting = [_error_dict(e, path) for path, e in outcome.waiting]
+    report.missing = outcome.missing
     return report
 
 

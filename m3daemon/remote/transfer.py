@@ -29,11 +29,13 @@ from m3daemon.errors import (
     LocalFolderError,
     M3Error,
     TransferError,
+    UnservableFile,
 )
 from m3daemon.i18n import _
 from m3daemon.local.longpaths import plain_path
 from m3daemon.local.safefs import open_existing, open_new, write_new_text
 from m3daemon.remote.http import DavSession, classify_status, classify_transport_error
+from m3daemon.remote.multistatus import PROPFIND_BODY
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +92,7 @@ def download(
     received = 0
     try:
         with session.stream("GET", parts, headers=headers) as resp:
-            start = _check_response(resp, offset, what)
+            start = _check_response(resp, offset, what, lambda: _still_listed(session, parts))
             got_etag = normalize_etag(resp.headers.get("ETag"))
             if etag and got_etag and got_etag != etag:
                 raise _changed(what)
@@ -152,6 +154,15 @@ def download(
     return Downloaded(part_file, size, got_etag or etag, received, start)
 
 
+def _still_listed(session: DavSession, parts: tuple[str, ...]) -> bool:
+    """Whether the server still lists ``parts`` (one PROPFIND Depth 0)."""
+    try:
+        resp = session.request("PROPFIND", parts, headers={"Depth": "0"}, content=PROPFIND_BODY, ok=(207,))
+    except M3Error:
+        return False
+    return resp.status_code == 207
+
+
 def _same_second(header: str | None, modified: datetime | None) -> bool:
     """Whether a ``Last-Modified`` header names the listed modification time (or cannot tell)."""
     if not header or modified is None:
@@ -171,7 +182,7 @@ def _pace(received: int, t0: float, cancel: threading.Event | None) -> None:
         (cancel or threading.Event()).wait(ahead)
 
 
-def _check_response(resp: httpx.Response, offset: int, what: str) -> int:
+def _check_response(resp: httpx.Response, offset: int, what: str, still_listed: Callable[[], bool]) -> int:
     """Where the body starts in the file: ``offset`` for a valid 206, else 0."""
     if resp.status_code == 206 and offset:
         crange = resp.headers.get("Content-Range", "")
@@ -186,8 +197,11 @@ def _check_response(resp: httpx.Response, offset: int, what: str) -> int:
     if resp.status_code == 200:
         return 0
     if resp.status_code == 404:
-        # Listed a moment ago: deleted or renamed on the server since. Not a wrong folder setting.
+        # Listed a moment ago. Either deleted or renamed on the server since (it no longer lists
+        # it), or a server that lists what it cannot serve: ask which, so the message is true.
         resp.read()
+        if still_listed():
+            raise unservable(what, 404)
         raise TransferError(
             _("{what} disappeared from the server during the sync.").format(what=what),
             _("Nothing to do: the next sync follows the server's new listing."),
@@ -198,7 +212,17 @@ def _check_response(resp: httpx.Response, offset: int, what: str) -> int:
             _("The next sync downloads it again from the start."),
         )
     resp.read()
-    raise classify_status(resp, what)
+    err = classify_status(resp, what)
+    err.server_status = resp.status_code  # type: ignore[attr-defined]  # for "fails every sync"
+    raise err
+
+
+def unservable(what: str, status: int) -> UnservableFile:
+    return UnservableFile(
+        _("The server lists {what} but answers {status} for it; tell the coordinator.").format(
+            what=what, status=status),
+        _("The coordinator can upload the file again (or remove it). The other media are in place."),
+    )
 
 
 def _resumable_offset(part_file: Path, meta_file: Path, validator: str | None, size: int) -> int:
