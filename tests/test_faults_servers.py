@@ -9,13 +9,14 @@ import re
 import time
 from pathlib import Path
 
+import pytest
 from faulthelpers import (
     QUICK,
     cong,
     proxied_member,
     proxy_for,
     quick_retries,  # noqa: F401 - a fixture, used by name
-    )
+)
 from faultproxy import Rule
 from member import iso
 from servers import DavServer, ServerPool, make_tree
