@@ -70,6 +70,11 @@ class TrayUnavailable(M3Signal):
 # --- what a person is told ----------------------------------------------------------------------
 
 
+class NotOnLoopThread(M3Signal, AssertionError):
+    """A tray icon or menu change was about to run outside the tray's loop thread (a programming
+    error: macOS's AppKit crashes on it, so every platform refuses it)."""
+
+
 class M3Error(Exception):
     """Base of every error m3daemon reports to a person."""
 

@@ -26,6 +26,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from m3daemon.errors import NotOnLoopThread
+
 __all__ = ["LoopDispatcher", "NotOnLoopThread", "darwin_wake", "gi_wake", "wake_for", "win32_wake", "xorg_wake"]
 
 log = logging.getLogger(__name__)
@@ -34,10 +36,6 @@ log = logging.getLogger(__name__)
 WM_M3_CALL = 0x0400 + 0x4D33  # WM_USER + "M3"
 
 Wake = Callable[[], None]
-
-
-class NotOnLoopThread(AssertionError):
-    """An icon or menu change was about to run outside the tray's loop thread."""
 
 
 class LoopDispatcher:
