@@ -256,13 +256,15 @@ def test_a_disk_too_small_for_everything_gets_the_nearest_meetings_files_first(
 
 
 class SharingViolation:
-    """``os.replace`` / ``os.unlink`` fail as on Windows for the chosen paths while M³ holds them."""
+    """``os.replace`` / ``os.unlink`` fail as on Windows for the chosen paths while M³ holds them
+    (open without FILE_SHARE_DELETE: the file can be neither renamed, nor replaced, nor deleted)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, *held: Path) -> None:
         self.held = {str(p) for p in held}
         real_replace, real_unlink = os.replace, os.unlink
 
         def replace(src: object, dst: object, *a: object, **k: object) -> None:
+            self._check(src)
             self._check(dst)
             real_replace(src, dst, *a, **k)  # type: ignore[arg-type]
 
