@@ -63,6 +63,15 @@ class LockHeld(M3Signal):
         self.holder = holder
 
 
+class RetryDue(M3Signal):
+    """An answer that asks for another attempt (503, 423 …); the retry loop waits and sends again."""
+
+    def __init__(self, status: int, retry_after: float | None) -> None:
+        super().__init__(f"status {status}, retry after {retry_after}")
+        self.status = status
+        self.retry_after = retry_after
+
+
 class TrayUnavailable(M3Signal):
     """This tray backend cannot show an icon here (import failed, no bus, no display...): try the next."""
 

@@ -24,7 +24,8 @@ from m3daemon.core.dates import (
 from m3daemon.core.model import HIDDEN, MEDIA
 from m3daemon.engine.context import Context
 from m3daemon.i18n import _
-from m3daemon.remote.http import DavSession, RetryPolicy
+from m3daemon.remote.http import DavSession
+from m3daemon.remote.retry import RetryPolicy
 from m3daemon.settings.config import Config
 
 from .forced import ForcedFile, read_forced

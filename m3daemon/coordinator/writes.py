@@ -2,9 +2,10 @@
 
 Why not :meth:`DavSession.request` alone: an upload body is a file streamed in 1 MiB chunks (no
 size limit from memory, unlike M³'s ~512 MB), which that method cannot send; MOVE and MKCOL are not
-in its idempotent table, so it does not retry them on ``423 Locked``; and a ``401`` on a write must
-be told apart from a wrong password. This module keeps one request loop for all of that, built on
-the session's own client, retry policy and error classification.
+idempotent, so it does not retry them (on ``423 Locked`` for instance) while every write here is
+safe to repeat (see :meth:`Writer.send`); and a ``401`` on a write must be told apart from a wrong
+password. The attempts run through the one retry loop (:mod:`m3daemon.remote.retry`) with the
+session's client, policy and error classification.
 
 Rules every write here follows (reference §2, §9.6):
 
@@ -28,6 +29,7 @@ from typing import BinaryIO
 import httpx
 
 from m3daemon.core.entries import RemoteEntry
+from m3daemon.core.methods import READ_METHODS
 from m3daemon.errors import (
     FolderNotFoundError,
     LocalFolderError,
@@ -35,17 +37,11 @@ from m3daemon.errors import (
     M3Error,
     ReadOnlyAccountError,
     SourceChanged,
-    TLSError,
     remedy_for_status,
 )
 from m3daemon.i18n import _
-from m3daemon.remote.http import (
-    RETRY_STATUSES,
-    DavSession,
-    classify_status,
-    classify_transport_error,
-    parse_retry_after,
-)
+from m3daemon.remote import retry as retrying
+from m3daemon.remote.http import DavSession, classify_status, classify_transport_error
 from m3daemon.remote.listing import list_children
 from m3daemon.remote.multistatus import PROPFIND_BODY
 
@@ -62,7 +58,6 @@ PROBE_PREFIX = ".m3daemon-probe-"
 # A temporary file whose server time is older than this is left over from a killed upload (a live
 # upload keeps it growing, or only creates it at the end): it is removed when we write its folder.
 STALE_AFTER = timedelta(hours=1)
-READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PROPFIND"})
 PROPFIND_HEADERS = {"Content-Type": "application/xml; charset=utf-8"}
 
 
@@ -97,7 +92,7 @@ class Writer:
     def send(
         self, method: str, parts: Parts, *, collection: bool = False,
         headers: Mapping[str, str] | None = None, content: bytes | None = None,
-        retry_statuses: frozenset[int] = RETRY_STATUSES,
+        retry_statuses: frozenset[int] | None = None,
     ) -> httpx.Response:
         """One request, retried with back-off on connection failures and on 423/429/502–504.
 
@@ -106,31 +101,29 @@ class Writer:
         retried too. The last response is returned whatever its status: the caller decides.
         """
         url = self.session.url(parts, collection)
-        attempts = self.session.retry.attempts
-        for attempt in range(attempts):
-            try:
-                self.session.stats.count(method)
-                resp = self.session.http.request(method, url, headers=headers, content=content)
-            except httpx.TransportError as exc:
-                err = classify_transport_error(exc, self.session.base_url)
-                if isinstance(err, TLSError) or attempt + 1 >= attempts:
-                    raise err from exc
-                self._pause(attempt, None, f"{method} {url}: {exc!r}")
-                continue
-            if resp.status_code != 401:
-                self.authenticated = True
-            if resp.status_code in retry_statuses and attempt + 1 < attempts:
-                if resp.status_code == 423:
-                    log.warning("%s is locked by another client; retrying", "/".join(parts) or "/")
-                self._pause(attempt, parse_retry_after(resp.headers.get("Retry-After")), f"{method} {url}")
-                continue
-            return resp
-        raise AssertionError("unreachable")  # pragma: no cover
 
-    def _pause(self, attempt: int, retry_after: float | None, why: str) -> None:
-        delay = self.session.retry.delay(attempt, retry_after)
-        log.info("retrying in %.1fs after %s", delay, why)
-        self._sleep(delay)
+        def attempt(a: retrying.Attempt) -> httpx.Response:
+            self.session.stats.count(method)
+            resp = self.session.http.request(method, url, headers=headers, content=content)
+            self._saw(resp)
+            a.check(resp)
+            return resp
+
+        return self._retry(method, attempt, f"{method} {url}", statuses=retry_statuses)
+
+    def _retry(
+        self, method: str, attempt: Callable[[retrying.Attempt], httpx.Response], describe: str, *,
+        statuses: frozenset[int] | None = None, before_retry: Callable[[], None] = lambda: None,
+    ) -> httpx.Response:
+        return retrying.run(
+            self.session.retry, method, attempt, describe=describe, sleep=self._sleep,
+            transport_error=lambda exc: classify_transport_error(exc, self.session.base_url),
+            safe_to_repeat=True, statuses=statuses, before_retry=before_retry,
+        )
+
+    def _saw(self, resp: httpx.Response) -> None:
+        if resp.status_code != 401:
+            self.authenticated = True
 
     def fail(self, resp: httpx.Response, what: str) -> M3Error:
         """The error for a response we cannot accept."""
@@ -242,10 +235,15 @@ class Writer:
         return size
 
     def _put_file(self, source: Path, parts: Parts, size: int, on_bytes: Callable[[int], None]) -> None:
+        """PUT the file, read afresh for every attempt (a temporary name: safe to repeat)."""
         url = self.session.url(parts)
-        attempts = self.session.retry.attempts
-        for attempt in range(attempts):
-            sent = _Counter(on_bytes)
+        sent = _Counter(on_bytes)
+
+        def take_back() -> None:  # what a failed attempt counted is sent again (or not at all)
+            on_bytes(-sent.total)
+            sent.total = 0
+
+        def attempt(a: retrying.Attempt) -> httpx.Response:
             try:
                 with open(source, "rb") as f:
                     self.session.stats.count("PUT")
@@ -259,28 +257,24 @@ class Writer:
                 ) from exc
             except OSError as exc:
                 raise _unreadable(source, exc) from exc
-            except httpx.TransportError as exc:
-                on_bytes(-sent.total)
-                err = classify_transport_error(exc, self.session.base_url)
-                if isinstance(err, TLSError) or attempt + 1 >= attempts:
-                    raise err from exc
-                self._pause(attempt, None, f"PUT {url}: {exc!r}")
-                continue
-            if resp.status_code != 401:
-                self.authenticated = True
-            if resp.status_code in (200, 201, 204):
-                return
-            if resp.status_code in RETRY_STATUSES and attempt + 1 < attempts:
-                on_bytes(-sent.total)
-                self._pause(attempt, parse_retry_after(resp.headers.get("Retry-After")), f"PUT {url}")
-                continue
+            except httpx.TransportError:
+                take_back()
+                raise
+            self._saw(resp)
+            if resp.status_code not in (200, 201, 204):
+                a.check(resp)
+            return resp
+
+        resp = self._retry("PUT", attempt, f"PUT {url}", before_retry=take_back)
+        if resp.status_code not in (200, 201, 204):
             raise self.fail(resp, self.what(parts[:-1]))
 
     def _move(self, source: Parts, target: Parts) -> None:
         # RFC 4918 wants an absolute URL, and Apache insists on it. A server behind a proxy may see
         # another scheme or port and refuse it (WsgiDAV: 502, others 400) while accepting the bare
         # path, so that is tried next, at once: a 502 here is no passing gateway trouble.
-        forms = ((self.session.url(target), RETRY_STATUSES - {502}), (self.session.url_path(target), RETRY_STATUSES))
+        statuses = self.session.retry.statuses
+        forms = ((self.session.url(target), statuses - {502}), (self.session.url_path(target), statuses))
         for absolute, (destination, retry) in zip((True, False), forms, strict=True):
             resp = self.send("MOVE", source, headers={"Destination": destination, "Overwrite": "T"},
                              retry_statuses=retry)

@@ -23,7 +23,8 @@ from m3daemon.errors import ConfigError
 from m3daemon.i18n import _
 from m3daemon.local.record import Record
 from m3daemon.local.scan import list_subdirs
-from m3daemon.remote.http import DavSession, Endpoint, RetryPolicy
+from m3daemon.remote.http import DavSession, Endpoint
+from m3daemon.remote.retry import RetryPolicy
 from m3daemon.settings.config import Config
 from m3daemon.settings.credentials import require_password
 

@@ -36,8 +36,9 @@ from m3daemon.local.locks import FileLock
 from m3daemon.local.longpaths import for_os
 from m3daemon.local.record import Record
 from m3daemon.local.scan import list_subdirs, scan_local
-from m3daemon.remote.http import DavSession, RetryPolicy
+from m3daemon.remote.http import DavSession
 from m3daemon.remote.listing import Listing, list_tree
+from m3daemon.remote.retry import RetryPolicy
 from m3daemon.settings.config import Config
 from m3daemon.settings.registry import check_media_dir_unique
 

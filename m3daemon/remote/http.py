@@ -1,29 +1,29 @@
-"""The HTTPS session to the congregation's WebDAV server: TLS, auth, retries, error mapping.
+"""The HTTPS session to the congregation's WebDAV server: TLS, auth, error mapping.
 
-Every request goes through :meth:`DavSession.request` or :meth:`DavSession.stream`, so that
-retries and the translation of failures into :mod:`m3daemon.errors` happen in exactly one place.
+Every request goes through :meth:`DavSession.request`, :meth:`DavSession.stream` or
+:meth:`DavSession.fetch` (or the coordinator's writer, on the same client), all of which run their
+attempts through the one retry loop of :mod:`m3daemon.remote.retry`; failures become
+:mod:`m3daemon.errors` here.
 """
 
 from __future__ import annotations
 
-import email.utils
 import ipaddress
 import logging
-import random
 import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Self
+from typing import Self, TypeVar
 from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 
 from m3daemon import __version__
+from m3daemon.core.methods import READ_METHODS
 from m3daemon.errors import (
     ConnectionProblem,
     CredentialsError,
@@ -40,28 +40,14 @@ from m3daemon.errors import (
     remedy_for_status,
 )
 from m3daemon.i18n import _
+from m3daemon.remote import retry as retrying
+from m3daemon.remote.retry import RetryPolicy, tls_reason
 from m3daemon.remote.transport import DrainingTransport
 
 log = logging.getLogger(__name__)
 
-RETRY_STATUSES = frozenset({423, 429, 502, 503, 504})
-IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PROPFIND", "PUT", "DELETE"})
+T = TypeVar("T")
 LOOPBACK_NAMES = frozenset({"localhost"})
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Capped exponential back-off. ``Retry-After`` wins when the server sends it (up to the cap)."""
-
-    attempts: int = 4
-    base_delay: float = 0.5
-    max_delay: float = 30.0
-
-    def delay(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(max(retry_after, 0.0), self.max_delay)
-        backoff: float = self.base_delay * (2.0 ** attempt)
-        return min(backoff * (0.75 + random.random() / 2), self.max_delay)
 
 
 @dataclass(frozen=True)
@@ -160,21 +146,6 @@ def system_trust_context() -> ssl.SSLContext:
     return ctx
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
 class DavSession:
     """One keep-alive HTTPS client for one congregation folder, shared by all worker threads."""
 
@@ -249,6 +220,19 @@ class DavSession:
 
     # --- requests ------------------------------------------------------------------------
 
+    def retry_loop(
+        self, method: str, attempt: Callable[[retrying.Attempt], T], *, describe: str,
+        safe_to_repeat: bool = False, statuses: frozenset[int] | None = None,
+        before_retry: Callable[[], None] = lambda: None,
+        transport_error: Callable[[httpx.TransportError], BaseException] | None = None,
+    ) -> T:
+        """:func:`m3daemon.remote.retry.run` with this session's policy, sleep and error mapping."""
+        return retrying.run(
+            self.retry, method, attempt, describe=describe, sleep=self._sleep,
+            transport_error=transport_error or (lambda exc: classify_transport_error(exc, self.base_url)),
+            safe_to_repeat=safe_to_repeat, statuses=statuses, before_retry=before_retry,
+        )
+
     def request(
         self,
         method: str,
@@ -262,26 +246,18 @@ class DavSession:
     ) -> httpx.Response:
         """Send one request with retries; return the response if its status is in ``ok``."""
         url = self.url(parts, collection)
-        for attempt in range(self.retry.attempts):
-            try:
-                self.stats.count(method)
-                resp = self.http.request(method, url, headers=headers, content=content)
-            except httpx.TransportError as exc:
-                if method in IDEMPOTENT and attempt + 1 < self.retry.attempts and _retryable_transport(exc):
-                    self._pause(attempt, None, f"{method} {url}: {exc!r}")
-                    continue
-                raise classify_transport_error(exc, self.base_url) from exc
-            if resp.status_code in ok:
-                return resp
-            if (
-                resp.status_code in RETRY_STATUSES
-                and method in IDEMPOTENT
-                and attempt + 1 < self.retry.attempts
-            ):
-                self._pause(attempt, parse_retry_after(resp.headers.get("Retry-After")), f"{method} {url}: {resp.status_code}")
-                continue
-            raise classify_status(resp, what or "/".join(parts) or self.endpoint.folder_path or "/")
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        def attempt(a: retrying.Attempt) -> httpx.Response:
+            self.stats.count(method)
+            resp = self.http.request(method, url, headers=headers, content=content)
+            if resp.status_code not in ok:
+                a.check(resp)
+            return resp
+
+        resp = self.retry_loop(method, attempt, describe=f"{method} {url}")
+        if resp.status_code in ok:
+            return resp
+        raise classify_status(resp, what or "/".join(parts) or self.endpoint.folder_path or "/")
 
     @contextmanager
     def stream(
@@ -290,63 +266,69 @@ class DavSession:
     ) -> Iterator[httpx.Response]:
         """Open a streamed response; the caller checks the status (206/200 matter for resumes).
 
-        Connection-level failures are retried here; status handling is the caller's, because a
-        streamed body cannot be replayed.
+        Opening it is retried (connection failures, retryable statuses); reading the body is the
+        caller's, because a streamed body cannot be replayed. :meth:`fetch` instead asks again for a
+        body cut off mid-way, within the same attempts.
         """
         url = self.url(parts, collection)
-        resp: httpx.Response | None = None
-        for attempt in range(self.retry.attempts):
-            try:
-                self.stats.count(method)
-                req = self.http.build_request(method, url, headers=headers, content=content)
-                resp = self.http.send(req, stream=True)
-            except httpx.TransportError as exc:
-                if attempt + 1 < self.retry.attempts and _retryable_transport(exc):
-                    self._pause(attempt, None, f"{method} {url}: {exc!r}")
-                    continue
-                raise classify_transport_error(exc, self.base_url) from exc
-            if resp.status_code in RETRY_STATUSES and attempt + 1 < self.retry.attempts:
-                resp.close()
-                self._pause(attempt, parse_retry_after(resp.headers.get("Retry-After")), f"{method} {url}: {resp.status_code}")
-                continue
-            break
-        assert resp is not None
+
+        def attempt(a: retrying.Attempt) -> httpx.Response:
+            self.stats.count(method)
+            resp = self.http.send(self.http.build_request(method, url, headers=headers, content=content),
+                                  stream=True)
+            a.check(resp)
+            return resp
+
+        resp = self.retry_loop(method, attempt, describe=f"{method} {url}")
         try:
             yield resp
         finally:
             resp.close()
 
-    def _pause(self, attempt: int, retry_after: float | None, why: str) -> None:
-        delay = self.retry.delay(attempt, retry_after)
-        log.info("retrying in %.1fs after %s", delay, why)
-        self._sleep(delay)
+    def fetch(
+        self, method: str, parts: tuple[str, ...], read: Callable[[httpx.Response], T], *,
+        headers: Mapping[str, str] | None = None, collection: bool = False, content: bytes | None = None,
+        interrupted: Callable[[httpx.TransportError], BaseException] | None = None,
+    ) -> T:
+        """Send a streamed request and ``read`` its answer; sending and reading are one attempt.
 
+        A connection that breaks while the body is read is retried like one that fails to open,
+        within the same ``attempts`` (an idempotent method only). When the last attempt broke
+        mid-body, ``interrupted(exc)`` is raised (by default: the connection problem).
+        """
+        url = self.url(parts, collection)
+        opened = False  # whether the current attempt got its answer's headers
 
-def _retryable_transport(exc: httpx.TransportError) -> bool:
-    """TLS verification failures are final; everything else at the connection level may pass."""
-    return _tls_reason(exc) is None
+        def attempt(a: retrying.Attempt) -> T:
+            nonlocal opened
+            opened = False
+            self.stats.count(method)
+            resp = self.http.send(self.http.build_request(method, url, headers=headers, content=content),
+                                  stream=True)
+            try:
+                a.check(resp)
+                opened = True
+                return read(resp)
+            finally:
+                resp.close()
 
+        def failed(exc: httpx.TransportError) -> BaseException:
+            if opened and interrupted is not None:
+                return interrupted(exc)
+            return classify_transport_error(exc, self.base_url)
 
-def _tls_reason(exc: BaseException) -> str | None:
-    seen: set[int] = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        if isinstance(cur, ssl.SSLCertVerificationError):
-            return cur.verify_message or str(cur)
-        if isinstance(cur, ssl.SSLError):
-            return cur.reason or str(cur)
-        text = str(cur)
-        if "CERTIFICATE_VERIFY_FAILED" in text or "SSL" in text and "certificate" in text.lower():
-            return text
-        cur = cur.__cause__ or cur.__context__
-    return None
+        def again() -> None:
+            if opened:
+                log.info("%s of %s was interrupted; asking again", method, "/".join(parts) or "/")
+
+        return self.retry_loop(method, attempt, describe=f"{method} {url}", transport_error=failed,
+                               before_retry=again)
 
 
 def classify_transport_error(exc: httpx.TransportError, base_url: str) -> ConnectionProblem:
     """Turn a connection-level failure into an error a person can act on."""
     host = urlsplit(base_url).netloc
-    tls = _tls_reason(exc)
+    tls = tls_reason(exc)
     if tls is not None:
         return TLSError(
             _("The secure connection to {host} failed: {reason}.").format(host=host, reason=tls),
@@ -387,7 +369,7 @@ def classify_status(resp: httpx.Response, what: str) -> M3Error:
             _("Check them with m3daemon setup. Box and Koofr need an app password, not the account password."),
         )
     if status == 403:
-        if method in ("GET", "HEAD", "PROPFIND", "OPTIONS"):
+        if method in READ_METHODS:
             return PermissionDeniedError(
                 _("This account may not read {what} on the server.").format(what=what),
                 _("Ask the coordinator to give the account access to the congregation folder."),

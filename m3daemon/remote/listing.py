@@ -123,31 +123,30 @@ def _propfind(
     session: DavSession, parts: tuple[str, ...], depth: str
 ) -> tuple[list[RemoteEntry], list[tuple[str, str]]] | None:
     """One PROPFIND, read to the end. A body cut off mid-way is asked for again (PROPFIND is
-    idempotent); after the last attempt the listing fails as a whole. Returns None only when
-    ``Depth: infinity`` is refused."""
-    for attempt in range(session.retry.attempts):
-        try:
-            with session.stream(
-                "PROPFIND", parts, collection=True,
-                headers={"Depth": depth, "Content-Type": "application/xml; charset=utf-8"},
-                content=PROPFIND_BODY,
-            ) as resp:
-                if depth == "infinity" and resp.status_code in DEPTH_REFUSED:
-                    resp.read()
-                    log.debug("Depth: infinity refused with %s; walking with Depth 1", resp.status_code)
-                    return None
-                _check_multistatus(resp, parts)
-                return _collect(session, resp, parts)
-        except httpx.TransportError as exc:
-            if attempt + 1 >= session.retry.attempts:
-                raise ListingError(
-                    _("The listing of {what} was interrupted ({reason}).").format(
-                        what="/".join(parts) or _("the congregation folder"), reason=exc
-                    ),
-                    _("Nothing was changed locally. m3daemon tries again at the next sync."),
-                ) from exc
-            log.info("listing of %s interrupted (%s); asking again", "/".join(parts) or "/", exc)
-    raise AssertionError("unreachable")  # pragma: no cover
+    idempotent) within the session's attempts, which also cover connection failures and retryable
+    statuses: at most ``retry.attempts`` requests in all. After the last one the listing fails as a
+    whole. Returns None only when ``Depth: infinity`` is refused."""
+
+    def read(resp: httpx.Response) -> tuple[list[RemoteEntry], list[tuple[str, str]]] | None:
+        if depth == "infinity" and resp.status_code in DEPTH_REFUSED:
+            resp.read()
+            log.debug("Depth: infinity refused with %s; walking with Depth 1", resp.status_code)
+            return None
+        _check_multistatus(resp, parts)
+        return _collect(session, resp, parts)
+
+    def interrupted(exc: httpx.TransportError) -> ListingError:
+        return ListingError(
+            _("The listing of {what} was interrupted ({reason}).").format(
+                what="/".join(parts) or _("the congregation folder"), reason=exc
+            ),
+            _("Nothing was changed locally. m3daemon tries again at the next sync."),
+        )
+
+    return session.fetch(
+        "PROPFIND", parts, read, collection=True, content=PROPFIND_BODY, interrupted=interrupted,
+        headers={"Depth": depth, "Content-Type": "application/xml; charset=utf-8"},
+    )
 
 
 def _check_multistatus(resp: httpx.Response, parts: tuple[str, ...]) -> None:

@@ -45,6 +45,7 @@ from wsgidav.dav_error import DAVError
 from wsgidav.dc.base_dc import BaseDomainController
 from wsgidav.mw.base_mw import BaseMiddleware
 
+from m3daemon.core.methods import READ_METHODS
 from m3daemon.errors import M3Signal
 from m3daemon.local import paths
 from m3daemon.server.settings import Limits
@@ -59,8 +60,7 @@ __all__ = [
 CONTEXT_KEY = "m3daemon_guard"
 #: environ key where the domain controller leaves the account's :class:`Role`.
 ROLE_KEY = "m3daemon.role"
-#: What a member may do.
-READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PROPFIND"})
+# What a member may do: READ_METHODS, the same list the client retries as reads (core/methods.py).
 
 StartResponse = Callable[..., Any]
 Clock = Callable[[], float]
