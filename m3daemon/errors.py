@@ -42,7 +42,7 @@ class M3Signal(Exception):
     """Base of the exceptions that steer the program rather than tell a person something.
 
     Each is caught close to where it is raised and either ends quietly or becomes an
-    :class:`M3Error` with a message and a remedy there.
+    :class:`M3Error` with a message and a remedy there (or, for a broken invariant, is a defect).
     """
 
 
