@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -691,3 +691,20 @@ def test_open_path_without_opener_only_logs(tmp_path: Path, monkeypatch: pytest.
     with caplog.at_level(logging.WARNING, logger="m3daemon.tray"):
         open_path(str(tmp_path))
     assert "cannot open" in caplog.text
+
+
+# --- a file in use (Windows): the menu and the tooltip say which one waits -------------------
+
+
+def test_the_menu_and_tooltip_name_the_file_that_waits_for_m3_to_let_go() -> None:
+    talk = f"{date.today().isoformat()}/talk.mp4"
+    one = status(waiting=[talk])
+    assert f"In use, updated after the meeting: {talk}" in labels(build_menu([one], None))
+    assert tooltip([one]) == f"m3daemon — Up to date\nIn use, updated after the meeting: {talk}"
+    many = status("West", waiting=[f"{date.today().isoformat()}/{n}.jpg" for n in "abcde"])
+    sub = find(build_menu([status(), many], None), "West: Up to date").submenu
+    assert sub is not None
+    line = next(i.label for i in sub if i.label.startswith("In use, updated after the meeting: "))
+    assert len(line) <= 80 and line.endswith("…") and f"{date.today().isoformat()}/a.jpg" in line
+    assert "\nWest: In use, updated after the meeting: " in tooltip([status(), many])  # cut at 127 (Windows)
+    assert not any("in use" in i for i in labels(build_menu([status()], None)))

@@ -9,7 +9,7 @@ from flask.typing import ResponseReturnValue
 
 from m3daemon.coordinator.media import human_size
 from m3daemon.engine.status import CongregationStatus, SyncState
-from m3daemon.engine.wording import progress_text, short_time, state_label
+from m3daemon.engine.wording import progress_text, short_time, state_label, waiting_text
 from m3daemon.i18n import _, weekday_name
 
 from .app import N_, reply
@@ -46,6 +46,9 @@ def live_view(st: CongregationStatus) -> dict[str, Any]:
         "last_attempt": short_time(st.last_attempt) or _("not yet"),
         "next_sync": short_time(st.next_sync) or _("not planned"),
         "error": {"message": err.message, "remedy": err.remedy} if err else None,
+        # files whose new version waits because another program (M³ showing it) holds the old one
+        "waiting": list(st.waiting),
+        "waiting_text": waiting_text(st.waiting),
     }
 
 

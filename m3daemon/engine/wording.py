@@ -7,13 +7,14 @@ wondering whether they mean different things.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 
 from m3daemon.engine.clock import computer_now
 from m3daemon.engine.status import ProgressView, SyncState
 from m3daemon.i18n import _, ngettext, weekday_name
 
-__all__ = ["N_", "files_text", "progress_text", "short_time", "state_label"]
+__all__ = ["N_", "files_text", "progress_text", "short_time", "state_label", "waiting_text"]
 
 
 def N_(message: str) -> str:
@@ -53,6 +54,27 @@ def progress_text(progress: ProgressView) -> str:
     if percent is not None:
         return _("Syncing ({percent} %)").format(percent=percent)
     return _("Syncing…")
+
+
+#: At most this many waiting files are named; the rest are counted.
+WAITING_NAMED = 3
+
+
+def waiting_text(paths: Sequence[str]) -> str:
+    """Which files wait because another program (M³ showing it) holds the old one open, or "".
+
+    "2026-03-04/talk.mp4 is in use by another program; it will be updated after the meeting."
+    """
+    if not paths:
+        return ""
+    if len(paths) == 1:
+        return _("{path} is in use by another program; it will be updated after the meeting.").format(path=paths[0])
+    named = ", ".join(paths[:WAITING_NAMED])
+    if len(paths) > WAITING_NAMED:
+        named = _("{names} and {n} more").format(names=named, n=len(paths) - WAITING_NAMED)
+    return ngettext("{n} file is in use by another program; it will be updated after the meeting: {names}.",
+                    "{n} files are in use by another program; they will be updated after the meeting: {names}.",
+                    len(paths)).format(n=len(paths), names=named)
 
 
 def _parse(iso: str) -> tuple[datetime, bool] | None:

@@ -176,8 +176,11 @@ def tooltip(statuses: Sequence[CongregationStatus], now: datetime | None = None)
         text = f"{APP_NAME} — {_('No congregation configured')}"
     elif len(statuses) == 1:
         text = f"{APP_NAME} — {_detail(statuses[0], now)}"
+        if statuses[0].waiting:  # the file's name before the last sync time: the tooltip is short
+            text = f"{APP_NAME} — {state_label(statuses[0].state)}\n{waiting_line(statuses[0])}"
     else:
         lines = [f"{APP_NAME} — {state_label(worst_state(statuses))}"]
+        lines += [f"{s.name}: {waiting_line(s)}" for s in statuses if s.waiting]  # first: the tooltip is short
         lines += [f"{s.name}: {_detail(s, now)}" for s in statuses]
         text = "\n".join(lines)
     return _cut(text, TOOLTIP_MAX)
@@ -208,7 +211,15 @@ def _state_lines(status: CongregationStatus, now: datetime | None) -> list[MenuI
     err = _error_line(status)
     if err is not None:
         lines.append(err)
+    if status.waiting:  # a file M³ holds open: say which one waits
+        lines.append(MenuItemSpec(_cut(waiting_line(status), MENU_LINE_MAX), enabled=False))
     return lines
+
+
+def waiting_line(status: CongregationStatus) -> str:
+    """"In use, updated after the meeting: 2026-03-04/talk.mp4" (short: menus and the 127-character
+    tooltip; the dashboard says the whole sentence)."""
+    return _("In use, updated after the meeting: {names}").format(names=", ".join(status.waiting))
 
 
 def build_menu(

@@ -1,0 +1,111 @@
+"""A file M³ is showing (Windows: a sharing violation) is named in the dashboard and the tray.
+
+The daemon runs in this process against a real WsgiDAV server; what Windows does to a file that
+another program holds open (PermissionError with winerror 32 on replace and unlink) is what this
+test injects, the rest is real: the engine keeps the verified download waiting (issue 11.9), the
+daemon's status lists the file, the dashboard's status page and status.json and the tray's menu
+and tooltip name it, and once the file is let go the next update places it and the line goes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import wait_until
+from member import Member, iso
+from servers import DavServer, make_tree
+
+from m3daemon.daemon.app import Daemon
+from m3daemon.engine.status import SyncState
+from m3daemon.tray.menu import build_menu, tooltip
+
+
+class HeldOpen:
+    """os.replace/os.unlink on the held paths fail as on Windows when M³ shows the file."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, *held: Path) -> None:
+        self.held = {str(p) for p in held}
+        real_replace, real_unlink = os.replace, os.unlink
+
+        def replace(src: object, dst: object, *a: object, **k: object) -> None:
+            self._check(dst)
+            real_replace(src, dst, *a, **k)  # type: ignore[arg-type]
+
+        def unlink(path: object, *a: object, **k: object) -> None:
+            self._check(path)
+            real_unlink(path, *a, **k)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(os, "replace", replace)
+        monkeypatch.setattr(os, "unlink", unlink)
+
+    def _check(self, path: object) -> None:
+        if str(path) in self.held:
+            err = PermissionError(13, "The process cannot access the file because it is being used by another "
+                                      "process", str(path))
+            err.winerror = 32  # type: ignore[attr-defined]
+            raise err
+
+    def release(self) -> None:
+        self.held.clear()
+
+
+@pytest.fixture
+def running(wsgidav_server: DavServer, isolated_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
+        tuple[Daemon, Member]]:
+    root = wsgidav_server.root / "Cong"
+    root.mkdir(parents=True, exist_ok=True)
+    make_tree(root, {f"Media/{iso(1)}/talk.jpg": b"version 1", f"Media/{iso(1)}/song.jpg": b"song"})
+    m = Member.create(isolated_env, wsgidav_server.url, "/dav/Cong", wsgidav_server.username,
+                      wsgidav_server.password, wsgidav_server.ca_file)
+    monkeypatch.setenv("M3DAEMON_PASSWORD", m.password)
+    daemon = Daemon([m.config], no_tray=True, watch=False)
+    daemon.start()
+    try:
+        wait_until("the first sync", lambda: daemon.statuses()[0].state is SyncState.UP_TO_DATE
+                   and daemon.statuses()[0].last_sync is not None)
+        yield daemon, m
+    finally:
+        daemon.shutdown()
+
+
+def test_a_file_m3_is_showing_is_named_in_the_dashboard_and_the_tray_until_it_is_replaced(
+    running: tuple[Daemon, Member], wsgidav_server: DavServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    daemon, m = running
+    talk = m.media / iso(1) / "talk.jpg"
+    rel = f"{iso(1)}/talk.jpg"
+    (wsgidav_server.root / "Cong" / "Media" / iso(1) / "talk.jpg").write_bytes(b"version 2 for the meeting")
+    held = HeldOpen(monkeypatch, talk)
+    daemon.update_now()
+    wait_until("the daemon reports the waiting file", lambda: daemon.statuses()[0].waiting == [rel])
+    status = daemon.statuses()[0]
+    assert status.state is SyncState.UP_TO_DATE  # nothing for a person to solve
+    assert talk.read_bytes() == b"version 1"
+
+    sentence = f"{rel} is in use by another program; it will be updated after the meeting."
+    login = daemon.dashboard_url()
+    assert login is not None
+    base = login.split("/login", 1)[0]
+    with httpx.Client(base_url=base, trust_env=False, follow_redirects=True) as web:
+        assert web.get(login.removeprefix(base)).status_code == 200
+        page = web.get("/c/0/status").text
+        assert sentence in page
+        live = web.get("/c/0/status.json").json()
+        assert live["waiting"] == [rel] and live["waiting_text"] == sentence
+
+        menu = [i.label for i in build_menu(daemon.statuses(), None)]
+        assert f"In use, updated after the meeting: {rel}" in menu
+        assert tooltip(daemon.statuses()).endswith(f"\nIn use, updated after the meeting: {rel}")
+
+        held.release()  # the meeting is over, M³ lets go of the file
+        daemon.update_now()
+        wait_until("the waiting file is placed", lambda: talk.read_bytes() == b"version 2 for the meeting")
+        wait_until("the status no longer lists it", lambda: daemon.statuses()[0].waiting == [])
+        live = web.get("/c/0/status.json").json()
+        assert live["waiting"] == [] and live["waiting_text"] == ""
+        assert sentence not in web.get("/c/0/status").text
+    assert not any("In use" in i.label for i in build_menu(daemon.statuses(), None))
