@@ -25,13 +25,15 @@ from m3daemon.tray.menu import build_menu, tooltip
 
 
 class HeldOpen:
-    """os.replace/os.unlink on the held paths fail as on Windows when M³ shows the file."""
+    """os.replace/os.unlink on the held paths fail as on Windows when M³ shows the file (open without
+    FILE_SHARE_DELETE: it can be neither renamed away, nor replaced, nor deleted)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, *held: Path) -> None:
         self.held = {str(p) for p in held}
         real_replace, real_unlink = os.replace, os.unlink
 
         def replace(src: object, dst: object, *a: object, **k: object) -> None:
+            self._check(src)
             self._check(dst)
             real_replace(src, dst, *a, **k)  # type: ignore[arg-type]
 
@@ -51,6 +53,13 @@ class HeldOpen:
 
     def release(self) -> None:
         self.held.clear()
+
+
+def _content(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
 
 
 @pytest.fixture
@@ -103,7 +112,7 @@ def test_a_file_m3_is_showing_is_named_in_the_dashboard_and_the_tray_until_it_is
 
         held.release()  # the meeting is over, M³ lets go of the file
         daemon.update_now()
-        wait_until("the waiting file is placed", lambda: talk.read_bytes() == b"version 2 for the meeting")
+        wait_until("the waiting file is placed", lambda: _content(talk) == b"version 2 for the meeting")
         wait_until("the status no longer lists it", lambda: daemon.statuses()[0].waiting == [])
         live = web.get("/c/0/status.json").json()
         assert live["waiting"] == [] and live["waiting_text"] == ""
