@@ -6,7 +6,10 @@ bombs. Real servers behind the fault proxy, or, for the bombs, a proxy that serv
 from __future__ import annotations
 
 import re
+import threading
 import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -16,12 +19,50 @@ from faulthelpers import (
     proxied_member,
     proxy_for,
     quick_retries,  # noqa: F401 - a fixture, used by name
+    set_connection,
 )
-from faultproxy import Rule
+from conftest import wait_until
+from faultproxy import FaultProxy, Rule
 from member import iso
 from servers import DavServer, ServerPool, make_tree
 
 MiB = 1024 * 1024
+
+
+class DripProxy(FaultProxy):
+    """A FaultProxy that sends the answers ``drip_when(method, path)`` picks one byte every
+    ``interval`` seconds, status line and headers included: never silent long enough for a
+    per-read timeout, and never finished."""
+
+    def __init__(self, upstream: str, ca_file: Path) -> None:
+        super().__init__(upstream, ca_file)
+        self.drip_when: Callable[[str, str], bool] = lambda method, path: False
+        self.interval = 0.05
+        self.stopping = threading.Event()
+
+    def _reply(
+        self, h: BaseHTTPRequestHandler, method: str, path: str, status: int, headers: dict[str, str],
+        data: bytes, cut: int | None = None,
+    ) -> None:
+        if not self.drip_when(method, path):
+            super()._reply(h, method, path, status, headers, data, cut)
+            return
+        self.log.append((method, path, status))
+        head = f"HTTP/1.1 {status} Dripping\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        raw = (head + f"Content-Length: {len(data)}\r\n\r\n").encode() + data
+        h.close_connection = True
+        try:
+            for i in range(len(raw)):
+                if self.stopping.wait(self.interval):
+                    return
+                h.wfile.write(raw[i:i + 1])
+                h.wfile.flush()
+        except OSError:
+            return  # the client gave up: what the test wants
+
+    def close(self) -> None:
+        self.stopping.set()
+        super().close()
 
 
 # --- 11. unencoded # in a listing's hrefs ------------------------------------------------------
@@ -146,3 +187,58 @@ def test_a_file_deleted_between_the_listing_and_its_download_is_said_to_have_dis
         report = m.update(retry=QUICK)
     assert [e["message"] for e in report.errors] == [f"{d}/gone.jpg disappeared from the server during the sync."]
     assert m.files() == {f"{iso(1)}/a.jpg": b"a"}
+
+
+# --- 4. a server that drips its answer: every request has an overall deadline -------------------
+
+
+def test_a_server_that_drips_its_answer_ends_the_update_within_the_deadline(
+    wsgidav_server: DavServer, isolated_env: Path
+) -> None:
+    make_tree(cong(wsgidav_server), {f"Media/{iso(1)}/a.jpg": b"a"})
+    with proxy_for(wsgidav_server, DripProxy) as proxy:
+        assert isinstance(proxy, DripProxy)
+        m = proxied_member(proxy, wsgidav_server, isolated_env)
+        set_connection(m, timeout_seconds=0.5, request_deadline_seconds=1.5)
+        proxy.drip_when = lambda method, path: method == "PROPFIND"  # 20 bytes/s, forever
+        started = time.monotonic()
+        proc = m.cli("update", timeout=60)
+        took = time.monotonic() - started
+    assert proc.returncode == 4, proc.stderr
+    assert ("answers too slowly: the request did not finish within 1.5 seconds "
+            "([connection] request_deadline_seconds)") in proc.stderr
+    assert took < 10, f"took {took:.1f}s"
+    assert m.files() == {}
+
+
+def test_a_stuck_sync_never_blocks_update_now_for_longer_than_the_deadline(
+    wsgidav_server: DavServer, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from m3daemon.daemon.runner import CongregationRunner
+    from m3daemon.engine.sync import update
+
+    make_tree(cong(wsgidav_server), {f"Media/{iso(1)}/a.jpg": b"a"})
+    with proxy_for(wsgidav_server, DripProxy) as proxy:
+        assert isinstance(proxy, DripProxy)
+        m = proxied_member(proxy, wsgidav_server, isolated_env)
+        set_connection(m, timeout_seconds=0.5, request_deadline_seconds=1.0)
+        dripping = threading.Event()
+        dripping.set()
+        proxy.drip_when = lambda method, path: dripping.is_set() and method == "PROPFIND"
+        monkeypatch.setenv("M3DAEMON_PASSWORD", m.password)
+        runner = CongregationRunner(m.config, sync_fn=lambda cfg, **kw: update(cfg, retry=QUICK, **kw),
+                                    backoff=(60.0,))
+        runner.start()
+        try:
+            runner.request_sync("poll")
+            wait_until("the stuck listing", lambda: any(method == "PROPFIND" for method, _p, _s in proxy.log))
+            dripping.clear()  # the server recovers; the stuck request does not notice
+            started = time.monotonic()
+            seq = runner.request_sync("update now", force=True)
+            assert runner.wait_for(seq, timeout=15)
+            took = time.monotonic() - started
+            status = runner.status()
+        finally:
+            runner.stop()
+    assert took < 1.0 + 3.0, f"Update now waited {took:.1f}s behind the stuck sync (deadline 1 s)"
+    assert status.state.value == "up-to-date" and m.files() == {f"{iso(1)}/a.jpg": b"a"}

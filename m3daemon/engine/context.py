@@ -44,6 +44,7 @@ def endpoint_for(cfg: Config) -> Endpoint:
     return Endpoint(
         base_url=conn.url, folder=conn.folder, username=conn.username, ca_file=conn.ca_file,
         allow_insecure_loopback=conn.allow_insecure_loopback, timeout=conn.timeout_seconds,
+        deadline=conn.request_deadline_seconds,
     )
 
 

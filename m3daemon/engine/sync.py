@@ -251,6 +251,7 @@ def update(
         record = Record(record_path(cfg), repair=True)
         try:
             with open_session(cfg, retry=retry) as session:
+                session.cancel = cancel
                 cong = cache.cong if from_cache and cache is not None else None
                 if cong is None:
                     cong = read_congregation(session, cfg, record, today)

@@ -42,11 +42,15 @@ from m3daemon.errors import (
 from m3daemon.i18n import _
 from m3daemon.remote import retry as retrying
 from m3daemon.remote.retry import RetryPolicy, tls_reason
-from m3daemon.remote.transport import DrainingTransport
+from m3daemon.remote.transport import DEADLINE_WORDS, DrainingTransport, deadline
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# The slowest download accepted: 16 kB/s on average (a 1 GB video may take 17 hours). A server that
+# drips a file more slowly than that is treated as stuck, so a sync always ends.
+MIN_RATE = 16_000
 LOOPBACK_NAMES = frozenset({"localhost"})
 
 
@@ -60,6 +64,9 @@ class Endpoint:
     ca_file: Path | None = None
     allow_insecure_loopback: bool = False
     timeout: float = 30.0
+    # Overall deadline of one request (listing, settings); a download gets this plus its size at
+    # MIN_RATE. A server that drips its answer never trips the per-read ``timeout``.
+    deadline: float = 300.0
 
     @property
     def folder_path(self) -> str:
@@ -163,6 +170,8 @@ class DavSession:
         self.base_url = check_url(endpoint.base_url, endpoint.allow_insecure_loopback)
         self.retry = retry or RetryPolicy()
         self.stats = RequestStats()
+        # Set by the sync: a listing being read stops between two chunks when it is set.
+        self.cancel: threading.Event | None = None
         self._sleep = sleep
         # The draining transport reads up to 1 MiB per socket read instead of one 8 KiB TLS record:
         # the difference between about 2× and about 1× curl's time for a large download.
@@ -249,7 +258,8 @@ class DavSession:
 
         def attempt(a: retrying.Attempt) -> httpx.Response:
             self.stats.count(method)
-            resp = self.http.request(method, url, headers=headers, content=content)
+            with deadline(self.endpoint.deadline):
+                resp = self.http.request(method, url, headers=headers, content=content)
             if resp.status_code not in ok:
                 a.check(resp)
             return resp
@@ -262,13 +272,15 @@ class DavSession:
     @contextmanager
     def stream(
         self, method: str, parts: tuple[str, ...], *, headers: Mapping[str, str] | None = None,
-        collection: bool = False, content: bytes | None = None,
+        collection: bool = False, content: bytes | None = None, expect_bytes: int = 0,
     ) -> Iterator[httpx.Response]:
         """Open a streamed response; the caller checks the status (206/200 matter for resumes).
 
         Opening it is retried (connection failures, retryable statuses); reading the body is the
         caller's, because a streamed body cannot be replayed. :meth:`fetch` instead asks again for a
-        body cut off mid-way, within the same attempts.
+        body cut off mid-way, within the same attempts. The deadline
+        (``[connection] request_deadline_seconds``, plus ``expect_bytes`` at :data:`MIN_RATE`)
+        covers the answer and reading its body.
         """
         url = self.url(parts, collection)
 
@@ -279,11 +291,12 @@ class DavSession:
             a.check(resp)
             return resp
 
-        resp = self.retry_loop(method, attempt, describe=f"{method} {url}")
-        try:
-            yield resp
-        finally:
-            resp.close()
+        with deadline(self.endpoint.deadline + expect_bytes / MIN_RATE):
+            resp = self.retry_loop(method, attempt, describe=f"{method} {url}")
+            try:
+                yield resp
+            finally:
+                resp.close()
 
     def fetch(
         self, method: str, parts: tuple[str, ...], read: Callable[[httpx.Response], T], *,
@@ -303,14 +316,15 @@ class DavSession:
             nonlocal opened
             opened = False
             self.stats.count(method)
-            resp = self.http.send(self.http.build_request(method, url, headers=headers, content=content),
-                                  stream=True)
-            try:
-                a.check(resp)
-                opened = True
-                return read(resp)
-            finally:
-                resp.close()
+            with deadline(self.endpoint.deadline):  # the answer and reading it: one deadline
+                resp = self.http.send(self.http.build_request(method, url, headers=headers, content=content),
+                                      stream=True)
+                try:
+                    a.check(resp)
+                    opened = True
+                    return read(resp)
+                finally:
+                    resp.close()
 
         def failed(exc: httpx.TransportError) -> BaseException:
             if opened and interrupted is not None:
@@ -336,6 +350,13 @@ def classify_transport_error(exc: httpx.TransportError, base_url: str) -> Connec
                 "If the server uses its own certificate, set [connection] ca_file to its CA (m3daemon setup "
                 "asks for it). Otherwise check the address and the computer's date and time."
             ),
+        )
+    if isinstance(exc, httpx.TimeoutException) and DEADLINE_WORDS in str(exc):
+        return ServerUnreachableError(
+            _("The server {host} answers too slowly: {reason} ([connection] request_deadline_seconds).").format(
+                host=host, reason=str(exc)),
+            _("Check the internet connection; m3daemon will try again. A server that is slow on purpose "
+              "can be given more time with request_deadline_seconds."),
         )
     if isinstance(exc, httpx.TimeoutException):
         return ServerUnreachableError(

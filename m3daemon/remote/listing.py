@@ -8,6 +8,7 @@ listing would look like deleted files to the planner.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ import httpx
 
 from m3daemon.core.dates import parse_folder_date
 from m3daemon.core.entries import RemoteEntry
-from m3daemon.errors import FolderNotFoundError, ListingError, NotWebDAVError
+from m3daemon.errors import Cancelled, FolderNotFoundError, ListingError, NotWebDAVError
 from m3daemon.i18n import _
 from m3daemon.remote.http import DavSession, classify_status
 from m3daemon.remote.multistatus import PROPFIND_BODY, RawEntry, parse_multistatus
@@ -183,7 +184,7 @@ def _collect(
     base = session.folder_segments() + list(parts)
     entries: list[RemoteEntry] = []
     skipped: list[tuple[str, str]] = []
-    counted = _counting(resp.iter_bytes(), session.stats.add_bytes)
+    counted = _counting(resp.iter_bytes(), session.stats.add_bytes, session.cancel)
     host = urlsplit(session.base_url).netloc.lower()
     for raw in parse_multistatus(counted):
         if "://" in raw.href and urlsplit(raw.href).netloc.lower() != host:
@@ -197,8 +198,12 @@ def _collect(
     return entries, skipped
 
 
-def _counting(chunks: Iterator[bytes], add: Callable[[int], None]) -> Iterator[bytes]:
+def _counting(
+    chunks: Iterator[bytes], add: Callable[[int], None], cancel: threading.Event | None = None
+) -> Iterator[bytes]:
     for c in chunks:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled  # the daemon stops, or a person paused: the listing is not needed
         add(len(c))
         yield c
 

@@ -33,6 +33,7 @@ import httpx
 
 from m3daemon.core.methods import IDEMPOTENT_METHODS
 from m3daemon.errors import RetryDue
+from m3daemon.remote.transport import DEADLINE_WORDS
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,9 @@ def run(
                 log.warning("%s: locked by another client; retrying", describe)
             _pause(policy, sleep, number, due.retry_after, f"{describe}: {due.status}")
         except httpx.TransportError as exc:
-            if last or tls_reason(exc) is not None or not (repeatable or isinstance(exc, NOT_SENT)):
+            # A server too slow for the overall deadline would be as slow again: not retried.
+            if (last or tls_reason(exc) is not None or DEADLINE_WORDS in str(exc)
+                    or not (repeatable or isinstance(exc, NOT_SENT))):
                 raise transport_error(exc) from exc
             before_retry()
             _pause(policy, sleep, number, None, f"{describe}: {exc!r}")

@@ -91,7 +91,7 @@ def download(
     what = "/".join(parts)
     received = 0
     try:
-        with session.stream("GET", parts, headers=headers) as resp:
+        with session.stream("GET", parts, headers=headers, expect_bytes=size - offset) as resp:
             start = _check_response(resp, offset, what, lambda: _still_listed(session, parts))
             got_etag = normalize_etag(resp.headers.get("ETag"))
             if etag and got_etag and got_etag != etag:

@@ -28,6 +28,7 @@ import select
 import socket
 import ssl
 import sys
+import threading
 import time
 import typing
 from collections.abc import Iterable, Iterator
@@ -79,6 +80,45 @@ def _core_errors(timeout_exc: type[Exception], other_exc: type[Exception]) -> It
         raise other_exc(exc) from exc
 
 
+# ---- the overall deadline of a request --------------------------------------------------------
+
+_scope = threading.local()
+DEADLINE_WORDS = "the request did not finish within"
+
+
+class DeadlineExceeded(TimeoutError):
+    """A request ran past its overall deadline: a server that drips its answer (a byte now and
+    then) never trips the per-read timeout, so each read waits at most until the deadline."""
+
+
+@contextlib.contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Every socket read and write of this thread, inside the block, ends by ``seconds`` from now
+    (an enclosing, earlier deadline still wins)."""
+    outer: tuple[float, float] | None = getattr(_scope, "at", None)
+    at = time.monotonic() + seconds
+    _scope.at = (at, seconds) if outer is None or at < outer[0] else outer
+    try:
+        yield
+    finally:
+        _scope.at = outer
+
+
+def _bounded(timeout: float | None) -> float | None:
+    scope: tuple[float, float] | None = getattr(_scope, "at", None)
+    if scope is None:
+        return timeout
+    left = scope[0] - time.monotonic()
+    if left <= 0:
+        raise _exceeded()
+    return left if timeout is None or left < timeout else timeout
+
+
+def _exceeded() -> DeadlineExceeded:
+    scope: tuple[float, float] | None = getattr(_scope, "at", None)
+    return DeadlineExceeded(f"{DEADLINE_WORDS} {scope[1] if scope else 0:g} seconds")
+
+
 # ---- the network stream ------------------------------------------------------------------------
 
 
@@ -110,8 +150,14 @@ class DrainingStream(httpcore.NetworkStream):
         # max_bytes (httpcore asks for 64 KiB) is a hint; returning more is fine for h11.
         sock, view, size = self._sock, self._view, self._size
         with _core_errors(httpcore.ReadTimeout, httpcore.ReadError):
-            self._settimeout(timeout)
-            n = sock.recv_into(view, size)  # waits (up to timeout) for the first bytes
+            wait = _bounded(timeout)
+            self._settimeout(wait)
+            try:
+                n = sock.recv_into(view, size)  # waits (up to timeout) for the first bytes
+            except TimeoutError:
+                if wait != timeout:  # the deadline, not the read timeout, cut this wait
+                    raise _exceeded() from None
+                raise
             if n == 0:
                 return b""
             if n < size:
@@ -134,7 +180,7 @@ class DrainingStream(httpcore.NetworkStream):
         if not buffer:
             return
         with _core_errors(httpcore.WriteTimeout, httpcore.WriteError):
-            self._settimeout(timeout)
+            self._settimeout(_bounded(timeout))
             self._sock.sendall(buffer)
 
     def close(self) -> None:

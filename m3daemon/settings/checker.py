@@ -28,7 +28,8 @@ _MISSING: Any = object()
 _KNOWN: dict[str, frozenset[str]] = {
     "congregation": frozenset({"name", "language"}),
     "connection": frozenset(
-        {"url", "username", "folder", "ca_file", "allow_insecure_loopback", "timeout_seconds"}
+        {"url", "username", "folder", "ca_file", "allow_insecure_loopback", "timeout_seconds",
+         "request_deadline_seconds"}
     ),
     "local": frozenset({"media_dir", "layout", "days_ahead"}),
     "schedule": frozenset({"poll_minutes", "before_meeting_minutes", "timezone"}),

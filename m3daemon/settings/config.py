@@ -10,7 +10,8 @@ username = "av@example.org"
 folder = "/dav/Koofr/Congregation"  # the congregation sync folder, an absolute path on the server
 ca_file = "ca.pem"                  # optional; relative to this file's folder
 allow_insecure_loopback = false     # true allows http:// to 127.0.0.1, ::1 or localhost (tests only)
-timeout_seconds = 30
+timeout_seconds = 30                # per read: how long a silent server is waited for
+request_deadline_seconds = 300      # per request, overall (a download: plus its size at 16 kB/s)
 
 [local]
 media_dir = "~/Documents/Congregation Media"
@@ -63,6 +64,7 @@ from m3daemon.settings.values import (
     BEFORE_MEETING_MAX,
     CONFIG_ENV,
     DAYS_AHEAD_MAX,
+    DEADLINE_DEFAULT,
     KNOWN_CONFIGS_FILE,
     LAYOUTS,
     LOOPBACK_HOSTS,
@@ -201,6 +203,8 @@ def config_to_dict(cfg: Config) -> dict[str, Any]:
         if conn.allow_insecure_loopback:
             connection["allow_insecure_loopback"] = True
         connection["timeout_seconds"] = conn.timeout_seconds
+        if conn.request_deadline_seconds != DEADLINE_DEFAULT:
+            connection["request_deadline_seconds"] = conn.request_deadline_seconds
         doc["connection"] = connection
     doc["local"] = {
         "media_dir": str(cfg.local.media_dir),

@@ -18,6 +18,8 @@ from m3daemon.settings.urls import _join_folder, _parse_url
 from m3daemon.settings.values import (
     BEFORE_MEETING_MAX,
     DAYS_AHEAD_MAX,
+    DEADLINE_DEFAULT,
+    DEADLINE_MAX,
     LAYOUTS,
     TIMEOUT_MAX,
     Config,
@@ -142,6 +144,20 @@ def _connection(table: Mapping[str, Any], checker: _Checker, base: Path) -> Conn
             "[connection] timeout_seconds",
             _("{value} is out of range: {fix}").format(value=timeout_raw, fix=timeout_fix),
         )
+    deadline_raw = table.get("request_deadline_seconds", DEADLINE_DEFAULT)
+    deadline_fix = _(
+        "write a number of seconds above 0 and up to {max}, for example request_deadline_seconds = 300"
+    ).format(max=int(DEADLINE_MAX))
+    if isinstance(deadline_raw, bool) or not isinstance(deadline_raw, (int, float)):
+        raise checker.error(
+            "[connection] request_deadline_seconds",
+            _("{value} is not a number: {fix}").format(value=_show(deadline_raw), fix=deadline_fix),
+        )
+    if not 0 < deadline_raw <= DEADLINE_MAX:
+        raise checker.error(
+            "[connection] request_deadline_seconds",
+            _("{value} is out of range: {fix}").format(value=deadline_raw, fix=deadline_fix),
+        )
     return ConnectionConfig(
         url=origin,
         username=username,
@@ -149,6 +165,7 @@ def _connection(table: Mapping[str, Any], checker: _Checker, base: Path) -> Conn
         ca_file=ca_file,
         allow_insecure_loopback=allow,
         timeout_seconds=float(timeout_raw),
+        request_deadline_seconds=float(deadline_raw),
     )
 
 

@@ -18,6 +18,8 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 DAYS_AHEAD_MAX = 366
 BEFORE_MEETING_MAX = 720
 TIMEOUT_MAX = 600.0
+DEADLINE_DEFAULT = 300.0
+DEADLINE_MAX = 3600.0
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,9 @@ class ConnectionConfig:
     ca_file: Path | None = None
     allow_insecure_loopback: bool = False
     timeout_seconds: float = 30.0
+    # The overall time one request may take (a listing, the settings); a download gets this plus
+    # its size at 16 kB/s. Bounds a server that drips its answer past every per-read timeout.
+    request_deadline_seconds: float = DEADLINE_DEFAULT
 
     @property
     def account(self) -> str:
