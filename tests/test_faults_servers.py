@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+from conftest import wait_until
 from faulthelpers import (
     QUICK,
     cong,
@@ -21,7 +22,6 @@ from faulthelpers import (
     quick_retries,  # noqa: F401 - a fixture, used by name
     set_connection,
 )
-from conftest import wait_until
 from faultproxy import FaultProxy, Rule
 from member import iso
 from servers import DavServer, ServerPool, make_tree
