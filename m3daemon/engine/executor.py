@@ -51,7 +51,7 @@ from m3daemon.local.safefs import (
 )
 from m3daemon.local.space import SpaceBudget
 from m3daemon.remote.http import DavSession
-from m3daemon.remote.transfer import download, local_error, unservable
+from m3daemon.remote.transfer import Limiter, discard_resume, download, local_error, unservable
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,8 @@ class Executor:
         cancel: threading.Event | None = None,
         trash: Callable[[Path], None] | None = None,
         replace_pause: float | None = None,
+        limiter: Limiter | None = None,
+        fast: bool = True,
     ) -> None:
         self.session = session
         self.media_dir = media_dir
@@ -126,6 +128,8 @@ class Executor:
         self.progress = progress or Progress()
         self.cancel = cancel or threading.Event()
         self._trash = trash or send_to_trash
+        self.limiter = limiter
+        self.fast = fast  # fresh downloads on libcurl when it is available (remote/curl.py)
         self._count_lock = threading.Lock()
         self._sources: dict[str, str] = {}
         failing = record.get_meta("failing")
@@ -152,10 +156,7 @@ class Executor:
             fetches, copies = self._what_fits(budget, fetches, copies, out, failed_targets)
         if fetches:
             with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="download") as pool:
-                futures: list[tuple[Fetch, Future[Placed | None]]] = [
-                    (a, pool.submit(self._fetch, a)) for a in fetches
-                ]
-                for action, fut in futures:
+                for action, fut in self._start_fetches(fetches, pool):
                     self._collect(action.target, fut, out, failed_targets, "downloaded")
         for copy in copies:
             if self.cancel.is_set():
@@ -219,6 +220,63 @@ class Executor:
         else:
             out.copied += 1
 
+    def _start_fetches(
+        self, fetches: list[Fetch], pool: ThreadPoolExecutor
+    ) -> list[tuple[Fetch, Future[Placed | None]]]:
+        """Start every download; the futures come back in the order of ``fetches``.
+
+        With libcurl, one CurlMulti in this thread fetches every new file (3 at a time) and the
+        pool only fsyncs and places what arrived, so no two threads compete for the GIL; a file
+        to resume, or one the fast path hands back (a failure, a broken body), goes through
+        :meth:`_fetch` on httpx, which has the retries and the plain-words errors.
+        """
+        session = self.session
+        assert session is not None
+        multi = None
+        if self.fast:
+            from m3daemon.remote.curl import MultiDownloader
+
+            multi = MultiDownloader.for_session(
+                session, parallel=self.workers, on_bytes=self.progress.add_bytes, cancel=self.cancel,
+                limiter=self.limiter,
+            )
+        if multi is None:
+            return [(a, pool.submit(self._fetch, a)) for a in fetches]
+        from m3daemon.remote.curl import HandBack, Job
+
+        futures: dict[int, Future[Placed | None]] = {}
+        try:
+            sidecars = {e.name for e in os.scandir(self.staging) if e.name.endswith(".json")}
+        except OSError:
+            sidecars = set()
+        jobs: list[Job] = []
+        for i, action in enumerate(fetches):
+            part = self._part(action)
+            if part.with_suffix(".json").name in sidecars or self._ready_paths(action.target)[1].name in sidecars:
+                # a download to resume, or one that waited for its target: httpx's path does those
+                futures[i] = pool.submit(self._fetch, action)
+            else:
+                r = action.remote
+                jobs.append(Job(r.parts, part, r.size, r.etag, r.modified, key=i, weak_etag=r.weak_etag))
+
+        def done(job: Job, back: HandBack | None) -> None:
+            i = job.key
+            assert isinstance(i, int)
+            if back is None:
+                futures[i] = pool.submit(self._arrived, fetches[i], job.part_file)
+            elif back.final is not None:
+                _unlink_quiet(job.part_file)
+                failed: Future[Placed | None] = Future()
+                failed.set_exception(back.final)
+                futures[i] = failed
+            else:
+                # A broken body used the first of the resume attempts; a busy server is given its pause.
+                pause = session.retry.delay(0, back.retry_after) if back.busy else 0.0
+                futures[i] = pool.submit(self._fetch, fetches[i], 2 if back.interrupted else 1, pause)
+
+        multi.run(jobs, done)
+        return [(a, futures[i]) for i, a in enumerate(fetches)]
+
     def _name_repeated_failure(self, target: str, exc: M3Error, out: Outcome) -> M3Error:
         """A file the server lists but will not serve, sync after sync, is said to be that (and
         logged once, when it first is); other failures are logged every time."""
@@ -238,7 +296,24 @@ class Executor:
 
     # --- one file --------------------------------------------------------------------------
 
-    def _fetch(self, action: Fetch) -> Placed | None:
+    def _part(self, action: Fetch) -> Path:
+        return self.staging / (_staging_name(action.remote.parts) + ".part")
+
+    def _arrived(self, action: Fetch, part: Path) -> Placed | None:
+        """A file the fast path fetched and checked: flush it to disk, then place it."""
+        try:
+            with open(part, "r+b") as f:
+                os.fsync(f.fileno())
+        except OSError as exc:
+            _unlink_quiet(part)
+            raise local_error(exc, part) from exc
+        discard_resume(part)
+        return self._place(part, action.target, action.existing, action.here, action.remote.version,
+                           "/".join(action.remote.parts), action.remote.modified)
+
+    def _fetch(self, action: Fetch, first_attempt: int = 1, pause: float = 0.0) -> Placed | None:
+        if pause and self.cancel.wait(pause):
+            raise Cancelled
         if self.cancel.is_set():
             raise Cancelled
         assert self.session is not None
@@ -248,13 +323,14 @@ class Executor:
             log.info("placing %s from the earlier download that waited", action.target)
             return self._place(ready, action.target, action.existing, action.here, action.remote.version,
                                source, action.remote.modified)
-        part = self.staging / (_staging_name(action.remote.parts) + ".part")
-        for attempt in range(1, RESUME_ATTEMPTS + 1):
+        part = self._part(action)
+        for attempt in range(first_attempt, RESUME_ATTEMPTS + 1):
             try:
                 download(
                     self.session, action.remote.parts, part, size=action.remote.size, etag=action.remote.etag,
                     modified=action.remote.modified, on_bytes=self.progress.add_bytes, cancel=self.cancel,
                     weak_etag=action.remote.weak_etag,
+                    limiter=self.limiter,
                 )
                 break
             except InterruptedTransfer:

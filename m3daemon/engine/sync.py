@@ -39,6 +39,7 @@ from m3daemon.local.scan import list_subdirs, scan_local
 from m3daemon.remote.http import DavSession
 from m3daemon.remote.listing import Listing, list_tree
 from m3daemon.remote.retry import RetryPolicy
+from m3daemon.remote.transfer import Limiter, limiter_for
 from m3daemon.settings.config import Config
 from m3daemon.settings.registry import check_media_dir_unique
 
@@ -232,6 +233,7 @@ def update(
     on_plan: Callable[[Plan], None] | None = None,
     cache: ListingCache | None = None,
     from_cache: bool = False,
+    bandwidth_limit_bps: int | None = None,
 ) -> SyncReport:
     """Bring the media folder to what the congregation folder says. Raises M3Error on failures
     that stop the whole sync; per-file failures are counted in the report. ``today`` defaults to
@@ -240,6 +242,9 @@ def update(
     With ``cache``, the listing read is remembered; with ``from_cache`` too, it is used instead
     of listing again (the daemon's repair of a file a person deleted: no network round trip
     unless a file must be downloaded).
+
+    ``bandwidth_limit_bps`` caps all downloads together (bytes per second), for example during a
+    meeting; without it, ``[connection] bandwidth_limit_kbps`` applies.
     """
     started = time.monotonic()
     today = today or clock_for(cfg).today()  # the congregation's today, in its own time zone
@@ -260,6 +265,7 @@ def update(
                 report = _update_locked(
                     cfg, session, record, cong, dry_run=dry_run, today=today, progress=progress,
                     cancel=cancel, allow_deletions=allow_deletions, on_plan=on_plan,
+                    limiter=limiter_for(bandwidth_limit_bps or _configured_limit(cfg)),
                 )
                 report.requests = session.stats.requests
                 report.bytes = session.stats.bytes_in
@@ -269,6 +275,10 @@ def update(
         lock.release()
     report.seconds = round(time.monotonic() - started, 3)
     return report
+
+
+def _configured_limit(cfg: Config) -> int:
+    return cfg.connection.bandwidth_limit_bps if cfg.connection is not None else 0
 
 
 def _acquire(lock: FileLock, wait: float) -> None:
@@ -305,7 +315,7 @@ def repair(cfg: Config, cache: ListingCache, **kwargs: Any) -> SyncReport | None
 def _update_locked(
     cfg: Config, session: DavSession, record: Record, cong: Congregation, *, dry_run: bool, today: date,
     progress: Progress | None, cancel: threading.Event | None, allow_deletions: bool,
-    on_plan: Callable[[Plan], None] | None,
+    on_plan: Callable[[Plan], None] | None, limiter: Limiter | None = None,
 ) -> SyncReport:
     on_os = for_os(cfg.local.media_dir)  # the long form on Windows (local/longpaths.py)
     rows = record.load(on_disk=lambda rel: _size_and_mtime(on_os / rel))
@@ -351,7 +361,7 @@ def _update_locked(
     outcome = Outcome(unchanged=len(plan.keep), rows=list(plan.keep))
     if plan.actions:
         cfg.local.media_dir.mkdir(parents=True, exist_ok=True)
-        executor = Executor(session, on_os, record, progress=progress, cancel=cancel)
+        executor = Executor(session, on_os, record, progress=progress, cancel=cancel, limiter=limiter)
         outcome = executor.run(plan)
         # A file whose action failed is still what the record says (the old version, a file not
         # yet removed): keep its row, or the next sync would take the sync's own file for a

@@ -172,6 +172,7 @@ class DavSession:
         self.stats = RequestStats()
         # Set by the sync: a listing being read stops between two chunks when it is set.
         self.cancel: threading.Event | None = None
+        self.password: str | None = password  # for the libcurl downloads (remote/curl.py)
         self._sleep = sleep
         # The draining transport reads up to 1 MiB per socket read instead of one 8 KiB TLS record:
         # the difference between about 2× and about 1× curl's time for a large download.

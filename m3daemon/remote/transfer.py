@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
+from typing import BinaryIO
 
 import httpx
 
@@ -39,8 +40,44 @@ from m3daemon.remote.multistatus import PROPFIND_BODY
 
 log = logging.getLogger(__name__)
 
-# Bytes per second per download; 0 = unlimited. For slow shared connections (and tests).
-RATE_LIMIT = int(os.environ.get("M3DAEMON_DOWNLOAD_LIMIT_BPS", "0") or 0)
+# Files from this size on get their resume sidecar as soon as their body starts (so a killed
+# process resumes them); smaller ones only when their download is interrupted: for a 100 KB
+# file, starting again costs less than a sidecar written and removed for every file.
+RESUME_SIDECAR_FROM = 1 << 20
+
+
+class Limiter:
+    """One bandwidth limit shared by every download of a sync, in bytes per second.
+
+    Each chunk books its share of time on one clock; a chunk that would run ahead of the limit
+    waits (or stops waiting at a cancel). Up to ``burst`` seconds of unused time can be caught
+    up, so a short pause does not slow what follows below the limit.
+    """
+
+    def __init__(self, bytes_per_s: int, burst: float = 0.25) -> None:
+        if bytes_per_s <= 0:
+            raise ValueError("a limit must be above 0")
+        self.rate = bytes_per_s
+        self.burst = burst
+        self._next = time.monotonic()
+        self._lock = threading.Lock()
+
+    def take(self, n: int, cancel: threading.Event | None = None) -> None:
+        with self._lock:
+            now = time.monotonic()
+            start = max(self._next, now - self.burst)
+            self._next = start + n / self.rate
+            wait = self._next - now
+        if wait > 0:
+            (cancel or threading.Event()).wait(wait)
+
+
+def limiter_for(bytes_per_s: int | None) -> Limiter | None:
+    """The limiter for a sync: the given limit, else ``M3DAEMON_DOWNLOAD_LIMIT_BPS`` (tests and
+    slow shared connections), else none."""
+    if not bytes_per_s:
+        bytes_per_s = int(os.environ.get("M3DAEMON_DOWNLOAD_LIMIT_BPS", "0") or 0)
+    return Limiter(bytes_per_s) if bytes_per_s and bytes_per_s > 0 else None
 
 
 @dataclass(frozen=True)
@@ -63,6 +100,7 @@ def download(
     on_bytes: Callable[[int], None] = lambda n: None,
     cancel: threading.Event | None = None,
     weak_etag: bool = False,
+    limiter: Limiter | None = None,
 ) -> Downloaded:
     """Fetch ``parts`` into ``part_file``, resuming a previous attempt when it is the same version.
 
@@ -77,9 +115,7 @@ def download(
     # its W/ stripped (a server rightly refuses that, and every resume restarted from zero);
     # the resume is validated by the Last-Modified date instead, as where no ETag is listed.
     by_date = not etag or weak_etag
-    validator = f'"{etag}"' if not by_date else (
-        format_datetime(modified.astimezone(UTC), usegmt=True) if modified else None
-    )
+    validator = _validator(etag, modified, weak_etag)
     offset = _resumable_offset(part_file, meta_file, validator, size)
     headers: dict[str, str] = {"Accept-Encoding": "identity"}
     if offset and validator:
@@ -109,7 +145,6 @@ def download(
                 f.seek(start)
                 f.truncate()
                 pos = start
-                t0 = time.monotonic()
                 for chunk in resp.iter_raw():
                     if cancel is not None and cancel.is_set():
                         raise Cancelled
@@ -122,8 +157,8 @@ def download(
                     received += n
                     session.stats.add_bytes(n)
                     on_bytes(n)
-                    if RATE_LIMIT:
-                        _pace(received, t0, cancel)
+                    if limiter is not None:
+                        limiter.take(n, cancel)
                     if pos > size:
                         raise _size_mismatch(what, size, pos)
                 if pos != size:
@@ -176,10 +211,31 @@ def _same_second(header: str | None, modified: datetime | None) -> bool:
     return int(sent.timestamp()) == int(modified.timestamp())
 
 
-def _pace(received: int, t0: float, cancel: threading.Event | None) -> None:
-    ahead = received / RATE_LIMIT - (time.monotonic() - t0)
-    if ahead > 0:
-        (cancel or threading.Event()).wait(ahead)
+def _validator(etag: str | None, modified: datetime | None, weak_etag: bool = False) -> str | None:
+    """What ``If-Range`` sends to resume: a strong ETag, else the listed modification date."""
+    if etag and not weak_etag:
+        return f'"{etag}"'
+    return format_datetime(modified.astimezone(UTC), usegmt=True) if modified else None
+
+
+def open_staging(part_file: Path, *, resume: bool = False) -> BinaryIO:
+    """Open a staging file for writing, never through a link planted in the staging folder;
+    ``resume`` keeps what is there (the caller seeks), otherwise it starts empty."""
+    return open_existing(part_file) if resume else open_new(part_file)
+
+
+def keep_for_resume(
+    part_file: Path, etag: str | None, modified: datetime | None, size: int, weak_etag: bool = False
+) -> None:
+    """Write the sidecar that lets the next attempt resume ``part_file`` (same version only)."""
+    validator = _validator(etag, modified, weak_etag)
+    if validator:
+        _write_meta(part_file.with_suffix(".json"), validator, size)
+
+
+def discard_resume(part_file: Path) -> None:
+    """Forget that ``part_file`` could be resumed (what it holds is not the start of the file)."""
+    _discard(part_file.with_suffix(".json"))
 
 
 def _check_response(resp: httpx.Response, offset: int, what: str, still_listed: Callable[[], bool]) -> int:
@@ -255,6 +311,14 @@ def _discard(path: Path) -> None:
         pass
     except OSError as exc:
         log.warning("could not remove %s: %s", path, exc)
+
+
+def changed_error(what: str) -> TransferError:
+    return _changed(what)
+
+
+def size_error(what: str, expected: int, got: int) -> TransferError:
+    return _size_mismatch(what, expected, got)
 
 
 def _changed(what: str) -> TransferError:

@@ -29,7 +29,7 @@ _KNOWN: dict[str, frozenset[str]] = {
     "congregation": frozenset({"name", "language"}),
     "connection": frozenset(
         {"url", "username", "folder", "ca_file", "allow_insecure_loopback", "timeout_seconds",
-         "request_deadline_seconds"}
+         "request_deadline_seconds", "bandwidth_limit_kbps"}
     ),
     "local": frozenset({"media_dir", "layout", "days_ahead"}),
     "schedule": frozenset({"poll_minutes", "before_meeting_minutes", "timezone"}),

@@ -12,6 +12,7 @@ ca_file = "ca.pem"                  # optional; relative to this file's folder
 allow_insecure_loopback = false     # true allows http:// to 127.0.0.1, ::1 or localhost (tests only)
 timeout_seconds = 30                # per read: how long a silent server is waited for
 request_deadline_seconds = 300      # per request, overall (a download: plus its size at 16 kB/s)
+bandwidth_limit_kbps = 0            # downloads together at most this many kilobit/s; 0: no limit
 
 [local]
 media_dir = "~/Documents/Congregation Media"
@@ -205,6 +206,8 @@ def config_to_dict(cfg: Config) -> dict[str, Any]:
         connection["timeout_seconds"] = conn.timeout_seconds
         if conn.request_deadline_seconds != DEADLINE_DEFAULT:
             connection["request_deadline_seconds"] = conn.request_deadline_seconds
+        if conn.bandwidth_limit_kbps:
+            connection["bandwidth_limit_kbps"] = conn.bandwidth_limit_kbps
         doc["connection"] = connection
     doc["local"] = {
         "media_dir": str(cfg.local.media_dir),

@@ -88,6 +88,9 @@ def flatten_prefs(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 
+BANDWIDTH_MAX_KBPS = 10_000_000  # 10 Gbit/s: anything above is a typing mistake
+
+
 def _connection(table: Mapping[str, Any], checker: _Checker, base: Path) -> ConnectionConfig:
     url = checker.string(table, "connection", "url", _('for example url = "https://app.koofr.net"'))
     if url is None:
@@ -158,6 +161,7 @@ def _connection(table: Mapping[str, Any], checker: _Checker, base: Path) -> Conn
             "[connection] request_deadline_seconds",
             _("{value} is out of range: {fix}").format(value=deadline_raw, fix=deadline_fix),
         )
+    limit = checker.integer(table, "connection", "bandwidth_limit_kbps", 0, 0, BANDWIDTH_MAX_KBPS)
     return ConnectionConfig(
         url=origin,
         username=username,
@@ -166,6 +170,7 @@ def _connection(table: Mapping[str, Any], checker: _Checker, base: Path) -> Conn
         allow_insecure_loopback=allow,
         timeout_seconds=float(timeout_raw),
         request_deadline_seconds=float(deadline_raw),
+        bandwidth_limit_kbps=limit,
     )
 
 

@@ -36,6 +36,14 @@ class ConnectionConfig:
     # The overall time one request may take (a listing, the settings); a download gets this plus
     # its size at 16 kB/s. Bounds a server that drips its answer past every per-read timeout.
     request_deadline_seconds: float = DEADLINE_DEFAULT
+    # Downloads together use at most this many kilobits per second (0: no limit), so a shared
+    # or slow connection (a hybrid meeting's video call) keeps room.
+    bandwidth_limit_kbps: int = 0
+
+    @property
+    def bandwidth_limit_bps(self) -> int:
+        """The limit in bytes per second (0: none)."""
+        return self.bandwidth_limit_kbps * 1000 // 8
 
     @property
     def account(self) -> str:
