@@ -278,6 +278,11 @@ def test_unknown_tables_and_keys_are_warnings(tmp_path: Path) -> None:
             "[connection] timeout_seconds",
             "not a number",
         ),
+        (
+            '[connection]\nurl = "https://h"\nusername="u"\nfolder="/"\nbandwidth_limit_kbps=-1',
+            "[connection] bandwidth_limit_kbps",
+            "from 0 to",
+        ),
         ('connection = "x"', "connection", "[connection]"),
         ('[local]\nlayout = "flat"', "[local] layout", 'layout = "watch"'),
         ("[local]\nmedia_dir = 5", "[local] media_dir", "text in quotes"),

@@ -21,6 +21,7 @@ from m3daemon.core.layout import Layout
 from m3daemon.core.meetings import MeetingDays, meeting_dates
 from m3daemon.core.model import FORCED_PREFS, CongregationFolder, build_folder
 from m3daemon.core.planner import Copy, Delete, Fetch, Plan, Trash, hold_mass_deletion, plan_sync
+from m3daemon.engine import freshness
 from m3daemon.engine.context import (
     clock_for,
     endpoint_for,
@@ -37,7 +38,7 @@ from m3daemon.local.longpaths import for_os
 from m3daemon.local.record import Record
 from m3daemon.local.scan import list_subdirs, scan_local
 from m3daemon.remote.http import DavSession
-from m3daemon.remote.listing import Listing, list_tree
+from m3daemon.remote.listing import Listing, list_tree, root_tag
 from m3daemon.remote.retry import RetryPolicy
 from m3daemon.remote.transfer import Limiter, limiter_for
 from m3daemon.settings.config import Config
@@ -115,13 +116,17 @@ def read_congregation(
     With ``today``, a Depth-1 walk opens only the date folders of the sync window (a day of
     margin at each end, for a listing kept over midnight by the daemon's repair).
     """
-    window = None
-    if today is not None:
-        window = (today - timedelta(days=1), today + timedelta(days=cfg.local.days_ahead + 1))
+    window = _walk_window(cfg, today) if today is not None else None
     listing = list_tree(session, prefer_infinity=_try_infinity(record), window=window)
     if listing.method != _cached_method(record):
         record.set_meta(listing_method={"method": listing.method,
                                         "checked": datetime.now(UTC).isoformat()})
+    if window is not None:
+        before = freshness.TagState.load(record)
+        after = freshness.after_full_listing(before, listing.root_tag, listing.entries,
+                                             _window_key(listing.method, window))
+        if after != before:
+            after.save(record)
     for href, why in listing.skipped:
         log.warning("skipped %r in the listing: %s", href, why)
     forced = _forced_prefs(session, listing.entries, record)
@@ -133,6 +138,36 @@ def read_congregation(
         effective.get("app.congregationName") or None,
     )
     return Congregation(listing, folder, forced, effective)
+
+
+def _walk_window(cfg: Config, today: date) -> tuple[date, date]:
+    return today - timedelta(days=1), today + timedelta(days=cfg.local.days_ahead + 1)
+
+
+def _window_key(method: str, window: tuple[date, date]) -> str:
+    """What a listing covered: everything (Depth infinity) or the walk's window."""
+    return "all" if method == "infinity" else f"{window[0].isoformat()}/{window[1].isoformat()}"
+
+
+def unchanged_since(
+    session: DavSession, cfg: Config, record: Record, last: Congregation, today: date
+) -> Congregation | None:
+    """``last`` again, when the server's folder tag is trusted (engine/freshness.py) and still the
+    same: one ``Depth: 0`` request instead of a listing. None: list again."""
+    state = freshness.TagState.load(record)
+    key = "all" if state.window == "all" else _window_key("walk", _walk_window(cfg, today))
+    if not freshness.may_skip_listing(state, key):
+        return None
+    if m3prefs.effective_prefs(local_prefs(cfg), last.forced.values) != last.effective:
+        return None  # the local settings changed: the folder is read again with them
+    tag = root_tag(session)
+    if tag != state.tag:
+        log.debug("the congregation folder's tag changed; listing it again")
+        return None
+    state.since_full += 1
+    state.save(record)
+    listing = Listing(last.listing.entries, "unchanged", 1, [], tag)
+    return Congregation(listing, last.folder, last.forced, last.effective)
 
 
 # A server that refused Depth: infinity is asked again after this long (it may have been
@@ -258,6 +293,8 @@ def update(
             with open_session(cfg, retry=retry) as session:
                 session.cancel = cancel
                 cong = cache.cong if from_cache and cache is not None else None
+                if cong is None and cache is not None and cache.cong is not None:
+                    cong = unchanged_since(session, cfg, record, cache.cong, today)
                 if cong is None:
                     cong = read_congregation(session, cfg, record, today)
                     if cache is not None:

@@ -35,9 +35,15 @@ DEPTH_REFUSED = frozenset({400, 403, 412, 501, 507})
 @dataclass
 class Listing:
     entries: list[RemoteEntry]
-    method: str  # "infinity" or "walk"
+    method: str  # "infinity", "walk", or "unchanged" (the last listing, confirmed by root_tag)
     requests: int
     skipped: list[tuple[str, str]]  # (href, reason) for entries outside the folder
+    # The congregation folder's own ETag and date as listed (None: it has neither). On servers
+    # such as Nextcloud's it changes whenever anything below changes; see engine/freshness.py.
+    root_tag: str | None = None
+
+
+Found = tuple[list[RemoteEntry], list[tuple[str, str]], "str | None"]
 
 
 Window = tuple[date, date]
@@ -66,10 +72,17 @@ def list_children(session: DavSession, parts: tuple[str, ...]) -> list[RemoteEnt
     """Depth-1 listing of one folder (for ``browse`` and the folder picker)."""
     found = _propfind(session, parts, "1")
     assert found is not None
-    entries, skipped = found
+    entries, skipped, _tag = found
     for href, why in skipped:
         log.warning("skipping %r in the listing: %s", href, why)
     return entries
+
+
+def root_tag(session: DavSession) -> str | None:
+    """The congregation folder's own tag, in one ``Depth: 0`` PROPFIND."""
+    found = _propfind(session, (), "0")
+    assert found is not None
+    return found[2]
 
 
 def _try_infinity(session: DavSession) -> Listing | None:
@@ -77,12 +90,12 @@ def _try_infinity(session: DavSession) -> Listing | None:
     found = _propfind(session, (), "infinity")
     if found is None:
         return None
-    entries, skipped = found
+    entries, skipped, tag = found
     # A server that quietly answers infinity as Depth 1 shows folders but nothing inside them.
     if any(e.is_dir for e in entries) and not any(len(e.parts) > 1 for e in entries):
         log.debug("Depth: infinity answered one level only; walking with Depth 1")
         return None
-    return Listing(entries, "infinity", session.stats.requests - before, skipped)
+    return Listing(entries, "infinity", session.stats.requests - before, skipped, tag)
 
 
 def _walk(session: DavSession, workers: int, window: Window | None = None) -> Listing:
@@ -90,13 +103,16 @@ def _walk(session: DavSession, workers: int, window: Window | None = None) -> Li
     entries: list[RemoteEntry] = []
     skipped: list[tuple[str, str]] = []
     level: list[tuple[str, ...]] = [()]
+    tag: str | None = None
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="propfind") as pool:
         for depth in range(WALK_LEVELS):
             results = list(pool.map(lambda p: _propfind(session, p, "1"), level))
             next_level: list[tuple[str, ...]] = []
             for result in results:
                 assert result is not None
-                found, bad = result
+                found, bad, folder_tag = result
+                if depth == 0:
+                    tag = folder_tag
                 entries.extend(found)
                 skipped.extend(bad)
                 if depth + 1 < WALK_LEVELS:
@@ -104,7 +120,7 @@ def _walk(session: DavSession, workers: int, window: Window | None = None) -> Li
             level = next_level
             if not level:
                 break
-    return Listing(entries, "walk", session.stats.requests - before, skipped)
+    return Listing(entries, "walk", session.stats.requests - before, skipped, tag)
 
 
 def _worth_walking(parts: tuple[str, ...], window: Window | None = None) -> bool:
@@ -120,9 +136,7 @@ def _worth_walking(parts: tuple[str, ...], window: Window | None = None) -> bool
     return window[0] <= parsed[0] <= window[1]
 
 
-def _propfind(
-    session: DavSession, parts: tuple[str, ...], depth: str
-) -> tuple[list[RemoteEntry], list[tuple[str, str]]] | None:
+def _propfind(session: DavSession, parts: tuple[str, ...], depth: str) -> Found | None:
     """One PROPFIND, read to the end. A body cut off mid-way is asked for again (PROPFIND is
     idempotent) within the session's attempts, which also cover connection failures and retryable
     statuses: at most ``retry.attempts`` requests in all. After the last one the listing fails as a
@@ -178,12 +192,11 @@ def _check_multistatus(resp: httpx.Response, parts: tuple[str, ...]) -> None:
     raise err
 
 
-def _collect(
-    session: DavSession, resp: httpx.Response, parts: tuple[str, ...]
-) -> tuple[list[RemoteEntry], list[tuple[str, str]]]:
+def _collect(session: DavSession, resp: httpx.Response, parts: tuple[str, ...]) -> Found:
     base = session.folder_segments() + list(parts)
     entries: list[RemoteEntry] = []
     skipped: list[tuple[str, str]] = []
+    tag: str | None = None
     counted = _counting(resp.iter_bytes(), session.stats.add_bytes, session.cancel)
     host = urlsplit(session.base_url).netloc.lower()
     for raw in parse_multistatus(counted):
@@ -195,7 +208,10 @@ def _collect(
             entries.append(entry)
         elif why:
             skipped.append((raw.href, why))
-    return entries, skipped
+        elif why == "" and (raw.etag or raw.modified):
+            # the listed folder itself
+            tag = f"{raw.etag or ''}|{raw.modified.isoformat() if raw.modified else ''}"
+    return entries, skipped, tag
 
 
 def _counting(
