@@ -91,25 +91,27 @@ class HandBack:
 
 
 def trust_options(ca_file: Path | None) -> list[tuple[int, Any]] | None:
-    """libcurl's verification settings that trust exactly what :func:`http.tls_context` trusts,
-    or None when that cannot be said (then httpx downloads)."""
+    """libcurl's verification settings that trust exactly what the httpx session trusts (the
+    configured CA alone, else the system store truststore uses), or None when libcurl cannot ask
+    that store (then httpx downloads)."""
     if pycurl is None:
         return None
     common: list[tuple[int, Any]] = [(pycurl.SSL_VERIFYPEER, 1), (pycurl.SSL_VERIFYHOST, 2)]
     if ca_file is not None:
         # The configured CA replaces the store, as in Python: no built-in CA path next to it.
         return [*common, (pycurl.CAINFO, str(ca_file)), (pycurl.CAPATH, None)]
+    if sys.platform == "win32":  # pragma: no cover - the Windows store, as truststore uses it
+        return [*common, (pycurl.SSL_OPTIONS, pycurl.SSLOPT_NATIVE_CA)]
+    if sys.platform != "linux":
+        return None  # macOS: Keychain, which only truststore (httpx) asks
+    # Linux: OpenSSL's CA file and folder, as truststore uses them (SSL_CERT_FILE/DIR honoured).
     paths = ssl.get_default_verify_paths()
     found: list[tuple[int, Any]] = []
     if paths.cafile and os.path.isfile(paths.cafile):
         found.append((pycurl.CAINFO, paths.cafile))
     if paths.capath and os.path.isdir(paths.capath):
         found.append((pycurl.CAPATH, paths.capath))
-    if found:
-        return common + found
-    if sys.platform == "win32":  # pragma: no cover - the Windows store, as Python's ssl uses it
-        return [*common, (pycurl.SSL_OPTIONS, pycurl.SSLOPT_NATIVE_CA)]
-    return None
+    return common + found if found else None
 
 
 class MultiDownloader:
