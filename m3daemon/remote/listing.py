@@ -142,7 +142,7 @@ def _propfind(session: DavSession, parts: tuple[str, ...], depth: str) -> Found 
     statuses: at most ``retry.attempts`` requests in all. After the last one the listing fails as a
     whole. Returns None only when ``Depth: infinity`` is refused."""
 
-    def read(resp: httpx.Response) -> tuple[list[RemoteEntry], list[tuple[str, str]]] | None:
+    def read(resp: httpx.Response) -> Found | None:
         if depth == "infinity" and resp.status_code in DEPTH_REFUSED:
             resp.read()
             log.debug("Depth: infinity refused with %s; walking with Depth 1", resp.status_code)
