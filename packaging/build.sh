@@ -3,6 +3,9 @@
 #
 #   packaging/build.sh            # from anywhere; uses python3 (3.11+), or $PYTHON
 #
+# Linux, macOS, and Windows in Git Bash (the GitHub workflow .github/workflows/desktop.yml). Besides
+# dist/m3daemon it makes dist/m3daemonw.exe on Windows and dist/m3daemon.app on macOS (see the spec).
+#
 # PyInstaller goes into a throw-away venv (never into .venv or the system Python), together with
 # m3daemon itself (pip install of this checkout), so the bundle holds exactly the declared
 # dependencies. Work files go to build/pyinstaller, the result to dist/ (both git-ignored).
@@ -23,8 +26,12 @@ step() { printf '\n== %s (%ss)\n' "$1" "$(( $(date +%s) - start ))"; }
 step "venv and dependencies"
 "$PYTHON" -m venv "$TMP/venv"
 VPY="$TMP/venv/bin/python"
+[ -x "$VPY" ] || VPY="$TMP/venv/Scripts/python.exe"  # Windows
 "$VPY" -m pip install --quiet --upgrade pip
-"$VPY" -m pip install --quiet "$ROOT" "pyinstaller>=6.10,<7"
+# [tray]: PyGObject on Linux (the tray menu; it builds with gcc, pkg-config, libgirepository1.0-dev,
+# libcairo2-dev), nothing elsewhere. A build without it still works: its tray icon has no menu.
+"$VPY" -m pip install --quiet "$ROOT[tray]" "pyinstaller>=6.10,<7" \
+    || "$VPY" -m pip install --quiet "$ROOT" "pyinstaller>=6.10,<7"
 
 step "icon"
 "$VPY" packaging/make_icon.py packaging/m3daemon.png
@@ -46,5 +53,10 @@ unset M3DAEMON_CONFIG M3DAEMON_PASSWORD
 "$EXE" server init "$SMOKE/server" >/dev/null
 printf 'smoke-test-password\n' | "$EXE" server user add "$SMOKE/server" smoke --role member
 "$EXE" server info "$SMOKE/server" --json >/dev/null
+[ -f "$ROOT/dist/m3daemonw.exe" ] && echo "windowed: $ROOT/dist/m3daemonw.exe"
+if [ -d "$ROOT/dist/m3daemon.app" ]; then
+    plutil -extract LSUIElement raw "$ROOT/dist/m3daemon.app/Contents/Info.plist"  # prints true
+    "$ROOT/dist/m3daemon.app/Contents/MacOS/m3daemon" --version
+fi
 
 step "done: $(du -h "$EXE" | cut -f1) $EXE"

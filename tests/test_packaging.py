@@ -24,6 +24,8 @@ def test_the_one_file_linux_build_runs_the_demo(tmp_path: Path) -> None:
     assert exe.is_file() and os.access(exe, os.X_OK)
     assert "Member's second update: downloaded 0," in proc.stdout
     assert "403 (members may only read)" in proc.stdout
+    if sys.platform.startswith("linux"):  # the tray menu's typelibs (tests/test_tray_xvfb.py runs the build's tray)
+        assert "bundling PyGObject's GTK and AyatanaAppIndicator typelibs" in proc.stdout + proc.stderr
 
 
 def test_a_wheel_carries_the_service_templates(tmp_path: Path) -> None:

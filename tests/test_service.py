@@ -597,8 +597,35 @@ def test_the_run_value_uses_pythonw_and_quotes_the_path() -> None:
 
 def test_a_frozen_windows_build_starts_its_exe() -> None:
     exe = r"C:\Users\Ana María\AppData\Local\Programs\m3daemon\m3daemon.exe"
-    host = win_host(FakeRegistry(), exe, frozen=True)
+    host = win_host(FakeRegistry(), exe, frozen=True, exists=lambda p: False)
     assert run_value(host, daemon_spec()) == f'"{exe}" run --all'
+
+
+def test_a_frozen_windows_build_starts_its_windowed_twin_at_login() -> None:
+    """m3daemonw.exe (console=False) next to m3daemon.exe: no console window opens at login."""
+    folder = r"C:\Users\Ana María\AppData\Local\Programs\m3daemon"
+    seen: list[str] = []
+    host = win_host(FakeRegistry(), folder + r"\m3daemon.exe", frozen=True,
+                    exists=lambda p: seen.append(p) or p == folder + r"\m3daemonw.exe")
+    assert run_value(host, daemon_spec()) == f'"{folder}\\m3daemonw.exe" run --all'
+    assert seen == [folder + r"\m3daemonw.exe"]
+
+
+@pytest.mark.parametrize("exe, sibling_app", [
+    ("/Applications/m3daemon.app/Contents/MacOS/m3daemon", False),
+    ("/Users/ana/bin/m3daemon", True),
+])
+def test_a_frozen_macos_build_is_opened_as_an_app_at_login(tmp_path: Path, exe: str, sibling_app: bool) -> None:
+    app = "/Applications/m3daemon.app" if not sibling_app else "/Users/ana/bin/m3daemon.app"
+    host = replace(mac_host(tmp_path, FakeRunner({})), executable=exe, frozen=True,
+                   exists=lambda p: sibling_app and p == app + "/Contents/Info.plist")
+    assert program_argv(host, daemon_spec()) == ["/usr/bin/open", "-W", "-a", app, "--args", "run", "--all"]
+
+
+def test_a_frozen_macos_command_line_build_without_an_app_starts_itself(tmp_path: Path) -> None:
+    host = replace(mac_host(tmp_path, FakeRunner({})), executable="/usr/local/bin/m3daemon", frozen=True,
+                   exists=lambda p: False)
+    assert program_argv(host, daemon_spec()) == ["/usr/local/bin/m3daemon", "run", "--all"]
 
 
 def test_windows_command_lines_round_trip_odd_arguments() -> None:

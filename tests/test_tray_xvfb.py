@@ -491,3 +491,37 @@ def test_sigterm_ends_the_tray_loop_on_the_main_thread(tray_app: TrayApp) -> Non
     assert app.proc.wait(10) == 0, app.log()
     assert app.proc.stdout is not None and app.proc.stdout.read().strip() == "stopped"
     _assert_all_on_the_main_thread(app, changed=False)
+
+
+def test_the_one_file_build_shows_the_tray_with_its_menu(
+    xsession: XSession, wsgidav_server: Any, isolated_env: Path
+) -> None:
+    """dist/m3daemon (packaging/build.sh, which test_packaging.py runs in CI) brings PyGObject's
+    typelibs: its tray uses the appindicator backend, with the menu, not the menu-less xorg one."""
+    from member import Member
+
+    exe = REPO / "dist" / "m3daemon"
+    if not exe.is_file():
+        skip_or_fail("no one-file build: run packaging/build.sh first (test_packaging.py does, in CI)")
+    (wsgidav_server.root / "Cong").mkdir(exist_ok=True)
+    m = Member.create(isolated_env, wsgidav_server.url, "/dav/Cong", wsgidav_server.username,
+                      wsgidav_server.password, wsgidav_server.ca_file)
+    env = {k: v for k, v in xsession.env.items() if k != "PYTHONPATH"}
+    env.update(M3DAEMON_PASSWORD=m.password, M3DAEMON_CONFIG=str(m.config_path))
+    env.update({k: os.environ[k] for k in os.environ if k.startswith("XDG_") or k == "HOME"})
+    log = isolated_env / "frozen.log"
+    proc = subprocess.Popen([str(exe), "-v", "run"], env=env, stdout=subprocess.DEVNULL, stderr=log.open("w"),
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+
+    class Probe(TrayApp):
+        def __init__(self) -> None:
+            self.x, self.work, self.proc, self.stderr_path = xsession, isolated_env, proc, log
+
+    app = Probe()
+    try:
+        icon = app.icon_window()
+        app.wait_colour(icon, SyncState.UP_TO_DATE, timeout=20)
+        assert "tray icon shown (pystray backend appindicator)" in log.read_text(), log.read_text()[-2000:]
+    finally:
+        proc.terminate()
+        assert proc.wait(15) == 0, log.read_text()[-2000:]

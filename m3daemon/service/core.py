@@ -170,10 +170,14 @@ class Host:
 def program_argv(host: Host, spec: ServiceSpec) -> list[str]:
     """The absolute command that runs ``m3daemon <spec.argv>`` on ``host``.
 
-    Frozen (PyInstaller): the executable itself. Otherwise the interpreter of this installation
-    (a venv or pipx venv: its ``python`` link is kept, not resolved, or the venv would be left)
-    with ``-m m3daemon``, which needs no console script on PATH. On Windows ``pythonw.exe``
-    instead of ``python.exe``: it has no console window.
+    Frozen (PyInstaller): the executable itself; on Windows its windowed twin ``m3daemonw.exe``
+    when it is next to it (no console window at login); on macOS the ``m3daemon.app`` it is in
+    (or next to), started with ``open -W -a``: LaunchServices starts a menu-bar program properly
+    (LSUIElement, its own process) and ``-W`` keeps ``open`` running as long as the program, so
+    launchd's KeepAlive still sees a crash. Otherwise the interpreter of this installation (a venv
+    or pipx venv: its ``python`` link is kept, not resolved, or the venv would be left) with
+    ``-m m3daemon``, which needs no console script on PATH. On Windows ``pythonw.exe`` instead of
+    ``python.exe``: it has no console window.
     """
     pathmod: Any = ntpath if host.platform == "win32" else posixpath
     exe = host.executable
@@ -185,7 +189,7 @@ def program_argv(host: Host, spec: ServiceSpec) -> list[str]:
         )
     exe = pathmod.normpath(exe)
     if host.frozen:
-        return [exe, *spec.argv]
+        return _frozen_argv(host, exe, list(spec.argv))
     if host.platform == "win32":
         folder, base = pathmod.split(exe)
         if base.lower() == "python.exe":
@@ -193,6 +197,33 @@ def program_argv(host: Host, spec: ServiceSpec) -> list[str]:
             if host.exists(quiet):
                 exe = quiet
     return [exe, "-m", "m3daemon", *spec.argv]
+
+
+def _frozen_argv(host: Host, exe: str, argv: list[str]) -> list[str]:
+    if host.platform == "win32":
+        folder, base = ntpath.split(exe)
+        if base.lower() == "m3daemon.exe":
+            windowed = ntpath.join(folder, "m3daemonw.exe")
+            if host.exists(windowed):
+                return [windowed, *argv]
+        return [exe, *argv]
+    if host.platform == "darwin":
+        app = mac_app_of(exe)
+        if app is None:
+            sibling = posixpath.join(posixpath.dirname(exe), "m3daemon.app")
+            app = sibling if host.exists(posixpath.join(sibling, "Contents", "Info.plist")) else None
+        if app is not None:
+            return ["/usr/bin/open", "-W", "-a", app, "--args", *argv]
+    return [exe, *argv]
+
+
+def mac_app_of(exe: str) -> str | None:
+    """``/Applications/m3daemon.app`` for ``/Applications/m3daemon.app/Contents/MacOS/m3daemon``."""
+    parts = exe.split("/")
+    for i in range(len(parts) - 3, 0, -1):
+        if parts[i].endswith(".app") and parts[i + 1:i + 3] == ["Contents", "MacOS"]:
+            return "/".join(parts[:i + 1])
+    return None
 
 
 def template(name: str) -> str:
