@@ -477,9 +477,15 @@ def test_the_real_daemon_in_the_tray_syncs_on_a_click(
         app.wait_colour(icon, SyncState.UP_TO_DATE, timeout=45)
         assert ("PROPFIND", "/dav/Cong/", 207) in wsgidav_server.request_log()
         assert m.files() == {f"{iso(1)}/talk.mp4": (wsgidav_server.root / "Cong/Media" / iso(1) / "talk.mp4").read_bytes()}
-    finally:
-        proc.terminate()
+        # `m3daemon quit` (the control API, another thread of the daemon) ends the tray's loop on the main thread
+        quit_ = subprocess.run([sys.executable, "-m", "m3daemon", "quit"], env=env, capture_output=True, text=True,
+                               timeout=30, check=False)
+        assert quit_.returncode == 0, quit_.stderr
         assert proc.wait(15) == 0, log.read_text()[-2000:]
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(15)
 
 
 @pytest.mark.parametrize("tray_app", ["gtk"], indirect=True)
@@ -525,3 +531,22 @@ def test_the_one_file_build_shows_the_tray_with_its_menu(
     finally:
         proc.terminate()
         assert proc.wait(15) == 0, log.read_text()[-2000:]
+
+
+@pytest.mark.parametrize("tray_app", ["appindicator"], indirect=True)
+def test_quit_from_the_menu_ends_the_tray_loop(tray_app: TrayApp) -> None:
+    """The menu's last item, Quit: the click arrives on the main thread, the action thread calls
+    quit(), and the loop ends there; the process exits cleanly."""
+    app = tray_app
+    assert app.wait_file("backend", 15, "the tray icon came up") == "appindicator"
+    x, y, w, h = app.icon_window()
+    before = app.x.visible_toplevels()
+    app.x.xdotool("mousemove", str(x + w // 2), str(y + h // 2), "click", "1")
+    wait_until("the menu to open", lambda: any(
+        g[2] > 80 and g[3] > 60 for wid, g in app.x.visible_toplevels().items() if wid not in before), 5,
+        diagnose=app.log)
+    app.x.xdotool("key", "--delay", "60", "Up", "Return")  # from the top, Up selects the last item
+    assert app.wait_file("stop", 10, "Quit in the menu called quit()") == "quit"
+    assert app.proc.wait(10) == 0, app.log()
+    assert app.proc.stdout is not None and app.proc.stdout.read().strip() == "stopped"
+    _assert_all_on_the_main_thread(app, changed=False)
