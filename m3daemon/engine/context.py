@@ -21,7 +21,7 @@ from m3daemon.core.model import CongregationFolder
 from m3daemon.engine.clock import Clock, TimeSource, clock_in
 from m3daemon.errors import ConfigError
 from m3daemon.i18n import _
-from m3daemon.local.record import Record
+from m3daemon.local.record import Record, record_file
 from m3daemon.local.scan import list_subdirs
 from m3daemon.remote.http import DavSession, Endpoint
 from m3daemon.remote.retry import RetryPolicy
@@ -55,7 +55,7 @@ def open_session(cfg: Config, *, retry: RetryPolicy | None = None, password: str
 
 
 def record_path(cfg: Config) -> Path:
-    return cfg.state_dir / "record.sqlite"
+    return record_file(cfg.state_dir)
 
 
 def local_prefs(cfg: Config) -> dict[str, Any]:

@@ -18,12 +18,13 @@ UI_LANGUAGE_KEY = "app.localAppLang"
 
 def recorded_effective_prefs(cfg: Config) -> dict[str, Any] | None:
     """The settings that applied at the last sync (kept in the record), without opening the network."""
-    from m3daemon.engine.context import record_path
+    # Not through engine.context: that imports the network stack, which a command that only
+    # starts (``--help``, ``status``) never needs.
+    from m3daemon.local.record import Record, record_file
 
-    path = record_path(cfg)
+    path = record_file(cfg.state_dir)
     if not path.exists():
         return None
-    from m3daemon.local.record import Record
 
     try:
         rec = Record(path)

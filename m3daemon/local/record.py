@@ -24,6 +24,14 @@ from m3daemon.local.paths import ensure_private_dir
 
 log = logging.getLogger(__name__)
 
+RECORD_FILE = "record.sqlite"
+
+
+def record_file(state_dir: Path) -> Path:
+    """Where a congregation's record lives in its state folder."""
+    return state_dir / RECORD_FILE
+
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS placed (
     path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
