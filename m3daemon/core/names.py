@@ -22,6 +22,7 @@ Pure module: no I/O.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from m3daemon.errors import UsageError
@@ -41,6 +42,12 @@ _RESERVED = frozenset(
     | {f"COM{d}" for d in _DIGITS}
     | {f"LPT{d}" for d in _DIGITS}
 )
+
+
+# The same two checks as one regex scan each (a listing checks every name: about 20 µs per name
+# with per-character generators, a few µs this way). Category Cc is exactly C0, DEL and C1.
+_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f]")
+_FORBIDDEN_RE = re.compile("[" + re.escape("".join(sorted(WINDOWS_FORBIDDEN))) + "]")
 
 
 def _is_control(ch: str) -> bool:
@@ -72,11 +79,11 @@ def name_problem(name: str) -> str | None:
         return _("the name is '.' or '..'")
     if "/" in name or "\\" in name:
         return _("the name contains a slash or a backslash")
-    if any(_is_control(ch) for ch in name):
+    if _CONTROL_RE.search(name):
         return _("the name contains a control character")
     if name.startswith("."):
         return _("the name starts with a dot (a hidden file)")
-    if any(ch in WINDOWS_FORBIDDEN for ch in name):
+    if _FORBIDDEN_RE.search(name):
         return _('the name contains a character that Windows does not allow (< > : " | ? *)')
     if name.endswith((" ", ".")):
         return _("the name ends with a space or a dot, which Windows cannot create")

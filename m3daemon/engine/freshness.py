@@ -68,9 +68,12 @@ def digest(entries: list[RemoteEntry]) -> str:
     return h.hexdigest()
 
 
-def after_full_listing(state: TagState, tag: str | None, entries: list[RemoteEntry], window: str) -> TagState:
-    """What a full listing says about the folder tag."""
-    new = digest(entries)
+def after_full_listing(
+    state: TagState, tag: str | None, entries: list[RemoteEntry], window: str, *, unchanged: bool = False
+) -> TagState:
+    """What a full listing says about the folder tag. ``unchanged``: the caller knows the entries
+    are those of the last listing (then the digest is not computed again)."""
+    new = state.digest if unchanged and state.digest is not None and state.window == window else digest(entries)
     agreed, refuted = state.agreed, state.refuted
     if state.digest is not None and state.window == window and new != state.digest:
         if tag is not None and tag != state.tag:

@@ -109,7 +109,8 @@ class ListingCache:
 
 
 def read_congregation(
-    session: DavSession, cfg: Config, record: Record, today: date | None = None
+    session: DavSession, cfg: Config, record: Record, today: date | None = None,
+    last: Congregation | None = None,
 ) -> Congregation:
     """List the folder and read ``forcedPrefs.json`` (only when it changed since last time).
 
@@ -121,10 +122,11 @@ def read_congregation(
     if listing.method != _cached_method(record):
         record.set_meta(listing_method={"method": listing.method,
                                         "checked": datetime.now(UTC).isoformat()})
+    same = last is not None and listing.entries == last.listing.entries
     if window is not None:
         before = freshness.TagState.load(record)
         after = freshness.after_full_listing(before, listing.root_tag, listing.entries,
-                                             _window_key(listing.method, window))
+                                             _window_key(listing.method, window), unchanged=same)
         if after != before:
             after.save(record)
     for href, why in listing.skipped:
@@ -132,6 +134,9 @@ def read_congregation(
     forced = _forced_prefs(session, listing.entries, record)
     local = local_prefs(cfg)
     effective = m3prefs.effective_prefs(local, forced.values)
+    if same and last is not None and effective == last.effective:
+        # The same listing read with the same settings: the same folder (the daemon's poll).
+        return Congregation(listing, last.folder, forced, effective)
     folder = build_folder(
         listing.entries,
         str(effective.get("app.outputFolderDateFormat") or "YYYY-MM-DD"),
@@ -296,7 +301,8 @@ def update(
                 if cong is None and cache is not None and cache.cong is not None:
                     cong = unchanged_since(session, cfg, record, cache.cong, today)
                 if cong is None:
-                    cong = read_congregation(session, cfg, record, today)
+                    cong = read_congregation(session, cfg, record, today,
+                                             last=cache.cong if cache is not None else None)
                     if cache is not None:
                         cache.cong = cong
                 report = _update_locked(

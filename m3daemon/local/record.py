@@ -51,6 +51,7 @@ class Record:
         ``status`` do not), a damaged record is moved aside and a new one started."""
         self.path = db_path
         self.damaged: Path | None = None  # where a damaged record was moved aside, if it was
+        self._as_loaded: dict[str, Placed] | None = None  # the placed rows as load() found them
         try:
             ensure_private_dir(db_path.parent)  # the record holds names and paths
             try:
@@ -102,6 +103,8 @@ class Record:
         sync's own file is not taken for a person's edit and sent to the trash.
         """
         placed, pending = self._rows("placed"), self._rows("pending")
+        # What commit() can compare with: a sync that changed nothing rewrites no rows.
+        self._as_loaded = placed if not pending else None
         rows = dict(placed)
         for path, row in pending.items():
             old = placed.get(path)
@@ -121,28 +124,38 @@ class Record:
         }
 
     def note_pending(self, row: Placed) -> None:
+        self._as_loaded = None
         self._db.execute(
             "INSERT OR REPLACE INTO pending VALUES (?, ?, ?, ?, ?)",
             (row.path, row.size, row.mtime_ns, row.version, row.source),
         )
 
     def commit(self, rows: Iterable[Placed], meta: dict[str, Any] | None = None) -> None:
-        """Replace the whole record with ``rows`` in one transaction."""
+        """Replace the whole record with ``rows`` in one transaction.
+
+        When ``rows`` are exactly what :meth:`load` found (no pending rows then, none noted since),
+        only ``meta`` is written: the no-op poll of a large folder rewrites nothing.
+        """
+        rows = list(rows)
+        same = self._as_loaded is not None and len(rows) == len(self._as_loaded) and all(
+            self._as_loaded.get(r.path) == r for r in rows)
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.execute("DELETE FROM placed")
-            db.executemany(
-                "INSERT OR REPLACE INTO placed VALUES (?, ?, ?, ?, ?)",
-                [(r.path, r.size, r.mtime_ns, r.version, r.source) for r in rows],
-            )
-            db.execute("DELETE FROM pending")
+            if not same:
+                db.execute("DELETE FROM placed")
+                db.executemany(
+                    "INSERT OR REPLACE INTO placed VALUES (?, ?, ?, ?, ?)",
+                    [(r.path, r.size, r.mtime_ns, r.version, r.source) for r in rows],
+                )
+                db.execute("DELETE FROM pending")
             for key, value in (meta or {}).items():
                 db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        self._as_loaded = {r.path: r for r in rows}
 
     def get_meta(self, key: str, default: Any = None) -> Any:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
