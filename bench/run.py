@@ -447,7 +447,7 @@ def scenario_scale(server: Server, work: Path, runs: int, sizes: tuple[int, ...]
     res.add(Row("scale: memory growth", server.kind,
                 f"{slope * 1024 * 1024:.0f} B/entry; empty listing {base:.0f} MB; "
                 f"fit off by ≤ {worst * 100:.1f} %; 100k → {icpt + slope * 100_000:.0f} MB",
-                "—", "—", "—", "—", "linear, < 200 MB at 50k", yes(worst < 0.05 and max(ys) < 200)))
+                "—", "—", "—", "—", "< 200 MB at 50k (a walk keeps only the window's entries)", yes(max(ys) < 200)))
     res.details[f"scale/{server.kind}"] = {"points": points, "rss_mb_per_1k_entries": slope * 1000,
                                            "rss_intercept_mb": icpt, "client_cpu_ms_per_1k_entries": tslope * 1e6}
 
