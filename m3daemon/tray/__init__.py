@@ -228,9 +228,10 @@ class Tray:
             self._force_end()
 
     def _force_end(self) -> None:
-        """The loop did not end after its stop: python-xlib's event wait can miss a wake-up that
-        another thread's flush read for it (seen with the xorg backend under Xvfb). Closing the
-        X connection makes the wait fail, so run() returns and the daemon can exit."""
+        """The loop did not end after its stop. A safety net: with a shared X connection python-xlib's
+        event wait missed wake-ups (the xorg backend, 3 stops in 8 under Xvfb); the xorg wake now
+        has its own connection (loop.py), and no stop needed this since. Closing the loop's X
+        connection makes its wait fail, so run() returns and the daemon can exit."""
         display = getattr(self._icon, "_display", None)
         log.warning("the tray loop did not end within its time after stop; closing its display connection")
         if display is not None:

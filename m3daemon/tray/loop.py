@@ -90,9 +90,15 @@ class LoopDispatcher:
                 log.exception("tray change failed")
 
     def close(self) -> None:
-        """Stop accepting jobs (the loop has ended)."""
+        """Stop accepting jobs (the loop has ended); the wake's own resources go too."""
         self._closed = True
-        self._wake = None
+        wake, self._wake = self._wake, None
+        closer = getattr(wake, "close", None)
+        if callable(closer):
+            try:
+                closer()
+            except Exception:  # noqa: BLE001 - best effort at the end
+                log.debug("closing the tray wake failed", exc_info=True)
 
 
 # --- the wakes, one per backend ------------------------------------------------------------
@@ -154,27 +160,53 @@ def win32_wake(dispatcher: LoopDispatcher, icon: Any, post_message: Callable[[An
     return wake
 
 
+class _XorgWake:
+    """A ClientMessage to the icon's window, sent over a second X connection of our own.
+
+    The icon's connection belongs to the loop (the main thread, blocked in ``next_event``): when
+    another thread also writes and flushes on it, python-xlib can read the reply meant for the
+    waiting thread, which then waits forever (seen under Xvfb: about one stop in four hung). On a
+    connection of its own the waking thread never touches the loop's; the X server delivers an
+    event sent with an empty mask to the client that created the window, the loop's connection.
+    """
+
+    def __init__(self, dispatcher: LoopDispatcher, icon: Any) -> None:
+        import Xlib.display  # type: ignore[import-untyped,unused-ignore]
+        import Xlib.X  # type: ignore[import-untyped,unused-ignore]
+        from Xlib.protocol import event as xevent  # type: ignore[import-untyped,unused-ignore]
+
+        self._event_cls = xevent.ClientMessage
+        self._lock = threading.Lock()
+        loop_display = icon._display
+        self._atom = loop_display.intern_atom("_M3DAEMON_CALL")
+        self._window_id = icon._window.id
+        self._sender = Xlib.display.Display(loop_display.get_display_name())
+        self._target = self._sender.create_resource_object("window", self._window_id)
+        previous = icon._message_handlers.get(Xlib.X.ClientMessage, lambda event: None)
+        atom = self._atom
+
+        def on_client_message(event: Any) -> None:
+            if event.client_type == atom:
+                dispatcher.drain()
+            else:
+                previous(event)
+
+        icon._message_handlers[Xlib.X.ClientMessage] = on_client_message
+
+    def __call__(self) -> None:
+        with self._lock:
+            message = self._event_cls(window=self._window_id, client_type=self._atom, data=(32, [0, 0, 0, 0, 0]))
+            self._sender.send_event(self._target, message, event_mask=0)
+            self._sender.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            self._sender.close()
+
+
 def xorg_wake(dispatcher: LoopDispatcher, icon: Any) -> Wake:
     """python-xlib: a ClientMessage with a private atom to the icon's window, dispatched by its loop."""
-    import Xlib.X  # type: ignore[import-untyped,unused-ignore]
-
-    display = icon._display
-    atom = display.intern_atom("_M3DAEMON_CALL")
-    previous = icon._message_handlers.get(Xlib.X.ClientMessage, lambda event: None)
-
-    def on_client_message(event: Any) -> None:
-        if event.client_type == atom:
-            dispatcher.drain()
-        else:
-            previous(event)
-
-    icon._message_handlers[Xlib.X.ClientMessage] = on_client_message
-
-    def wake() -> None:
-        icon._send_message(icon._window, atom)
-        display.flush()
-
-    return wake
+    return _XorgWake(dispatcher, icon)
 
 
 def wake_for(backend: str, icon: Any, dispatcher: LoopDispatcher) -> Wake:
