@@ -97,7 +97,7 @@ class LoopDispatcher:
         if callable(closer):
             try:
                 closer()
-            except Exception:  # noqa: BLE001 - best effort at the end
+            except Exception:  # best effort at the end
                 log.debug("closing the tray wake failed", exc_info=True)
 
 
