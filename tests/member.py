@@ -72,7 +72,11 @@ class Member:
         finally:
             os.environ.pop("M3DAEMON_PASSWORD", None)
 
-    def cli(self, *args: str, password: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, password: str | None = None, timeout: float = 120, limit_memory: int | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """The real command; ``limit_memory`` caps its address space (RLIMIT_AS), so a test can
+        show that an answer is not read whole."""
         env = dict(os.environ)
         env["M3DAEMON_PASSWORD"] = self.password if password is None else password
         env["M3DAEMON_CONFIG"] = str(self.config_path)
@@ -80,6 +84,7 @@ class Member:
         return subprocess.run(
             [sys.executable, "-m", "m3daemon", *args], env=env, capture_output=True, text=True,
             timeout=timeout, stdin=subprocess.DEVNULL, check=False,
+            preexec_fn=None if limit_memory is None else lambda: _limit_memory(limit_memory),
         )
 
     def update_json(self, *args: str) -> tuple[int, dict[str, Any]]:
@@ -103,6 +108,12 @@ class Member:
     def staged(self) -> list[str]:
         staging = self.media / ".m3daemon" / "staging"
         return sorted(p.name for p in staging.iterdir()) if staging.exists() else []
+
+
+def _limit_memory(limit: int) -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
 def run_cli(m: Member, *args: str, password: str | None = None) -> tuple[int, str, str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -242,3 +243,63 @@ def test_a_stuck_sync_never_blocks_update_now_for_longer_than_the_deadline(
             runner.stop()
     assert took < 1.0 + 3.0, f"Update now waited {took:.1f}s behind the stuck sync (deadline 1 s)"
     assert status.state.value == "up-to-date" and m.files() == {f"{iso(1)}/a.jpg": b"a"}
+
+
+# --- 5. compression and size bombs --------------------------------------------------------------
+
+
+def gzip_bomb(head: bytes, filler: bytes, gib: int, tail: bytes) -> bytes:
+    """``head + filler * (gib GiB) + tail``, gzip-compressed in about 1 MB per GiB: each 1 MiB block
+    is compressed after a full flush, so its compressed form repeats and is built once. (The gzip
+    trailer's checksum is wrong: a client that got that far has already lost.)"""
+    c = zlib.compressobj(9, zlib.DEFLATED, 31)
+    start = c.compress(head) + c.flush(zlib.Z_FULL_FLUSH)
+    block = filler * ((1 << 20) // len(filler))
+    c.compress(block)
+    c.flush(zlib.Z_FULL_FLUSH)
+    again = c.compress(block) + c.flush(zlib.Z_FULL_FLUSH)
+    return start + again * (1024 * gib) + c.compress(tail) + c.flush()
+
+
+XML = {"Content-Type": "application/xml; charset=utf-8"}
+GZ = {"Content-Encoding": "gzip"}
+MS = b'<?xml version="1.0" encoding="utf-8"?><d:multistatus xmlns:d="DAV:">'
+ONE = (b"<d:response><d:href>/dav/Cong/Media/x.jpg</d:href><d:propstat><d:prop><d:getcontentlength>1"
+       b"</d:getcontentlength></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>")
+BOMBS = {
+    # case: (method, body, headers, words of the message)
+    "an-href-of-a-gigabyte": ("PROPFIND", gzip_bomb(MS + b"<d:response><d:href>/dav/Cong/", b"a", 1, b""),
+                              XML | GZ, "a text in it is longer than 65536 characters"),
+    "a-gigabyte-of-entries": ("PROPFIND", gzip_bomb(MS, ONE, 1, b"</d:multistatus>"), XML | GZ,
+                              "it has more than 100000 entries"),
+    "a-settings-file-of-a-gigabyte": ("GET", gzip_bomb(b'{"app": {"x": "', b"a", 1, b'"}}'), GZ,
+                                      "forcedPrefs.json is larger than 1 MiB once decoded"),
+    "a-web-page-of-2-gigabytes": ("PROPFIND", gzip_bomb(b"<html><body>", b"<p>welcome</p>", 2, b""),
+                                  {"Content-Type": "text/html"} | GZ, "a web page, not a WebDAV listing"),
+    "a-listing-of-a-gigabyte": ("PROPFIND", gzip_bomb(MS + ONE, b"<!--" + b"x" * 1020 + b"-->", 1,
+                                                              b"</d:multistatus>"),
+                                XML | GZ, "larger than 256 MiB once decoded"),
+}
+
+
+@pytest.mark.parametrize("case", list(BOMBS))
+def test_a_compression_or_size_bomb_is_stopped_at_its_cap_with_a_clear_error(
+    wsgidav_server: DavServer, isolated_env: Path, case: str
+) -> None:
+    method, body, headers, words = BOMBS[case]
+    make_tree(cong(wsgidav_server), {f"Media/{iso(1)}/good.jpg": b"good", "forcedPrefs.json": "{}"})
+    with proxy_for(wsgidav_server) as proxy:
+        m = proxied_member(proxy, wsgidav_server, isolated_env)
+        assert m.update().ok
+        if method == "GET":
+            (cong(wsgidav_server) / "forcedPrefs.json").write_text('{"app": {}}')  # fetched again
+        status = 200 if "web-page" in case or method == "GET" else 207
+        match = (lambda p: p.endswith("/forcedPrefs.json")) if method == "GET" else (lambda p: True)
+        proxy.add(Rule(method, match, status=status, body=body, headers=headers))
+        proc = m.cli("update", timeout=60, limit_memory=1536 * MiB)  # each bomb is 1 or 2 GiB
+    # A listing fails the sync (nothing changed); settings that cannot be read leave the last good
+    # ones in force (exit 0 with the warning); a web page is not a WebDAV server (exit 4).
+    assert proc.returncode == {"GET": 0, "PROPFIND": 4 if "web-page" in case else 1}[method], proc.stderr[-2000:]
+    assert words in proc.stderr, proc.stderr[-2000:]
+    assert "MemoryError" not in proc.stderr
+    assert m.files() == {f"{iso(1)}/good.jpg": b"good"}

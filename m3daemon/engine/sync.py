@@ -37,6 +37,7 @@ from m3daemon.local.locks import FileLock
 from m3daemon.local.longpaths import for_os
 from m3daemon.local.record import Record
 from m3daemon.local.scan import list_subdirs, scan_local
+from m3daemon.remote.bounded import MAX_SETTINGS_BYTES, read_small_file
 from m3daemon.remote.http import DavSession
 from m3daemon.remote.listing import Listing, list_tree, root_tag
 from m3daemon.remote.retry import RetryPolicy
@@ -214,8 +215,7 @@ def _forced_prefs(session: DavSession, entries: list[RemoteEntry], record: Recor
     if good is not None and good.get("version") == version:
         return m3prefs.parse_forced_prefs(good["text"])
     try:
-        resp = session.request("GET", (FORCED_PREFS,), ok=(200,), what=FORCED_PREFS)
-        text = resp.content.decode("utf-8-sig", "replace")
+        text = read_small_file(session, (FORCED_PREFS,), MAX_SETTINGS_BYTES).decode("utf-8-sig", "replace")
         parsed = m3prefs.parse_forced_prefs(text)
     except (ValueError, M3Error) as exc:
         if isinstance(exc, M3Error) and good is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
@@ -21,6 +21,7 @@ from m3daemon.core.dates import parse_folder_date
 from m3daemon.core.entries import RemoteEntry
 from m3daemon.errors import Cancelled, FolderNotFoundError, ListingError, NotWebDAVError
 from m3daemon.i18n import _
+from m3daemon.remote.bounded import ACCEPT_ENCODING, MAX_LISTING_BYTES, decoded, read_start
 from m3daemon.remote.http import DavSession, classify_status
 from m3daemon.remote.multistatus import PROPFIND_BODY, RawEntry, parse_multistatus
 
@@ -144,7 +145,7 @@ def _propfind(session: DavSession, parts: tuple[str, ...], depth: str) -> Found 
 
     def read(resp: httpx.Response) -> Found | None:
         if depth == "infinity" and resp.status_code in DEPTH_REFUSED:
-            resp.read()
+            read_start(resp)
             log.debug("Depth: infinity refused with %s; walking with Depth 1", resp.status_code)
             return None
         _check_multistatus(resp, parts)
@@ -160,7 +161,8 @@ def _propfind(session: DavSession, parts: tuple[str, ...], depth: str) -> Found 
 
     return session.fetch(
         "PROPFIND", parts, read, collection=True, content=PROPFIND_BODY, interrupted=interrupted,
-        headers={"Depth": depth, "Content-Type": "application/xml; charset=utf-8"},
+        headers={"Depth": depth, "Content-Type": "application/xml; charset=utf-8",
+                 "Accept-Encoding": ACCEPT_ENCODING},
     )
 
 
@@ -168,19 +170,18 @@ def _check_multistatus(resp: httpx.Response, parts: tuple[str, ...]) -> None:
     if resp.status_code == 207:
         ctype = resp.headers.get("Content-Type", "")
         if "xml" not in ctype and ctype:
-            resp.read()
             raise NotWebDAVError(
                 _("The server answered the listing with {ctype} instead of WebDAV XML.").format(ctype=ctype),
                 _("Check the web address and folder; the provider's WebDAV address is often different."),
             )
         return
-    resp.read()
     what = "/".join(parts) if parts else _("the congregation folder")
-    if resp.status_code == 200:
+    if resp.status_code == 200:  # a web page: not read at all (it may be endless)
         raise NotWebDAVError(
             _("The server answered with a web page, not a WebDAV listing."),
             _("Check the web address and folder; the provider's WebDAV address is often different."),
         )
+    read_start(resp)  # an error page: its start at most
     err = classify_status(resp, what)
     if isinstance(err, FolderNotFoundError) and not parts:
         err = FolderNotFoundError(
@@ -197,7 +198,8 @@ def _collect(session: DavSession, resp: httpx.Response, parts: tuple[str, ...]) 
     entries: list[RemoteEntry] = []
     skipped: list[tuple[str, str]] = []
     tag: str | None = None
-    counted = _counting(resp.iter_bytes(), session.stats.add_bytes, session.cancel)
+    what = _("the listing of {what}").format(what="/".join(parts) or _("the congregation folder"))
+    counted = _cancellable(decoded(resp, what, MAX_LISTING_BYTES, session.stats.add_bytes), session.cancel)
     host = urlsplit(session.base_url).netloc.lower()
     for raw in parse_multistatus(counted):
         if "://" in raw.href and urlsplit(raw.href).netloc.lower() != host:
@@ -214,13 +216,10 @@ def _collect(session: DavSession, resp: httpx.Response, parts: tuple[str, ...]) 
     return entries, skipped, tag
 
 
-def _counting(
-    chunks: Iterator[bytes], add: Callable[[int], None], cancel: threading.Event | None = None
-) -> Iterator[bytes]:
+def _cancellable(chunks: Iterator[bytes], cancel: threading.Event | None) -> Iterator[bytes]:
     for c in chunks:
         if cancel is not None and cancel.is_set():
             raise Cancelled  # the daemon stops, or a person paused: the listing is not needed
-        add(len(c))
         yield c
 
 

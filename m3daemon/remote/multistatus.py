@@ -17,6 +17,7 @@ from email.utils import parsedate_to_datetime
 
 from m3daemon.errors import MalformedListing
 from m3daemon.i18n import _
+from m3daemon.remote.bounded import MAX_ENTRIES, MAX_TEXT_CHARS
 
 DAV = "DAV:"
 SEP = "\x1f"  # expat namespace separator; cannot occur in a namespace URI or a local name
@@ -78,6 +79,8 @@ class MultistatusParser:
         self._p = p
         self._stack: list[str] = []
         self._text_parts: list[str] = []
+        self._text_len = 0
+        self._responses = 0
         self._ready: list[RawEntry] = []
         self._saw_root = False
         self._reset_response()
@@ -117,6 +120,7 @@ class MultistatusParser:
     def _start(self, name: str, attrs: dict[str, str]) -> None:
         self._stack.append(name)
         self._text_parts = []
+        self._text_len = 0
         if name == DAV + SEP + "multistatus":
             self._saw_root = True
         elif name == DAV + SEP + "response":
@@ -128,11 +132,15 @@ class MultistatusParser:
             self._ps_props["collection"] = True
 
     def _text(self, data: str) -> None:
+        self._text_len += len(data)
+        if self._text_len > MAX_TEXT_CHARS:
+            raise _malformed(_("a text in it is longer than {n} characters").format(n=MAX_TEXT_CHARS))
         self._text_parts.append(data)
 
     def _end(self, name: str) -> None:
         text = "".join(self._text_parts).strip()
         self._text_parts = []
+        self._text_len = 0
         self._stack.pop()
         parent = self._stack[-1] if self._stack else ""
         if name == DAV + SEP + "href" and parent == DAV + SEP + "response":
@@ -153,6 +161,9 @@ class MultistatusParser:
             self._finish_response()
 
     def _finish_response(self) -> None:
+        self._responses += 1
+        if self._responses > MAX_ENTRIES:
+            raise _malformed(_("it has more than {n} entries").format(n=MAX_ENTRIES))
         if not self._href:
             raise _malformed(_("a response without href"))
         props = self._good_props
