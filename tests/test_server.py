@@ -8,6 +8,7 @@ a throttle nobody else has tripped) start their own handle on the same folder.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import ssl
 import stat
@@ -226,6 +227,55 @@ def test_an_account_under_attack_is_throttled_but_not_from_its_usual_address(ser
             assert usual.request("PROPFIND", "/", headers={"Depth": "0"}).status_code == 207
         with client(srv, MEMBER, MEMBER_PW, source="127.0.0.4") as other_account:
             assert other_account.request("PROPFIND", "/", headers={"Depth": "0"}).status_code == 207
+
+
+def test_parallel_guesses_for_one_account_get_no_more_checks_than_the_limit(server_dir: Path) -> None:
+    """40 wrong passwords at once, from 40 addresses: the documented 10 are checked, the others get
+    429 without a check (the failure is counted when the check is allowed, not after it)."""
+    import concurrent.futures
+
+    limit = Limits().auth_max_failures
+    assert limit == 10
+    with _own_server(server_dir) as srv:
+        def guess(i: int) -> int:
+            with client(srv, COORD, f"guess-{i}", source=f"127.0.0.{i + 2}") as attacker:
+                return attacker.request("PROPFIND", "/", headers={"Depth": "0"}).status_code
+
+        with concurrent.futures.ThreadPoolExecutor(40) as pool:
+            codes = list(pool.map(guess, range(40)))
+        assert codes.count(401) == limit and codes.count(429) == 40 - limit, codes
+        # the account's owner, from an address it used before the attack, is not locked out;
+        # a right password from a new address is not checked either while the account is blocked
+        with client(srv, COORD, COORD_PW, source="127.0.0.100") as elsewhere:
+            assert elsewhere.request("PROPFIND", "/", headers={"Depth": "0"}).status_code == 429
+
+
+def test_a_path_above_the_root_gets_a_complete_400(server: ServerHandle) -> None:
+    """The whole answer arrives at once (body as long as Content-Length), so the client is not left
+    waiting for a body that never comes."""
+    import base64
+
+    ctx = ssl.create_default_context(cafile=str(server.ca_file))
+    auth = base64.b64encode(f"{MEMBER}:{MEMBER_PW}".encode()).decode()
+    for path, keep_alive in (("/Media/../../etc/passwd", False), ("/../x", True), ("/%2e%2e/x", True)):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw, \
+                ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            connection = "keep-alive" if keep_alive else "close"
+            tls.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic {auth}\r\n"
+                        f"Connection: {connection}\r\n\r\n".encode())
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = tls.recv(65536)
+                assert chunk, data
+                data += chunk
+            head, _sep, body = data.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 400 "), head
+            length = int(re.search(rb"(?im)^content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+            while len(body) < length:
+                chunk = tls.recv(65536)  # a missing body would time out here (5 s)
+                assert chunk, (head, body)
+                body += chunk
+            assert len(body) == length and b"leaves the served folder" in body
 
 
 def test_a_malformed_authorization_header_is_a_clean_400(server: ServerHandle) -> None:

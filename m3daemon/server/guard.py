@@ -52,7 +52,7 @@ from m3daemon.server.settings import Limits
 from m3daemon.server.users import Authenticator, Role
 
 __all__ = [
-    "CONTEXT_KEY", "READ_METHODS", "AccessLog", "AccountsDomainController", "FailureThrottle", "Guard",
+    "ATTEMPT_KEY", "CONTEXT_KEY", "READ_METHODS", "AccessLog", "Attempt", "AccountsDomainController", "FailureThrottle", "Guard",
     "GuardContext", "RoleGuard", "TokenBuckets",
 ]
 
@@ -60,6 +60,8 @@ __all__ = [
 CONTEXT_KEY = "m3daemon_guard"
 #: environ key where the domain controller leaves the account's :class:`Role`.
 ROLE_KEY = "m3daemon.role"
+#: environ key of the request's reserved :class:`Attempt` (Guard → domain controller).
+ATTEMPT_KEY = "m3daemon.attempt"
 # What a member may do: READ_METHODS, the same list the client retries as reads (core/methods.py).
 
 StartResponse = Callable[..., Any]
@@ -105,6 +107,17 @@ class TokenBuckets:
 # --- wrong passwords ------------------------------------------------------------------------------
 
 
+@dataclass
+class Attempt:
+    """A password check that :meth:`FailureThrottle.reserve` counted as a failure in advance."""
+
+    address: str
+    user: str | None
+    when: float
+    checked: bool = False  # a password was checked (and was wrong, unless settled)
+    settled: bool = False
+
+
 class FailureThrottle:
     """At most ``max_failures`` wrong passwords per client address, and per account, within
     ``window`` seconds; beyond that, :meth:`blocked_for` says how long to wait."""
@@ -139,33 +152,73 @@ class FailureThrottle:
         return times[-self.max_failures] + self.window - now
 
     def blocked_for(self, address: str, user: str | None) -> float:
+        """How long ``address`` (asking for ``user``) must wait; 0 when a password may be checked."""
         now = self._clock()
         with self._lock:
-            wait = self._wait(self._recent(self._by_address, address, now), now)
-            if user is not None and not self._is_trusted(user, address, now):
-                wait = max(wait, self._wait(self._recent(self._by_user, user, now), now))
-            return max(wait, 0.0)
+            return self._blocked(address, user, now)
+
+    def _blocked(self, address: str, user: str | None, now: float) -> float:
+        wait = self._wait(self._recent(self._by_address, address, now), now)
+        if user is not None and not self._is_trusted(user, address, now):
+            wait = max(wait, self._wait(self._recent(self._by_user, user, now), now))
+        return max(wait, 0.0)
+
+    def reserve(self, address: str, user: str | None) -> tuple[float, Attempt | None]:
+        """Check the limits and, in the same step, count this attempt as a failure: ``(0, attempt)``
+        when its password may be checked, ``(seconds, None)`` when it must wait. :meth:`succeeded`
+        with the attempt takes the failure back. Checking and counting apart would let parallel
+        guesses all pass the check before any of them counts (40 at once got 25 checks, not 10)."""
+        now = self._clock()
+        with self._lock:
+            wait = self._blocked(address, user, now)
+            if wait > 0:
+                return wait, None
+            self._record(address, user, now)
+            return 0.0, Attempt(address, user, now)
 
     def _is_trusted(self, user: str, address: str, now: float) -> bool:
         when = self._trusted.get((user, address))
         return when is not None and now - when < self.trusted_seconds
 
     def failed(self, address: str, user: str | None) -> None:
-        """A wrong password from ``address`` (for the existing account ``user``, if any)."""
+        """A wrong password from ``address`` (for the existing account ``user``, if any) that was
+        not reserved (a malformed header)."""
         now = self._clock()
         with self._lock:
-            self._by_address.setdefault(address, collections.deque()).append(now)
-            if user is not None:
-                self._by_user.setdefault(user, collections.deque()).append(now)
-            self._prune(now)
+            self._record(address, user, now)
 
-    def succeeded(self, address: str, user: str) -> None:
+    def _record(self, address: str, user: str | None, now: float) -> None:
+        self._by_address.setdefault(address, collections.deque()).append(now)
+        if user is not None:
+            self._by_user.setdefault(user, collections.deque()).append(now)
+        self._prune(now)
+
+    def succeeded(self, address: str, user: str, attempt: Attempt | None = None) -> None:
+        """A right password: the address is trusted for the account, and the attempt's reserved
+        failure is taken back."""
         now = self._clock()
         with self._lock:
+            if attempt is not None:
+                self._take_back(attempt)
             self._trusted[(user, address)] = now
             if len(self._trusted) > self.MAX_KEYS:
                 for key in [k for k, w in self._trusted.items() if now - w >= self.trusted_seconds]:
                     del self._trusted[key]
+
+    def cancel(self, attempt: Attempt) -> None:
+        """The request ended before any password was checked (refused earlier, or not Basic)."""
+        with self._lock:
+            if not attempt.checked:
+                self._take_back(attempt)
+
+    def _take_back(self, attempt: Attempt) -> None:
+        if attempt.settled:
+            return
+        attempt.settled = True
+        for table, key in ((self._by_address, attempt.address), (self._by_user, attempt.user)):
+            times = table.get(key) if key is not None else None
+            if times is not None and attempt.when in times:
+                times.remove(attempt.when)
 
     def _prune(self, now: float) -> None:
         for table in (self._by_address, self._by_user):
@@ -387,6 +440,9 @@ class Guard:
         attempted: list[str] = [""]
 
         def done(sent: int) -> None:
+            attempt = environ.get(ATTEMPT_KEY)
+            if isinstance(attempt, Attempt):
+                ctx.throttle.cancel(attempt)  # no-op when a password was checked
             if method == "PUT" and body_in is not None and body_in.overflowed:
                 _remove_cut_off_upload(ctx, raw_path)
             if ctx.access_log is None:
@@ -420,9 +476,10 @@ class Guard:
             user = None
             if creds is not None and ctx.authenticator.store.get(creds[0]) is not None:
                 user = attempted[0] = creds[0]  # only existing accounts are named in the log
-            wait = ctx.throttle.blocked_for(address, user)
-            if wait > 0:
+            wait, attempt = ctx.throttle.reserve(address, user)
+            if attempt is None:
                 return too_many(wait, "Too many failed logins; try again later.")
+            environ[ATTEMPT_KEY] = attempt
 
         length_text = str(environ.get("CONTENT_LENGTH") or "").strip()
         limit = ctx.limits.max_upload_bytes if method == "PUT" else ctx.limits.max_body_bytes
@@ -437,6 +494,10 @@ class Guard:
                 return reply(413, "Content Too Large",
                              f"The request body is larger than this server accepts ({limit} bytes).",
                              [("Connection", "close")])
+        if raw_path != "*" and _escapes_root(raw_path):
+            # WsgiDAV refuses it too, but from a generator: its 400 arrives with a Content-Length and
+            # no body, and the client waits for the body until its timeout
+            return reply(400, "Bad Request", "The path leaves the served folder.", [("Connection", "close")])
         if body_in is not None:
             if "chunked" in str(environ.get("HTTP_TRANSFER_ENCODING", "")).lower():
                 body_in = _CountingInput(environ["wsgi.input"], limit)
@@ -457,6 +518,19 @@ class Guard:
             done(0)
             raise
         return _LoggedBody(result, done)
+
+
+def _escapes_root(path: str) -> bool:
+    """Whether ``..`` segments take ``path`` above ``/``."""
+    depth = 0
+    for part in path.split("/"):
+        if part == "..":
+            depth -= 1
+            if depth < 0:
+                return True
+        elif part not in ("", "."):
+            depth += 1
+    return False
 
 
 def _remove_cut_off_upload(ctx: GuardContext, raw_path: str) -> None:
@@ -509,11 +583,15 @@ class AccountsDomainController(BaseDomainController):  # type: ignore[misc]
         ctx = self.context
         address = str(environ.get("REMOTE_ADDR") or "-")
         account = ctx.authenticator.check(user_name, password)
+        attempt = environ.get(ATTEMPT_KEY)
+        if isinstance(attempt, Attempt):
+            attempt.checked = True
         if account is None:
-            known = ctx.authenticator.store.get(user_name) is not None
-            ctx.throttle.failed(address, user_name if known else None)
-            return False
-        ctx.throttle.succeeded(address, account.name)
+            if not isinstance(attempt, Attempt):  # not through Guard: count it now
+                known = ctx.authenticator.store.get(user_name) is not None
+                ctx.throttle.failed(address, user_name if known else None)
+            return False  # the reserved failure stays
+        ctx.throttle.succeeded(address, account.name, attempt if isinstance(attempt, Attempt) else None)
         environ[ROLE_KEY] = account.role
         environ["wsgidav.auth.roles"] = ("editor",) if account.role.can_write else ("reader",)
         environ["wsgidav.auth.permissions"] = ()
