@@ -52,7 +52,8 @@ from m3daemon.server.settings import Limits
 from m3daemon.server.users import Authenticator, Role
 
 __all__ = [
-    "ATTEMPT_KEY", "CONTEXT_KEY", "READ_METHODS", "AccessLog", "Attempt", "AccountsDomainController", "FailureThrottle", "Guard",
+    "ATTEMPT_KEY", "CONTEXT_KEY", "READ_METHODS", "AccessLog", "AccountsDomainController", "Attempt", "FailureThrottle",
+    "Guard",
     "GuardContext", "RoleGuard", "TokenBuckets",
 ]
 
