@@ -237,6 +237,37 @@ def test_images_come_only_from_inside_the_media_folder(hall: Hall, tmp_path: Pat
             assert web.get(bad).status_code == 404, bad
 
 
+def _rss_mib(pid: int, field: str) -> float:
+    text = Path(f"/proc/{pid}/status").read_text()
+    found = re.search(rf"^{field}:\s+(\d+) kB", text, re.M)
+    assert found, text
+    return int(found.group(1)) / 1024
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the daemon's memory from /proc (Linux)")
+def test_a_huge_image_gets_a_placeholder_and_the_daemon_stays_small(hall: Hall) -> None:
+    """A 13000×13000 PNG (small on disk, 169 megapixels) is refused from its header: the preview is
+    a placeholder saying why, and the daemon's peak memory does not grow by the decoded size."""
+    from PIL import Image
+
+    coordinator = hall.members[0]
+    folder = coordinator.media / iso(2)
+    wait_until("the sample image", lambda: (folder / "01 - Outline.png").exists())
+    Image.new("1", (13000, 13000)).save(folder / "huge.png", optimize=True)
+    assert (folder / "huge.png").stat().st_size < 1_000_000
+    base = hall.base()
+    with httpx.Client(base_url=base, trust_env=False, timeout=30) as web:
+        web.get(hall.login_url().removeprefix(base))
+        assert web.get(f"/c/0/thumb/{iso(2)}/01 - Outline.png").status_code == 200  # Pillow is loaded
+        before = _rss_mib(hall.proc.pid, "VmHWM")
+        replies = [web.get(f"/c/0/thumb/{iso(2)}/huge.png") for _ in range(3)]
+        peak = _rss_mib(hall.proc.pid, "VmHWM")
+    for resp in replies:
+        assert resp.status_code == 200 and resp.headers["x-preview"] == "too-large"
+        assert resp.headers["content-type"] == "image/svg+xml" and "Too large to preview (169 megapixels)" in resp.text
+    assert peak - before < 50, f"peak memory grew from {before:.0f} to {peak:.0f} MiB"
+
+
 def test_the_dashboard_command(hall: Hall) -> None:
     out = hall.cli("dashboard", "--url", m=hall.members[1])
     assert out.returncode == 0, out.stderr

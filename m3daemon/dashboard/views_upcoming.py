@@ -14,7 +14,7 @@ from m3daemon.i18n import _, weekday_name
 
 from .app import N_
 from .local import effective_of, kind_of, local_dates, local_file, today_of
-from .thumbs import Thumbnails
+from .thumbs import Preview, PreviewState, Thumbnails
 
 if TYPE_CHECKING:
     from m3daemon.coordinator.overview import DateView, Entry
@@ -101,9 +101,32 @@ def register(app: Flask, dash: Dashboard) -> None:
         if kind_of(name) != "image":
             abort(404)
         path = local_file(cfg, effective_of(cfg), d, name)
-        data = thumbnails.get(path) if path is not None else None
-        if data is None:
+        found = thumbnails.preview(path) if path is not None else Preview(PreviewState.NONE)
+        if found.state is PreviewState.NONE:
             abort(404)
-        resp = Response(data, 200, content_type="image/jpeg")
+        if found.state is PreviewState.BUSY:
+            resp = Response(_("Busy making other previews; try again."), 503, content_type="text/plain; charset=utf-8")
+            resp.headers["Retry-After"] = "5"
+        elif found.state is PreviewState.TOO_LARGE:
+            resp = Response(placeholder_svg(found), 200, content_type="image/svg+xml")
+        else:
+            resp = Response(found.data, 200, content_type="image/jpeg")
+        resp.headers["X-Preview"] = found.state.value
         resp.headers["Cache-Control"] = "private, max-age=60"
         return resp
+
+
+def placeholder_svg(found: Preview) -> str:
+    """The picture shown instead of an image too large to preview (the file itself is fine)."""
+    from html import escape
+
+    if found.width:
+        text = _("Too large to preview ({width}×{height} pixels)").format(width=found.width, height=found.height)
+    elif found.pixels:
+        text = _("Too large to preview ({n} megapixels)").format(n=round(found.pixels / 1e6))
+    else:
+        text = _("Too large to preview")
+    return ('<svg xmlns="http://www.w3.org/2000/svg" width="320" height="240" viewBox="0 0 320 240">'
+            '<rect width="320" height="240" fill="#eee"/>'
+            '<text x="160" y="125" font-family="sans-serif" font-size="14" text-anchor="middle" fill="#444">'
+            f"{escape(text)}</text></svg>")
