@@ -239,7 +239,7 @@ def test_images_come_only_from_inside_the_media_folder(hall: Hall, tmp_path: Pat
 
 def _rss_mib(pid: int, field: str) -> float:
     text = Path(f"/proc/{pid}/status").read_text()
-    found = re.search(rf"^{field}:\s+(\d+) kB", text, re.M)
+    found = re.search(rf"^{field}:\s+(\d+) kB", text, re.MULTILINE)
     assert found, text
     return int(found.group(1)) / 1024
 
