@@ -89,6 +89,9 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempP
         d = home / sub
         d.mkdir(parents=True)
         monkeypatch.setenv(var, str(d))
+    runtime = home / "run"  # the dashboard's launch pages
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
     monkeypatch.delenv("M3DAEMON_CONFIG", raising=False)
     monkeypatch.delenv("M3DAEMON_PASSWORD", raising=False)
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")

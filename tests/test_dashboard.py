@@ -13,8 +13,10 @@ import io
 import os
 import re
 import signal
+import stat
 import subprocess
 import sys
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +29,7 @@ from member import Member, day, iso
 from servers import DavServer, make_tree
 
 from m3daemon.daemon.control import ControlClient
-from m3daemon.dashboard.security import Guard
+from m3daemon.dashboard.security import KEY_SECONDS, MAX_KEYS, Guard, LoginKeys
 from m3daemon.local.paths import config_dir
 from m3daemon.settings.config import load_config
 from m3daemon.settings.credentials import store_password
@@ -273,8 +275,38 @@ def test_the_dashboard_command(hall: Hall) -> None:
     assert out.returncode == 0, out.stderr
     url = out.stdout.strip()
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+/login\?key=[\w-]{20,}&c=1", url), url
+    assert "once, within a minute" in out.stderr
     with httpx.Client(trust_env=False) as web:
         assert web.get(url, follow_redirects=False).headers["location"] == "/c/1/status"
+    with httpx.Client(trust_env=False) as web:  # a second time: refused, and says why
+        again = web.get(url, follow_redirects=False)
+        assert again.status_code == 403 and "works once" in again.text and not web.cookies
+
+
+def test_the_dashboard_command_opens_a_private_launch_page(hall: Hall, tmp_path: Path) -> None:
+    """The browser is started with a file (0600) that posts the key: no key on its command line."""
+    seen = tmp_path / "browser-args"
+    browser = tmp_path / "browser"
+    browser.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$@\" > {seen}\n")
+    browser.chmod(0o755)
+    out = subprocess.run([sys.executable, "-m", "m3daemon", "--config", str(hall.members[0].config_path),
+                          "dashboard"], env={**hall.env, "BROWSER": str(browser)}, capture_output=True,
+                         text=True, timeout=60, stdin=subprocess.DEVNULL, check=False)
+    assert out.returncode == 0, out.stderr
+    assert "open in your browser" in out.stdout
+    arg = seen.read_text().strip()
+    assert arg.startswith("file://") and "key" not in arg, arg
+    page = Path(urllib.parse.urlsplit(arg).path)
+    assert stat.S_IMODE(page.stat().st_mode) == 0o600 and stat.S_IMODE(page.parent.stat().st_mode) == 0o700
+    form = page.read_text()
+    key = re.search(r'name="key" value="([^"]+)"', form)
+    action = re.search(r'action="([^"]+)"', form)
+    assert key and action and 'method="post"' in form
+    with httpx.Client(trust_env=False) as web:  # what the browser does with the page
+        resp = web.post(action.group(1), data={"key": key.group(1)}, headers={"Origin": "null"})
+        assert resp.status_code == 200 and 'http-equiv="refresh"' in resp.text
+        assert web.get(action.group(1).removesuffix("/login") + "/c/0/status").status_code == 200
+    assert not page.exists()  # used: gone
 
 
 def test_the_dashboard_command_without_a_daemon(wsgidav_server: DavServer, isolated_env: Path) -> None:
@@ -285,8 +317,21 @@ def test_the_dashboard_command_without_a_daemon(wsgidav_server: DavServer, isola
     assert "not running" in out.stderr and "m3daemon run" in out.stderr
 
 
+def test_login_keys_work_once_and_for_a_minute() -> None:
+    now = [1000.0]
+    keys = LoginKeys(clock=lambda: now[0])
+    first, second = keys.issue(), keys.issue()
+    assert first != second and len(first) >= 40
+    assert keys.consume(first) == first and keys.consume(first) is None  # once
+    assert keys.consume(first[:-1]) is None and keys.consume(None) is None and keys.consume("") is None
+    now[0] += KEY_SECONDS + 0.1
+    assert keys.consume(second) is None  # too late
+    outstanding = [keys.issue() for _ in range(MAX_KEYS + 1)]
+    assert keys.consume(outstanding[0]) is None and keys.consume(outstanding[-1]) == outstanding[-1]
+
+
 def test_origin_and_host_rules() -> None:
-    guard = Guard("k" * 40)
+    guard = Guard()
     guard.bind("127.0.0.1", 8123)
     assert guard.host_ok("127.0.0.1:8123") and guard.host_ok("localhost:8123") and guard.host_ok("[::1]:8123")
     assert not guard.host_ok("127.0.0.1:8124") and not guard.host_ok("evil.example:8123")
@@ -294,6 +339,7 @@ def test_origin_and_host_rules() -> None:
     assert not guard.origin_ok("http://127.0.0.1:8124", None) and not guard.origin_ok("null", None)
     assert guard.origin_ok(None, "http://127.0.0.1:8123/c/0/status")
     assert not guard.origin_ok(None, "http://127.0.0.1:8123.evil.example/") and not guard.origin_ok(None, None)
-    assert guard.key_ok("k" * 40) and not guard.key_ok("k" * 39) and not guard.key_ok(None)
+    key = guard.keys.issue()
+    assert guard.use_key(key) == key and guard.use_key(key) is None
     assert guard.peer_ok({"REMOTE_ADDR": "::1"}) and not guard.peer_ok({"REMOTE_ADDR": "192.0.2.1"})
     assert guard.cookie_name == "m3daemon_dashboard_8123"

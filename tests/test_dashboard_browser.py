@@ -330,6 +330,17 @@ def test_a_form_on_another_site_cannot_change_anything(hall: Hall, page: Any) ->
         evil.shutdown()
 
 
+def test_the_launch_page_logs_the_browser_in_once(hall: Hall, page: Any) -> None:
+    """What the tray and `m3daemon dashboard` open: a 0600 file that posts a single-use key."""
+    m = hall.members[0]
+    uri = hall.client(m).call("POST", "dashboard", {"config": str(m.config_path), "page": True})["page"]
+    assert uri.startswith("file://")
+    page.goto(uri)
+    page.wait_for_url(f"{hall.base()}/c/0/status")
+    page.wait_for_selector("text=Update media folders now")
+    assert not Path(uri.removeprefix("file://")).exists()  # used up, and gone
+
+
 def test_narrow_window_keyboard_and_logs(hall: Hall, browser: Any, tmp_path: Path) -> None:
     context = browser.new_context(viewport={"width": 390, "height": 800}, accept_downloads=True)
     try:

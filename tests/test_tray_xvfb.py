@@ -102,6 +102,7 @@ APP = textwrap.dedent('''
         def resume(self, name=None): put("resume", repr(name))
         def quit(self): put("stop", "quit")
         def dashboard_url(self): return None
+        def dashboard_launch(self, cid=None): return None
 
     # Instrumented pystray: which thread runs the loop and each icon/menu change (file "threads").
     import pystray

@@ -232,8 +232,14 @@ class Daemon:
         self.stop_event.set()
 
     def dashboard_url(self) -> str | None:
-        url: str | None = self.dashboard.login_url() if self.dashboard is not None else None
+        """Where the dashboard answers (no key in it): the tray enables "Open dashboard" with it."""
+        url: str | None = self.dashboard.base_url if self.dashboard is not None else None
         return url
+
+    def dashboard_launch(self, cid: int | None = None) -> str | None:
+        """A fresh launch page's ``file://`` address (see :mod:`m3daemon.dashboard.launch`)."""
+        page = self.dashboard.launch(cid) if self.dashboard is not None else None
+        return page.as_uri() if page is not None else None
 
     # --- for the dashboard -------------------------------------------------------------------
 
@@ -362,6 +368,8 @@ class Daemon:
             if self.dashboard is None:
                 return 404, {"error": "no dashboard"}
             cid = next((i for i, p in enumerate(self.runners) if str(p) == body.get("config")), None)
+            if body.get("page"):
+                return 200, {"page": self.dashboard_launch(cid), "url": None}
             return 200, {"url": self.dashboard.login_url(cid)}
 
         app.route("POST", "/api/dashboard", dashboard)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any, Protocol
 
 from flask import Flask, Response, abort, g, redirect, render_template, request
 from flask.typing import ResponseReturnValue
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from m3daemon.engine.language import UI_LANGUAGE_KEY, language_for
 from m3daemon.engine.status import CongregationStatus, SyncState
@@ -74,24 +76,56 @@ StartResponse = Callable[..., Any]
 class Dashboard:
     """One dashboard per daemon run: its secret, its sessions and its Flask app."""
 
-    def __init__(self, host: DashboardHost, *, key: str | None = None, log_path: Path | None = None) -> None:
+    def __init__(self, host: DashboardHost, *, log_path: Path | None = None, launch_folder: Path | None = None) -> None:
         self.host = host
-        self.guard = Guard(key)
+        self.guard = Guard()
         self.log_path = log_path
+        self.launch_folder = launch_folder
         self.access = AccessMemo()
         self._languages: dict[tuple[str, str | None, str], tuple[str, float]] = {}
+        self._pages: dict[str, Path] = {}  # login key -> its launch page
+        self._pages_lock = threading.Lock()
         self.app = _create_app(self)
 
     def bind(self, host: str, port: int) -> None:
         """The address of the web server that carries the dashboard (known once it listens)."""
         self.guard.bind(host, port)
 
+    @property
+    def base_url(self) -> str | None:
+        """Where the dashboard answers (without a key: its pages need a session)."""
+        return self.guard.base_url
+
     def login_url(self, cid: int | None = None) -> str | None:
+        """``/login?key=…`` with a new key: it works once, within a minute."""
         base = self.guard.base_url
         if base is None:
             return None
         extra = f"&c={cid}" if cid else ""
-        return f"{base}/login?key={self.guard.key}{extra}"
+        return f"{base}/login?key={self.guard.keys.issue()}{extra}"
+
+    def launch(self, cid: int | None = None) -> Path | None:
+        """A new launch page (0600) that logs the browser in with a new key: the way to open the
+        dashboard without the key on the browser's command line (:mod:`.launch`)."""
+        from .launch import remove_page, write_launch_page
+
+        base = self.guard.base_url
+        if base is None:
+            return None
+        for old in self.guard.keys.expired():
+            with self._pages_lock:
+                remove_page(self._pages.pop(old, None))
+        key = self.guard.keys.issue()
+        page = write_launch_page(base, key, cid, self.launch_folder)
+        with self._pages_lock:
+            self._pages[key] = page
+        return page
+
+    def key_used(self, key: str) -> None:
+        from .launch import remove_page
+
+        with self._pages_lock:
+            remove_page(self._pages.pop(key, None))
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         return self.app.wsgi_app(environ, start_response)
@@ -245,14 +279,26 @@ def _create_app(dash: Dashboard) -> Flask:
             resp.headers.setdefault("Cache-Control", "no-store")
         return resp
 
-    @app.get("/login")
+    @app.route("/login", methods=["GET", "POST"])
     def login() -> ResponseReturnValue:
-        if not guard.key_ok(request.args.get("key")):
-            return forbidden(_("This dashboard link is not valid (any more)."))
+        values = request.form if request.method == "POST" else request.args
+        key = guard.use_key(values.get("key"))
+        if key is None:
+            return forbidden(_("This dashboard link is not valid any more: it works once, for a minute. Open the "
+                               "dashboard again from the tray icon, or with `m3daemon dashboard`."))
+        dash.key_used(key)
         session = guard.sessions.create()
-        cid = request.args.get("c", "0")
+        cid = values.get("c", "0")
         target = f"/c/{int(cid) if cid.isdigit() else 0}/status"
-        resp = redirect(target, 303)
+        resp: Response | WerkzeugResponse
+        if request.method == "POST":
+            # The launch page is a file, so this request came from another site: a browser does not
+            # send a SameSite=Strict cookie along a redirect that such a request started. A page of
+            # our own that moves on does.
+            resp = Response(render_template("login.html", target=target), 200,
+                            content_type="text/html; charset=utf-8")
+        else:
+            resp = redirect(target, 303)
         resp.set_cookie(guard.cookie_name, session.sid, httponly=True, samesite="Strict", path="/")
         return resp
 

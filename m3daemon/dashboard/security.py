@@ -6,11 +6,13 @@ reach it (cross-site requests, DNS rebinding). Four checks, every request:
 1. **Where from.** The peer must be a loopback address, and the ``Host`` header must name the
    address the daemon listens on (``127.0.0.1:<port>``, ``localhost:<port>`` or ``[::1]:<port>``):
    a DNS-rebinding page sends its own host name and is refused.
-2. **Who.** The tray and ``m3daemon dashboard`` open ``/login?key=<secret>``. The secret is random,
-   made at every start of the daemon, and handed out only to the user's own processes (the tray in
-   the daemon, and the control API, whose token is in a 0600 file). A right key gives a session: a
-   random id in a cookie (``HttpOnly; SameSite=Strict; Path=/``), named after the port so two runs
-   never mix. No session, no page: 403.
+2. **Who.** A login key is random, made on request for the user's own processes only (the tray in
+   the daemon, and the control API, whose token is in a 0600 file), used once, and valid for
+   :data:`KEY_SECONDS`. The tray and ``m3daemon dashboard`` hand it to the browser in a 0600 launch
+   page that posts it to ``/login`` (:mod:`~m3daemon.dashboard.launch`), so it is never on a command
+   line that ``ps`` shows; ``m3daemon dashboard --url`` prints ``/login?key=…`` for a browser
+   started by hand. A right key gives a session: a random id in a cookie (``HttpOnly;
+   SameSite=Strict; Path=/``), named after the port so two runs never mix. No session, no page: 403.
 3. **Changes.** Every POST must carry the session's CSRF token (form field ``csrf_token`` or header
    ``X-CSRF-Token``) *and* an ``Origin`` (or, without one, a ``Referer``) that is the dashboard's own
    origin. A form on another site fails three times: its cookie is not sent (SameSite), its origin is
@@ -25,12 +27,15 @@ import hmac
 import secrets
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import ip_address
 from urllib.parse import urlsplit
 
 SESSION_IDLE_SECONDS = 12 * 3600
+#: A login key works once, within this many seconds of being made.
+KEY_SECONDS = 60.0
+MAX_KEYS = 16
 MAX_SESSIONS = 32
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
@@ -109,11 +114,57 @@ class Sessions:
             del self._by_id[sid]
 
 
+class LoginKeys:
+    """Single-use login keys that expire after ``lifetime`` seconds; at most ``limit`` outstanding
+    (making one more drops the oldest)."""
+
+    def __init__(self, lifetime: float = KEY_SECONDS, limit: int = MAX_KEYS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.lifetime = lifetime
+        self.limit = limit
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._keys: dict[str, float] = {}  # key -> made at
+
+    def issue(self) -> str:
+        key = new_secret()
+        now = self._clock()
+        with self._lock:
+            self._expire(now)
+            while len(self._keys) >= self.limit:
+                del self._keys[min(self._keys, key=self._keys.__getitem__)]
+            self._keys[key] = now
+        return key
+
+    def consume(self, given: str | None) -> str | None:
+        """The key, removed, when ``given`` is one that is still valid; else None."""
+        if not given:
+            return None
+        now = self._clock()
+        with self._lock:
+            self._expire(now)
+            found = next((k for k in self._keys if same(k, given)), None)
+            if found is not None:
+                del self._keys[found]
+            return found
+
+    def expired(self) -> list[str]:
+        """Remove and return the keys that are past their lifetime (for their launch pages)."""
+        with self._lock:
+            return self._expire(self._clock())
+
+    def _expire(self, now: float) -> list[str]:
+        old = [k for k, made in self._keys.items() if now - made > self.lifetime]
+        for key in old:
+            del self._keys[key]
+        return old
+
+
 class Guard:
     """The checks of the module docstring for one daemon run."""
 
-    def __init__(self, key: str | None = None) -> None:
-        self.key = key or new_secret()
+    def __init__(self, keys: LoginKeys | None = None) -> None:
+        self.keys = keys or LoginKeys()
         self.sessions = Sessions()
         self.port: int | None = None
         self.host = "127.0.0.1"
@@ -146,8 +197,9 @@ class Guard:
     def host_ok(self, host_header: str) -> bool:
         return host_header.lower() in self._hosts
 
-    def key_ok(self, given: str | None) -> bool:
-        return bool(given) and same(given or "", self.key)
+    def use_key(self, given: str | None) -> str | None:
+        """The login key, now used up, when ``given`` is a valid one."""
+        return self.keys.consume(given)
 
     def origin_ok(self, origin: str | None, referer: str | None) -> bool:
         """The request comes from a page of this dashboard (``Origin``, else ``Referer``)."""

@@ -470,9 +470,10 @@ class Tray:
             if action.target:
                 self._opener(action.target)
         elif action.kind is ActionKind.OPEN_DASHBOARD:
-            url = self._dashboard_url() or action.target
-            if url:
-                self._browser(url)
+            # a launch page, so the login key is not on the browser's command line
+            page = c.dashboard_launch()
+            if page:
+                self._browser(page)
         elif action.kind is ActionKind.QUIT:
             c.quit()
 
