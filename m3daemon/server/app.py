@@ -1,4 +1,4 @@
-"""Build the WsgiDAV application and run it on cheroot over HTTPS: :class:`ServerHandle`.
+"""Build the WsgiDAV application and run it on cheroot behind the TLS front (:mod:`.front`): :class:`ServerHandle`.
 
 ``ServerHandle(DIR).start()`` serves the server folder in a background thread (``port=0`` picks a
 free port; ``.url``, ``.folder``, ``.ca_file``); ``.stop()`` ends it. ``m3daemon server run`` uses
@@ -7,10 +7,15 @@ the same handle and waits; the demo and the tests use it in-process.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
+import os
+import secrets
+import shutil
 import socket
 import ssl
+import tempfile
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -40,7 +45,8 @@ def exposure_warning(host: str) -> str | None:
              ).format(where=where)
 
 
-def build_app(layout: ServerLayout, settings: ServerSettings, *, access_log: bool = True) -> Any:
+def build_app(layout: ServerLayout, settings: ServerSettings, *, access_log: bool = True,
+              peer_secret: str | None = None) -> Any:
     """The WSGI application: :class:`~m3daemon.server.guard.Guard` around WsgiDAV."""
     from wsgidav.error_printer import ErrorPrinter
     from wsgidav.http_authenticator import HTTPAuthenticator
@@ -60,7 +66,7 @@ def build_app(layout: ServerLayout, settings: ServerSettings, *, access_log: boo
     limits = settings.limits
     alog = AccessLog(layout.access_log, limits.log_max_bytes, limits.log_backups) if access_log else None
     context = GuardContext.create(Authenticator(UserStore(layout.users_file)), limits, alog,
-                                  data_dir=layout.data_dir, url_path=settings.path)
+                                  data_dir=layout.data_dir, url_path=settings.path, peer_secret=peer_secret)
     config: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
@@ -103,6 +109,30 @@ def _url_host(host: str) -> str:
         return host
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket for ``host`` (an address, a name, "" / "0.0.0.0" or "::": every one)."""
+    if host == "::":
+        return socket.create_server(("::", port), family=socket.AF_INET6, backlog=1024,
+                                    dualstack_ipv6=socket.has_dualstack_ipv6())
+    infos = socket.getaddrinfo(host or "0.0.0.0", port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, _type, _proto, _name, address = infos[0]
+    return socket.create_server(address[:2], family=family, backlog=1024)
+
+
+def _raise_open_file_limit(wanted: int) -> None:
+    """Each open connection is a file descriptor (two while a request runs); Linux allows 1024 by
+    default. Raise the soft limit towards ``wanted`` where the hard limit allows it."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
 class ServerHandle:
     """The congregation's server, in this process.
 
@@ -123,6 +153,8 @@ class ServerHandle:
         self._thread: threading.Thread | None = None
         self._app: Any = None
         self._address: tuple[str, int] | None = None
+        self._front: Any = None
+        self._socket_dir: Path | None = None
 
     # -- addresses --------------------------------------------------------------------------
 
@@ -161,7 +193,8 @@ class ServerHandle:
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return (self._thread is not None and self._thread.is_alive() and self._front is not None
+                and self._front.running)
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -169,14 +202,17 @@ class ServerHandle:
         if self._server is not None:
             return self
         from cheroot import wsgi
-        from cheroot.ssl.builtin import BuiltinSSLAdapter
+
+        from m3daemon.server.front import Backend, Front, FrontLimits
 
         layout, s = self.layout, self.settings
         if renew_if_needed(layout, s):
             log.warning("the server certificate was about to expire and has been re-issued")
         cert, key = s.cert_path(layout.root), s.key_path(layout.root)
         try:
-            adapter = BuiltinSSLAdapter(certificate=str(cert), private_key=str(key))
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            context.load_cert_chain(str(cert), str(key))
         except (OSError, ssl.SSLError) as exc:
             raise ServerStartError(
                 _("Cannot load the server certificate {cert} and key {key}: {error}").format(
@@ -184,24 +220,36 @@ class ServerHandle:
                 _("Check [tls] in {path}, or run `m3daemon server cert` to make a new one.").format(
                     path=layout.settings_file),
             ) from exc
-        adapter.context.minimum_version = ssl.TLSVersion.TLSv1_2
-        self._app = build_app(layout, s, access_log=self._access_log)
-        server = wsgi.Server((s.host, s.port), self._app, numthreads=s.limits.threads, server_name="m3daemon",
-                             timeout=30)
-        server.ssl_adapter = adapter
-        server.max_request_header_size = 64 * 1024
-        server.max_request_body_size = max(s.limits.max_upload_bytes, s.limits.max_body_bytes)
-        server.expiration_interval = 0.1  # stop() waits for the selector loop's next wake-up
-        server.error_log = _cheroot_error_log  # type: ignore[method-assign]
         try:
-            server.prepare()  # binds and listens
+            listener = _listen(s.host, s.port)
         except OSError as exc:
             raise ServerStartError(
                 _("Cannot listen on {host} port {port}: {error}").format(host=s.host, port=s.port, error=exc),
                 _("Another program (or another m3daemon server) may use this port; choose another with "
                   "--port, or stop the other one."),
             ) from exc
-        bound = server.socket.getsockname()
+        secret = secrets.token_urlsafe(32)
+        self._app = build_app(layout, s, access_log=self._access_log, peer_secret=secret)
+        # cheroot behind the front, on a socket only this user can reach (a 0700 folder)
+        if hasattr(socket, "AF_UNIX") and os.name == "posix":
+            self._socket_dir = Path(tempfile.mkdtemp(prefix="m3daemon-server-"))
+            bind: Any = str(self._socket_dir / "backend.sock")
+        else:
+            bind = ("127.0.0.1", 0)
+        server = wsgi.Server(bind, self._app, numthreads=s.limits.threads, server_name="m3daemon", request_queue_size=1024,
+                             timeout=300)  # only the front talks to it, and the front has the deadlines
+        server.max_request_header_size = 64 * 1024
+        server.max_request_body_size = max(s.limits.max_upload_bytes, s.limits.max_body_bytes)
+        server.expiration_interval = 0.1  # stop() waits for the selector loop's next wake-up
+        server.error_log = _cheroot_error_log  # type: ignore[method-assign]
+        server.prepare()
+        backend = Backend(path=bind) if isinstance(bind, str) else Backend(port=int(server.bind_addr[1]))
+        lim = s.limits
+        _raise_open_file_limit(lim.max_connections * 2 + 64)
+        self._front = Front(listener, context, backend, secret, FrontLimits(
+            connections_per_address=lim.connections_per_address, max_connections=lim.max_connections,
+            handshake_seconds=lim.handshake_seconds, header_seconds=lim.header_seconds))
+        bound = listener.getsockname()
         self._address = (str(bound[0]), int(bound[1]))
         warning = exposure_warning(s.host)
         if warning:
@@ -209,16 +257,23 @@ class ServerHandle:
         self._server = server
         self._thread = threading.Thread(target=server.serve, name=f"m3daemon-server-{self.port}", daemon=True)
         self._thread.start()
+        self._front.start()
         log.info("serving %s at %s", layout.data_dir, self.folder_url)
         return self
 
     def stop(self) -> None:
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
+        front, server, thread = self._front, self._server, self._thread
+        self._front = self._server = self._thread = None
+        if front is not None:
+            front.stop()
+            front.socket.close()
         if server is not None:
             server.stop()
         if thread is not None:
             thread.join(10)
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+            self._socket_dir = None
         ctx = getattr(self._app, "context", None)
         if ctx is not None and ctx.access_log is not None:
             ctx.access_log.close()

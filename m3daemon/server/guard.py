@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import binascii
 import collections
+import hmac
 import logging
 import logging.handlers
 import math
@@ -294,12 +295,14 @@ class GuardContext:
     realm: str = "m3daemon"
     data_dir: Path | None = None  # what the URL path ``url_path`` serves (to remove a cut-off upload)
     url_path: str = "/"
+    peer_secret: str | None = None  # the front's secret in X-M3daemon-Peer (None: no front)
 
     @classmethod
     def create(cls, authenticator: Authenticator, limits: Limits, access_log: AccessLog | None,
-               clock: Clock = time.monotonic, *, data_dir: Path | None = None, url_path: str = "/") -> GuardContext:
+               clock: Clock = time.monotonic, *, data_dir: Path | None = None, url_path: str = "/",
+               peer_secret: str | None = None) -> GuardContext:
         return cls(
-            data_dir=data_dir, url_path=url_path,
+            data_dir=data_dir, url_path=url_path, peer_secret=peer_secret,
             authenticator=authenticator, limits=limits,
             throttle=FailureThrottle(limits.auth_max_failures, limits.auth_window_seconds,
                                      limits.trusted_login_days * 86400.0, clock),
@@ -432,6 +435,18 @@ class Guard:
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         started = time.perf_counter()
         ctx = self.context
+        if ctx.peer_secret is not None:
+            # through the front (m3daemon.server.front), which names the client; anything else
+            # reached cheroot's private socket directly
+            secret, _sep, peer = str(environ.pop("HTTP_X_M3DAEMON_PEER", "")).partition(" ")
+            if not peer or not hmac.compare_digest(secret.encode(), ctx.peer_secret.encode()):
+                body = b"Forbidden: connect to the server's own address.\n"
+                start_response("403 Forbidden", [("Content-Type", "text/plain; charset=utf-8"),
+                                                 ("Content-Length", str(len(body))), ("Connection", "close")])
+                return [body]
+            environ["REMOTE_ADDR"] = peer
+            environ["wsgi.url_scheme"] = "https"  # the client's scheme (MOVE and COPY compare Destination)
+            environ["HTTPS"] = "on"
         address = str(environ.get("REMOTE_ADDR") or "-")
         method = str(environ.get("REQUEST_METHOD") or "")
         log_path = _log_path(environ)

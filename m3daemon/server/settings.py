@@ -33,6 +33,10 @@ class Limits:
     auth_window_seconds: int = 900
     trusted_login_days: int = 30  # an address an account logged in from is not locked out for it
     threads: int = 16
+    connections_per_address: int = 32  # open connections per client address (a hall may share one)
+    max_connections: int = 1000  # open connections in all
+    handshake_seconds: float = 10.0  # a TLS handshake must be done within this …
+    header_seconds: float = 10.0  # … and a request head within this of its first byte
     log_max_bytes: int = 10 * MiB
     log_backups: int = 5
 
@@ -94,6 +98,10 @@ auth_max_failures = {lim.auth_max_failures}           # wrong passwords (per add
 auth_window_seconds = {lim.auth_window_seconds}       # … within this time, then 429 Too Many Requests
 trusted_login_days = {lim.trusted_login_days}          # addresses an account logged in from are not locked out
 threads = {lim.threads}                     # requests served at the same time
+connections_per_address = {lim.connections_per_address}     # open connections per client address …
+max_connections = {lim.max_connections}           # … and in all; more are closed at once
+handshake_seconds = {lim.handshake_seconds}        # a client must finish the TLS handshake within this …
+header_seconds = {lim.header_seconds}           # … and send each request head within this
 log_max_bytes = {lim.log_max_bytes}          # logs/access.log is rotated at this size …
 log_backups = {lim.log_backups}                  # … keeping this many old files
 """
