@@ -15,8 +15,8 @@ POST form that also works without the script.
 from __future__ import annotations
 
 import logging
-import time
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
