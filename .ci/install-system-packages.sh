@@ -13,6 +13,7 @@
 # The dashboard tests (tests/test_dashboard_browser.py): chromium, driven by the Python package
 #   playwright (the test extra) through executable_path=/usr/bin/chromium, never `playwright
 #   install`; fonts-dejavu-core so that its screenshots have readable text.
+# The server's standards test (tests/test_litmus.py): litmus, the WebDAV server test suite.
 # The Windows file system tests (tests/fsmounts.py, tests/test_member_windows_fs.py): exfatprogs
 #   (mkfs.exfat) and exfat-fuse on a loop device, ntfs-3g (mkntfs, ntfs-3g -o windows_names); this
 #   kernel has no vfat/exfat driver, FUSE works (needs /dev/fuse and root).
@@ -33,7 +34,7 @@ PACKAGES="apache2 apache2-utils nginx libnginx-mod-http-dav-ext rclone curl ca-c
 xvfb xdotool trayer dbus-daemon gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1 \
 $BUILD_PACKAGES \
 chromium fonts-dejavu-core \
-exfatprogs exfat-fuse ntfs-3g nodejs"
+exfatprogs exfat-fuse ntfs-3g nodejs litmus"
 
 list_only=no
 if [ "${1:-}" = --missing ]; then

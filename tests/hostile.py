@@ -159,13 +159,14 @@ class Timings:
 
 def member_probe(url: str, ca_file: Path, user: str, password: str, get_path: str, until: float,
                  timings: Timings, every: float = 0.5, fresh: bool = True,
-                 stop: Callable[[], bool] = lambda: False) -> None:
+                 stop: Callable[[], bool] = lambda: False, once: bool = False) -> None:
     """A member syncing meanwhile: PROPFIND Depth 1 of the folder and a GET of one file, every
-    ``every`` seconds, each time on a new connection (a new TLS handshake) when ``fresh``."""
+    ``every`` seconds, each time on a new connection (a new TLS handshake) when ``fresh``; ``once``:
+    one round, whatever ``until`` says."""
     ctx = ssl.create_default_context(cafile=str(ca_file))
     shared = None if fresh else httpx.Client(base_url=url, auth=(user, password), verify=ctx, timeout=30, trust_env=False)
     try:
-        while time.monotonic() < until and not stop():
+        while once or (time.monotonic() < until and not stop()):
             client = shared or httpx.Client(base_url=url, auth=(user, password), verify=ctx, timeout=30, trust_env=False)
             try:
                 t = time.perf_counter()
@@ -183,6 +184,8 @@ def member_probe(url: str, ca_file: Path, user: str, password: str, get_path: st
             finally:
                 if shared is None:
                     client.close()
+            if once:
+                return
             time.sleep(every)
     finally:
         if shared is not None:
