@@ -318,3 +318,44 @@ def test_a_file_in_use_waits_downloaded_and_is_replaced_at_the_next_sync(
     assert talk.read_bytes() == b"version 2, for the meeting" and not old.exists()
     assert report.conflicts == 0 and trash_files(isolated_env) == []
     assert m.staged() == []
+
+
+# --- 7. the watcher after the media folder was deleted and restored ---------------------------
+
+
+def test_the_watcher_watches_a_media_folder_again_after_it_was_deleted_and_restored(tmp_path: Path) -> None:
+    import shutil
+    import threading
+
+    from conftest import wait_until
+
+    from m3daemon.daemon.watcher import MediaWatcher
+
+    media = tmp_path / "media"
+    (media / iso(1)).mkdir(parents=True)
+    (media / iso(1) / "a.jpg").write_bytes(b"a")
+    changes: list[Path] = []
+    changed = threading.Event()
+
+    def on_change(root: Path) -> None:
+        changes.append(root)
+        changed.set()
+
+    watcher = MediaWatcher(on_change, debounce=0.05)
+    watcher.start([media])
+    try:
+        assert watcher.mode == "events"
+        shutil.rmtree(media)  # a person deletes the whole media folder
+        wait_until("the repair request for the deleted folder", changed.is_set)
+        wait_until("the quiet period", lambda: not watcher._timers)
+        changed.clear()
+        (media / iso(1)).mkdir(parents=True)  # the repair (or a person) brings it back
+        (media / iso(1) / "a.jpg").write_bytes(b"a")
+        wait_until("the folder to be watched again (it asks for a repair)", changed.is_set, timeout=5)
+        wait_until("the quiet period after the restore", lambda: not watcher._timers)
+        changed.clear()
+        (media / iso(1) / "a.jpg").unlink()  # later, a person deletes one synced file
+        wait_until("the repair request for the later deletion", changed.is_set)
+    finally:
+        watcher.stop()
+    assert set(changes) == {media}

@@ -30,11 +30,15 @@ class MediaWatcher:
         self._timers: dict[Path, threading.Timer] = {}
         self._lock = threading.Lock()
         self._observer: Any = None
+        self._watches: dict[Path, Any] = {}
+        self._stopping = threading.Event()
         self.mode = "off"
+        self.rearmed = 0  # how often a media folder that was deleted came back and is watched again
 
     def start(self, folders: list[Path]) -> None:
         from watchdog.observers import Observer
 
+        self._stopping.clear()
         self._observer = self._schedule(Observer(), folders)
         if self._observer is not None:
             self.mode = "events"
@@ -46,22 +50,22 @@ class MediaWatcher:
         self._observer = self._schedule(PollingObserver(timeout=10), folders)
         self.mode = "polling" if self._observer is not None else "off"
 
-    def _schedule(self, observer: Any, folders: list[Path]) -> Any:
+    def _handler(self, root: Path) -> Any:
         from watchdog.events import FileSystemEventHandler
 
         watcher = self
 
         class Handler(FileSystemEventHandler):
-            def __init__(self, root: Path) -> None:
-                self.root = root
-
             def on_any_event(self, event: Any) -> None:
-                watcher._event(self.root, event)
+                watcher._event(root, event)
 
+        return Handler()
+
+    def _schedule(self, observer: Any, folders: list[Path]) -> Any:
         try:
             for folder in folders:
                 folder.mkdir(parents=True, exist_ok=True)
-                observer.schedule(Handler(folder), str(folder), recursive=True)
+                self._watches[folder] = observer.schedule(self._handler(folder), str(folder), recursive=True)
             observer.start()
         except OSError as exc:
             log.debug("watching failed: %s", exc)
@@ -72,7 +76,35 @@ class MediaWatcher:
             return None
         return observer
 
+    def _root_gone(self, root: Path) -> None:
+        """The media folder itself was deleted (or moved away): its watch is dead. Watch it again as
+        soon as it is back (the repair this deletion asks for recreates it, or a person does)."""
+        log.info("the media folder %s was removed; watching it again once it is back", root)
+
+        def rearm() -> None:
+            while not self._stopping.wait(0.2):
+                if not root.is_dir() or self._observer is None:
+                    continue
+                try:
+                    old = self._watches.pop(root, None)
+                    if old is not None:
+                        try:
+                            self._observer.unschedule(old)
+                        except (KeyError, ValueError):
+                            pass
+                    self._watches[root] = self._observer.schedule(self._handler(root), str(root), recursive=True)
+                except OSError as exc:
+                    log.debug("watching %s again failed (%s); trying again", root, exc)
+                    continue
+                self.rearmed += 1
+                log.info("watching the media folder %s again", root)
+                self._fire(root)  # what was restored by hand may not be what the sync placed
+                return
+
+        threading.Thread(target=rearm, name="watch-rearm", daemon=True).start()
+
     def stop(self) -> None:
+        self._stopping.set()
         with self._lock:
             for t in self._timers.values():
                 t.cancel()
@@ -83,15 +115,22 @@ class MediaWatcher:
             self._observer = None
 
     def _event(self, root: Path, event: Any) -> None:
+        path = Path(event.src_path)
+        if path == root and event.event_type in ("deleted", "moved"):
+            self._root_gone(root)
+            self._debounced(root)
+            return
         if event.event_type not in _INTERESTING or getattr(event, "is_directory", False):
             return
-        path = Path(event.src_path)
         try:
             rel = path.relative_to(root)
         except ValueError:
             return
         if rel.parts and rel.parts[0] == STAGING_DIR:
             return  # our own staging area
+        self._debounced(root)
+
+    def _debounced(self, root: Path) -> None:
         with self._lock:
             old = self._timers.pop(root, None)
             if old is not None:
