@@ -19,6 +19,7 @@ from m3daemon.core import prefs as m3prefs
 from m3daemon.core.entries import RemoteEntry, normalize_etag
 from m3daemon.core.layout import Layout
 from m3daemon.core.meetings import MeetingDays, meeting_dates
+from m3daemon.core.meetingtime import hold_for_meetings, running_meetings
 from m3daemon.core.model import FORCED_PREFS, CongregationFolder, build_folder
 from m3daemon.core.planner import Copy, Delete, Fetch, Plan, Trash, hold_mass_deletion, plan_sync
 from m3daemon.engine import freshness
@@ -79,6 +80,9 @@ class SyncReport:
     # Per date (ISO), the media files of that date that are not in place (failed or did not fit):
     # what a meeting's readiness names ("11 of 12 files ready: 03 Song.mp4 is missing").
     missing: dict[str, list[str]] = field(default_factory=dict)
+    # A meeting runs in these date folders: changes there wait for its end (core/meetingtime.py).
+    meetings_running: list[dict[str, str]] = field(default_factory=list)  # kind, date, start, end
+    held_for_meeting: list[dict[str, str]] = field(default_factory=list)  # path, change, until
 
     @property
     def ok(self) -> bool:
@@ -274,6 +278,8 @@ def update(
     cache: ListingCache | None = None,
     from_cache: bool = False,
     bandwidth_limit_bps: int | None = None,
+    now: datetime | None = None,
+    during_meeting: bool = False,
 ) -> SyncReport:
     """Bring the media folder to what the congregation folder says. Raises M3Error on failures
     that stop the whole sync; per-file failures are counted in the report. ``today`` defaults to
@@ -285,9 +291,15 @@ def update(
 
     ``bandwidth_limit_bps`` caps all downloads together (bytes per second), for example during a
     meeting; without it, ``[connection] bandwidth_limit_kbps`` applies.
+
+    While a meeting runs, files in its date folder are neither deleted nor replaced (new ones are
+    added) and downloads keep to ``[schedule] meeting_bandwidth_limit_kbps``; ``during_meeting`` (a person
+    confirmed "Update now") applies the held changes at once. ``now`` defaults to the clock's.
     """
     started = time.monotonic()
-    today = today or clock_for(cfg).today()  # the congregation's today, in its own time zone
+    clock = clock_for(cfg)
+    now = now or clock.now()
+    today = today or clock.today()  # the congregation's today, in its own time zone
     endpoint_for(cfg)
     check_media_dir_unique(cfg)
     lock = FileLock(cfg.state_dir / "sync.lock")
@@ -309,6 +321,7 @@ def update(
                     cfg, session, record, cong, dry_run=dry_run, today=today, progress=progress,
                     cancel=cancel, allow_deletions=allow_deletions, on_plan=on_plan,
                     limiter=limiter_for(bandwidth_limit_bps or _configured_limit(cfg)),
+                    now=now.astimezone(clock.tz), during_meeting=during_meeting,
                 )
                 report.requests = session.stats.requests
                 report.bytes = session.stats.bytes_in
@@ -358,7 +371,8 @@ def repair(cfg: Config, cache: ListingCache, **kwargs: Any) -> SyncReport | None
 def _update_locked(
     cfg: Config, session: DavSession, record: Record, cong: Congregation, *, dry_run: bool, today: date,
     progress: Progress | None, cancel: threading.Event | None, allow_deletions: bool,
-    on_plan: Callable[[Plan], None] | None, limiter: Limiter | None = None,
+    on_plan: Callable[[Plan], None] | None, now: datetime, limiter: Limiter | None = None,
+    during_meeting: bool = False,
 ) -> SyncReport:
     on_os = for_os(cfg.local.media_dir)  # the long form on Windows (local/longpaths.py)
     rows = record.load(on_disk=lambda rel: _size_and_mtime(on_os / rel))
@@ -367,12 +381,23 @@ def _update_locked(
         # The record describes another folder: files there are left as they are.
         log.info("the media folder changed to %s; starting a new record", media_dir)
         rows = {}
-    plan, held, _layout, days = make_plan(cfg, cong, rows, today, guard=not allow_deletions)
+    plan, held, layout, days = make_plan(cfg, cong, rows, today, guard=not allow_deletions)
+    running = running_meetings(days, now, now.tzinfo or UTC, timedelta(minutes=cfg.schedule.meeting_minutes))
+    meeting_held = [] if during_meeting else hold_for_meetings(
+        plan, rows, [(layout.date_dir(w.day), w) for w in running])
     report = SyncReport(
         hidden=plan.hidden, listing=cong.listing.method, dry_run=dry_run,
         window=[plan.window[0].isoformat(), plan.window[1].isoformat()],
         meeting_days_known=days.known, media_dir=str(cfg.local.media_dir),
+        meetings_running=[{"kind": w.kind, "date": w.day.isoformat(), "start": w.start.isoformat(),
+                           "end": w.end.isoformat()} for w in running],
+        held_for_meeting=[{"path": h.path, "change": h.change, "until": h.until.isoformat()} for h in meeting_held],
     )
+    if meeting_held:
+        report.warnings.append(ngettext(
+            "A meeting is running: {n} change in its folder waits until it ends at {until}.",
+            "A meeting is running: {n} changes in its folder wait until it ends at {until}.",
+            len(meeting_held)).format(n=len(meeting_held), until=meeting_held[0].until.strftime("%H:%M")))
     report.warnings.extend(cong.folder.warnings)
     report.warnings.extend(
         _("Congregation setting {key} ignored: {reason}").format(key=k, reason=r) for k, r in cong.forced.ignored
@@ -404,6 +429,9 @@ def _update_locked(
     outcome = Outcome(unchanged=len(plan.keep), rows=list(plan.keep))
     if plan.actions:
         cfg.local.media_dir.mkdir(parents=True, exist_ok=True)
+        meeting_bps = cfg.schedule.meeting_bandwidth_limit_kbps * 1000 // 8
+        if running and meeting_bps and (limiter is None or limiter.rate > meeting_bps):
+            limiter = Limiter(meeting_bps)  # a hybrid meeting's video call keeps its bandwidth
         executor = Executor(session, on_os, record, progress=progress, cancel=cancel, limiter=limiter)
         outcome = executor.run(plan)
         # A file whose action failed is still what the record says (the old version, a file not

@@ -32,7 +32,8 @@ _KNOWN: dict[str, frozenset[str]] = {
          "request_deadline_seconds", "bandwidth_limit_kbps"}
     ),
     "local": frozenset({"media_dir", "layout", "days_ahead"}),
-    "schedule": frozenset({"poll_minutes", "before_meeting_minutes", "timezone"}),
+    "schedule": frozenset({"poll_minutes", "before_meeting_minutes", "timezone", "meeting_minutes",
+                           "meeting_bandwidth_limit_kbps"}),
     "prefs": frozenset(),  # any key
 }
 

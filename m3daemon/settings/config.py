@@ -23,6 +23,8 @@ days_ahead = 14
 poll_minutes = 30
 before_meeting_minutes = 60
 timezone = "Europe/Berlin"          # optional; default: the computer's time zone
+meeting_minutes = 120               # a meeting's length: nothing in its folder is deleted or replaced
+meeting_bandwidth_limit_kbps = 4000 # downloads while a meeting runs, kilobits per second (0: none)
 
 [prefs]                             # M³ keys by their dotted names
 "meeting.mwDay" = 1
@@ -218,6 +220,9 @@ def config_to_dict(cfg: Config) -> dict[str, Any]:
         "poll_minutes": cfg.schedule.poll_minutes,
         "before_meeting_minutes": cfg.schedule.before_meeting_minutes,
     }
+    for key, default in (("meeting_minutes", 120), ("meeting_bandwidth_limit_kbps", 4000)):
+        if getattr(cfg.schedule, key) != default:  # written only when changed
+            schedule[key] = getattr(cfg.schedule, key)
     if cfg.schedule.timezone is not None:
         schedule["timezone"] = cfg.schedule.timezone
     doc["schedule"] = schedule

@@ -215,7 +215,10 @@ def _schedule(table: Mapping[str, Any], checker: _Checker) -> ScheduleConfig:
                 "or remove the line to use the computer's time zone"
             ).format(value=_show(tz)),
         )
-    return ScheduleConfig(poll_minutes=poll, before_meeting_minutes=before, timezone=tz)
+    length = checker.integer(table, "schedule", "meeting_minutes", 120, 30, 360)
+    meeting_kbps = checker.integer(table, "schedule", "meeting_bandwidth_limit_kbps", 4000, 0, BANDWIDTH_MAX_KBPS)
+    return ScheduleConfig(poll_minutes=poll, before_meeting_minutes=before, timezone=tz, meeting_minutes=length,
+                          meeting_bandwidth_limit_kbps=meeting_kbps)
 
 
 def config_from_document(doc: Mapping[str, Any], path: Path) -> Config:

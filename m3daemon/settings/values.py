@@ -63,6 +63,11 @@ class ScheduleConfig:
     poll_minutes: int = 30
     before_meeting_minutes: int = 60
     timezone: str | None = None
+    meeting_minutes: int = 120  # how long a meeting runs: nothing is deleted or replaced meanwhile
+    # While a meeting runs, downloads together use at most this many kilobits per second (the
+    # unit of [connection] bandwidth_limit_kbps; the lower of the two applies), so a hybrid
+    # meeting's video call is not starved; 0: only the connection's limit.
+    meeting_bandwidth_limit_kbps: int = 4000
 
 
 @dataclass(frozen=True)
