@@ -38,6 +38,7 @@ def run_status(args: argparse.Namespace) -> int:
     from m3daemon.cli.main import config_path_from
     from m3daemon.core.meetings import MeetingDays, meetings_between
     from m3daemon.daemon.control import ControlClient
+    from m3daemon.engine.readiness import readiness
     from m3daemon.settings.config import load_config_or_default
 
     cfg = load_config_or_default(Path(config_path_from(args)))
@@ -54,6 +55,8 @@ def run_status(args: argparse.Namespace) -> int:
     tz = ctx.tz
     now = ctx.clock.now()
     upcoming = [m for m in meetings_between(days, now, now + timedelta(days=8), tz) if m.start >= now]
+    ready = readiness(cfg.local.media_dir, ctx.planned_effective(meta), meta.get("readiness"), now,
+                      length=timedelta(minutes=cfg.schedule.meeting_minutes))
     info = {
         "congregation": cfg.name,
         "config": str(cfg.path),
@@ -65,6 +68,7 @@ def run_status(args: argparse.Namespace) -> int:
         "last_result": meta.get("last_result"),
         "meeting_days_known": days.known,
         "next_meeting": upcoming[0].start.isoformat() if upcoming else None,
+        "readiness": [r.to_json() for r in ready],
         "daemon": False,
     }
     if args.json:
@@ -73,7 +77,9 @@ def run_status(args: argparse.Namespace) -> int:
     if cfg.connection is None:
         print(_("Congregation sync is not set up. Run `m3daemon setup`."))
     for key, value in info.items():
-        print(f"{key:<20} {value if value is not None else '-'}")
+        if key != "readiness":
+            print(f"{key:<20} {value if value is not None else '-'}")
+    _print_readiness([r.to_json() for r in ready], [])
     if not days.known:
         print(_("Meeting days are not set: recurring media go only into dates with their own media."))
     return int(ExitCode.OK)
@@ -103,7 +109,20 @@ def _print_daemon_status(live: dict[str, Any], cfg: Any, as_json: bool) -> int:
             rows.append(("what to do", c["last_error"]["remedy"]))
         for key, value in rows:
             print(f"  {key:<14} {value if value is not None else '-'}")
+        _print_readiness(c.get("readiness") or [], c.get("held_for_meeting") or [], indent="  ")
     return int(ExitCode.OK)
+
+
+def _print_readiness(ready: list[dict[str, Any]], held: list[dict[str, str]], indent: str = "") -> None:
+    """"Thursday 19:00 — 12 of 12 files ready" per coming meeting, and what a running one holds back."""
+    for r in ready:
+        missing = _(" (missing: {names})").format(names=", ".join(r["missing"])) if r.get("missing") else ""
+        print(f"{indent}{r['text']}{missing}")
+    if held:
+        print(indent + ngettext("{n} change waits until the meeting ends; `m3daemon update --during-meeting` "
+                                "applies it now.",
+                                "{n} changes wait until the meeting ends; `m3daemon update --during-meeting` "
+                                "applies them now.", len(held)).format(n=len(held)))
 
 
 # --- settings --------------------------------------------------------------------------------

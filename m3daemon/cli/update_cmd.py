@@ -6,10 +6,11 @@ import argparse
 import json
 import sys
 import threading
+from datetime import datetime
 from typing import Any
 
 from m3daemon.errors import ErrorInfo, ExitCode, M3Error
-from m3daemon.i18n import _
+from m3daemon.i18n import _, ngettext, time_text
 
 
 def add_parser(sub: Any, name: str, help_text: str) -> None:
@@ -19,6 +20,11 @@ def add_parser(sub: Any, name: str, help_text: str) -> None:
     p.add_argument(
         "--allow-deletions", action="store_true",
         help=_("apply removals that the mass-deletion guard held back"),
+    )
+    p.add_argument(
+        "--during-meeting", action="store_true",
+        help=_("while a meeting runs, also delete and replace files in its folder now (otherwise they "
+               "wait for its end; on a terminal you are asked)"),
     )
     p.set_defaults(run=run)
 
@@ -36,7 +42,11 @@ def run(args: argparse.Namespace) -> int:
         client = ControlClient.connect(cfg.state_dir)
         if client is not None:
             try:
-                return _through_daemon(client, cfg, args)
+                code, result = _through_daemon(client, cfg, args)
+                if result is not None and _confirm_held(result, args):
+                    args.during_meeting = True
+                    code, _result = _through_daemon(client, cfg, args)
+                return code
             finally:
                 client.close()
     progress = Progress()
@@ -44,7 +54,10 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     ticker = _start_progress(progress, stop) if show else None
     try:
-        report = update(cfg, dry_run=args.dry_run, progress=progress, allow_deletions=args.allow_deletions)
+        report = update(cfg, dry_run=args.dry_run, progress=progress, allow_deletions=args.allow_deletions,
+                        during_meeting=args.during_meeting)
+        if _confirm_held(report.to_json(), args):
+            report = update(cfg, progress=progress, allow_deletions=args.allow_deletions, during_meeting=True)
     except M3Error as err:
         if not args.json:
             raise
@@ -95,6 +108,25 @@ def print_summary(result: dict[str, Any]) -> None:
         print(_("The media folder {path} is up to date.").format(path=result.get("media_dir", "")))
 
 
+def _confirm_held(result: dict[str, Any], args: argparse.Namespace) -> bool:
+    """Changes a running meeting holds back: say so; on a terminal, ask whether to apply them now."""
+    held = result.get("held_for_meeting") or []
+    if not held or args.json or args.dry_run:
+        return False
+    until = datetime.fromisoformat(held[0]["until"]).astimezone()
+    print(ngettext("A meeting is running: {n} change in its folder waits until it ends at {until}:",
+                   "A meeting is running: {n} changes in its folder wait until it ends at {until}:",
+                   len(held)).format(n=len(held), until=time_text(until)))
+    for h in held:
+        kind = _("replace") if h["change"] == "replace" else _("remove")
+        print(f"  {kind:<8} {h['path']}")
+    if not sys.stdin.isatty():
+        print(_("To apply them now: m3daemon update --during-meeting"))
+        return False
+    answer = input(_("M³ is showing this folder. Apply the changes now anyway? [y/N] ")).strip().lower()
+    return answer in (_("y"), _("yes"), "y", "yes")
+
+
 def _ok(result: dict[str, Any]) -> bool:
     return not result.get("failed") and not result.get("held_deletions")
 
@@ -124,14 +156,18 @@ def _start_progress(progress: Any, stop: threading.Event) -> threading.Thread:
     return t
 
 
-def _through_daemon(client: Any, cfg: Any, args: argparse.Namespace) -> int:
-    """The daemon runs the sync (never two at once); we wait for it and report its result."""
+def _through_daemon(client: Any, cfg: Any, args: argparse.Namespace) -> tuple[int, dict[str, Any] | None]:
+    """The daemon runs the sync (never two at once); we wait for it and report its result
+    (the exit code, and the sync's result when it ran)."""
     import time
 
     from m3daemon.errors import ErrorInfo
 
     key = str(cfg.path)
-    seq = client.call("POST", "update", {"config": key})["seq"][key]
+    body: dict[str, Any] = {"config": key}
+    if args.during_meeting:
+        body["during_meeting"] = True
+    seq = client.call("POST", "update", body)["seq"][key]
     if not args.json:
         print(_("The running m3daemon is updating the media folders..."), file=sys.stderr)
     while True:
@@ -147,10 +183,10 @@ def _through_daemon(client: Any, cfg: Any, args: argparse.Namespace) -> int:
             print(_("Error: {message}").format(message=err.message), file=sys.stderr)
             if err.remedy:
                 print(_("What to do: {remedy}").format(remedy=err.remedy), file=sys.stderr)
-        return int(err.exit_code)
+        return int(err.exit_code), None
     result = status.get("last_result") or {}
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=2))
     else:
         print_summary(result)
-    return int(ExitCode.OK if _ok(result) else ExitCode.PARTIAL)
+    return int(ExitCode.OK if _ok(result) else ExitCode.PARTIAL), result

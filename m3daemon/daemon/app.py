@@ -32,6 +32,7 @@ from m3daemon.daemon.schedule import Scheduler, WakeDetector, next_meeting, pre_
 from m3daemon.daemon.watcher import MediaWatcher
 from m3daemon.engine.clock import TimeSource, clock_in
 from m3daemon.engine.context import Context
+from m3daemon.engine.readiness import missing_notice
 from m3daemon.engine.status import CongregationStatus, SyncState
 from m3daemon.engine.sync import ListingCache, repair, update
 from m3daemon.errors import LockHeld, UsageError
@@ -73,6 +74,7 @@ class Daemon:
         self._caches: dict[Path, ListingCache] = {c.path: ListingCache() for c in configs}
         self._recorded_days: dict[Path, MeetingDays] = {}  # until a listing is cached
         self._prev: dict[Path, CongregationStatus] = {}
+        self._missing_noted: set[str] = set()  # meetings whose "media missing" was said (once each)
         self.runners: dict[Path, CongregationRunner] = {}
         for cfg in configs:
             cache = self._caches[cfg.path]
@@ -216,9 +218,11 @@ class Daemon:
             ))
         return out
 
-    def update_now(self, name: str | None = None) -> None:
+    def update_now(self, name: str | None = None, *, during_meeting: bool = False) -> None:
+        """A person's "Update now"; ``during_meeting``: they confirmed that changes held for a
+        running meeting are applied at once."""
         for runner in self._select(name):
-            runner.request_sync("manual", force=True)
+            runner.request_sync("manual", force=True, during_meeting=during_meeting)
 
     def pause(self, name: str | None = None) -> None:
         for runner in self._select(name):
@@ -286,11 +290,26 @@ class Daemon:
         tray = self.tray  # the tray's loop may end meanwhile
         if tray is not None:
             tray.refresh()
-            note = _notification(prev, st)
+            note = self._missing_media_note(runner, st) if finished or st.state is SyncState.OFFLINE else None
+            note = note or _notification(prev, st)
             if note is not None:
                 tray.notify(*note)
         if st.state is not SyncState.SYNCING:
             sdnotify.notify("STATUS=" + f"{runner.name}: {st.state.value}")
+
+    def _missing_media_note(self, runner: CongregationRunner, st: CongregationStatus) -> tuple[str, str] | None:
+        """Once per meeting: when it starts within the lead time (or runs) and files are missing."""
+        now = runner.clock.now()
+        lead = timedelta(minutes=runner.cfg.schedule.before_meeting_minutes)
+        for meeting in runner.readiness():
+            start = datetime.fromisoformat(meeting.start)
+            key = f"{runner.cfg.path}|{meeting.start}"
+            if meeting.complete or key in self._missing_noted or start - now > lead:
+                continue
+            self._missing_noted.add(key)
+            log.warning("%s: %s", runner.name, meeting.line())
+            return missing_notice(runner.name, meeting, st.last_error)
+        return None
 
     def _local_change(self, folder: Path) -> None:
         for runner in self.runners.values():
@@ -345,7 +364,9 @@ class Daemon:
 
         def update_(body: dict[str, Any]) -> tuple[int, Any]:
             runners = self._select(body.get("config"))
-            return 202, {"seq": {str(r.cfg.path): r.request_sync("manual", force=True) for r in runners}}
+            during = bool(body.get("during_meeting"))
+            return 202, {"seq": {str(r.cfg.path): r.request_sync("manual", force=True, during_meeting=during)
+                                 for r in runners}}
 
         def simple(action: Callable[[str | None], None]) -> Callable[[dict[str, Any]], tuple[int, Any]]:
             def handler(body: dict[str, Any]) -> tuple[int, Any]:

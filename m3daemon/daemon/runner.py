@@ -15,18 +15,21 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from m3daemon.engine.clock import Clock
-from m3daemon.engine.context import clock_for
+from m3daemon.engine.context import clock_for, local_prefs, record_path
 from m3daemon.engine.executor import Progress
+from m3daemon.engine.readiness import META_KEY as READINESS_META
+from m3daemon.engine.readiness import MeetingReadiness, readiness
 from m3daemon.engine.status import CongregationStatus, ProgressView, SyncState
 from m3daemon.engine.sync import SyncReport
 from m3daemon.errors import Cancelled, ConnectionProblem, ErrorInfo, M3Error, SyncError
 from m3daemon.i18n import _
 from m3daemon.local.paths import ensure_private_dir
+from m3daemon.local.record import Record
 from m3daemon.settings.config import Config
 
 log = logging.getLogger(__name__)
@@ -45,6 +48,7 @@ class Request:
     seq: int
     reason: str
     repair_only: bool
+    during_meeting: bool = False  # a person confirmed: apply what a running meeting holds back
 
 
 def _now_iso() -> str:
@@ -89,6 +93,11 @@ class CongregationRunner:
         self.next_meeting: tuple[str, str] | None = None
         self.meeting_days_known = True
         self.waiting: list[str] = []  # media files whose new version waits: the old one is in use
+        self.held_for_meeting: list[dict[str, str]] = []  # changes a running meeting holds back
+        self.meetings_running: list[dict[str, str]] = []
+        self._after_meeting_at: float | None = None  # when the held changes are applied (monotonic)
+        self._wanted: dict[str, list[str]] | None = None  # readiness: per date, the files it should hold
+        self._effective: dict[str, Any] = {}
         self.missing: dict[str, list[str]] = {}  # date -> media files of that date not in place
         self._paused = self._load_paused()
         self._thread = threading.Thread(target=self._loop, name=f"sync-{self.name}", daemon=True)
@@ -107,7 +116,8 @@ class CongregationRunner:
         if self._thread.is_alive():
             self._thread.join(timeout)
 
-    def request_sync(self, reason: str, *, repair_only: bool = False, force: bool = False) -> int:
+    def request_sync(self, reason: str, *, repair_only: bool = False, force: bool = False,
+                     during_meeting: bool = False) -> int:
         """Ask for a sync; returns the sequence number a caller can wait for.
 
         Scheduled syncs are skipped while paused; a person's "Update now" (``force``) is not.
@@ -122,9 +132,10 @@ class CongregationRunner:
             self._requested_seq += 1
             pending = self._pending
             if pending is None or (pending.repair_only and not repair_only):
-                self._pending = Request(self._requested_seq, reason, repair_only)
+                self._pending = Request(self._requested_seq, reason, repair_only, during_meeting)
             else:
-                self._pending = Request(self._requested_seq, pending.reason, pending.repair_only and repair_only)
+                self._pending = Request(self._requested_seq, pending.reason, pending.repair_only and repair_only,
+                                        pending.during_meeting or during_meeting)
             self._cond.notify_all()
             return self._requested_seq
 
@@ -167,7 +178,9 @@ class CongregationRunner:
             progress=ProgressView(p.done_files, p.total_files, p.done_bytes, p.total_bytes, p.current)
             if self.state is SyncState.SYNCING else ProgressView(),
             last_error=self.last_error, last_result=self.last_result, completed_seq=self._completed_seq,
-            waiting=list(self.waiting), missing={d: list(f) for d, f in self.missing.items()},
+            waiting=list(self.waiting),
+            held_for_meeting=list(self.held_for_meeting), meetings_running=list(self.meetings_running),
+            readiness=[r.to_json() for r in self.readiness()], missing={d: list(f) for d, f in self.missing.items()},
         )
 
     # --- the worker ----------------------------------------------------------------------
@@ -179,9 +192,12 @@ class CongregationRunner:
                     self._cond.wait(self._wait_time())
                 if self._stopping:
                     return
-                if self._pending is None:  # an offline retry is due
+                if self._pending is None:  # an offline retry, or the end of a meeting with held changes
                     self._requested_seq += 1
-                    self._pending = Request(self._requested_seq, "retry", False)
+                    after = self._after_meeting_at is not None and time.monotonic() >= self._after_meeting_at
+                    self._pending = Request(self._requested_seq, "after-meeting" if after else "retry", False)
+                    if after:
+                        self._after_meeting_at = None
                 request, self._pending = self._pending, None
                 self._retry_at = None
             assert request is not None
@@ -191,10 +207,12 @@ class CongregationRunner:
                 self._cond.notify_all()
 
     def _retry_due(self) -> bool:
-        return self._retry_at is not None and time.monotonic() >= self._retry_at
+        due = [t for t in (self._retry_at, self._after_meeting_at) if t is not None]
+        return bool(due) and time.monotonic() >= min(due)
 
     def _wait_time(self) -> float | None:
-        return None if self._retry_at is None else max(0.0, self._retry_at - time.monotonic())
+        due = [t for t in (self._retry_at, self._after_meeting_at) if t is not None]
+        return max(0.0, min(due) - time.monotonic()) if due else None
 
     def _run(self, request: Request) -> None:
         self.progress = Progress()
@@ -212,12 +230,16 @@ class CongregationRunner:
         try:
             report: SyncReport | None = None
             if repair and self._repair_fn is not None:
+                now = self.clock.now()
                 report = self._repair_fn(self.cfg, progress=self.progress, cancel=self.cancel, on_plan=on_plan,
-                                         today=self.clock.today())
+                                         today=now.date(), now=now)
             if report is None:  # not a repair, or nothing cached to repair from: a full sync
                 if repair:
                     self._begin()
-                report = self._sync_fn(self.cfg, progress=self.progress, cancel=self.cancel, today=self.clock.today())
+                extra = {"during_meeting": True} if request.during_meeting else {}
+                now = self.clock.now()
+                report = self._sync_fn(self.cfg, progress=self.progress, cancel=self.cancel, today=now.date(),
+                                       now=now, **extra)
         except Cancelled:
             log.info("%s: sync stopped", self.name)
             self.state = SyncState.UP_TO_DATE if self.last_sync else SyncState.STARTING
@@ -254,6 +276,16 @@ class CongregationRunner:
         self.last_result = {**report.to_json(), "reason": reason}
         self.last_sync = _now_iso()
         self.waiting = [str(w.get("path", "")) for w in report.waiting]
+        self.held_for_meeting = list(report.held_for_meeting)
+        self.meetings_running = list(report.meetings_running)
+        if report.held_for_meeting:  # the first sync after the meeting applies them
+            until = max(datetime.fromisoformat(h["until"]) for h in report.held_for_meeting)
+            wait = (until - self.clock.now()).total_seconds()
+            with self._cond:
+                self._after_meeting_at = time.monotonic() + max(0.0, wait) + 1.0
+        else:
+            self._after_meeting_at = None
+        self._wanted = None  # read again from the record
         self.missing = {day: list(files) for day, files in report.missing.items()}
         infos = report.error_infos()
         if report.ok or (not report.held_deletions and all(i.kind == "UnservableFile" for i in infos)):
@@ -292,6 +324,29 @@ class CongregationRunner:
             self._on_change(self)
         except Exception:
             log.exception("status listener failed")
+
+    # --- readiness --------------------------------------------------------------------------
+
+    def readiness(self) -> list[MeetingReadiness]:
+        """The coming meetings and how many of their files are in place (engine/readiness.py)."""
+        if self._wanted is None:
+            self._wanted, self._effective = {}, {}
+            path = record_path(self.cfg)
+            if path.exists():
+                try:
+                    record = Record(path)
+                    try:
+                        wanted = record.get_meta(READINESS_META)
+                        effective = record.get_meta("effective_prefs")
+                    finally:
+                        record.close()
+                except M3Error:
+                    wanted, effective = None, None
+                self._wanted = wanted if isinstance(wanted, dict) else {}
+                self._effective = effective if isinstance(effective, dict) else {}
+        effective = self._effective or local_prefs(self.cfg)
+        return readiness(self.cfg.local.media_dir, effective, self._wanted, self.clock.now(),
+                         length=timedelta(minutes=self.cfg.schedule.meeting_minutes))
 
     # --- pause, persisted ------------------------------------------------------------------
 

@@ -70,8 +70,11 @@ def register(app: Flask, dash: Dashboard) -> None:
                     for m in next_meetings(cfg, effective_of(cfg, meta))]
         result = st.last_result or meta.get("last_result") or None
         problems = [(e.get("message", ""), e.get("remedy", "")) for e in (result or {}).get("errors", [])[:5]]
+        held = [(h["path"], h["change"]) for h in st.held_for_meeting]
+        until = short_time(st.held_for_meeting[0]["until"]) if st.held_for_meeting else None
         return render_template(
             "status.html", cfg=cfg, st=st, live=live_view(st), meetings=meetings,
+            readiness=st.readiness, held=held, held_until=until,
             summary=result_summary(result), problems=problems,
             warnings=list(dict.fromkeys((result or {}).get("warnings", [])))[:5],
         )
@@ -85,6 +88,14 @@ def register(app: Flask, dash: Dashboard) -> None:
         cfg = dash.config(cid)
         dash.host.update_now(str(cfg.path))
         return reply(True, _("Updating the media folders of {name}.").format(name=cfg.name),
+                     to=f"/c/{cid}/status", status=202)
+
+    @app.post("/c/<int:cid>/apply-held")
+    def status_apply_held(cid: int) -> ResponseReturnValue:
+        """"Update now" that also applies what a running meeting holds back (the page asked first)."""
+        cfg = dash.config(cid)
+        dash.host.update_now(str(cfg.path), during_meeting=True)
+        return reply(True, _("Applying the held changes of {name} now.").format(name=cfg.name),
                      to=f"/c/{cid}/status", status=202)
 
     @app.post("/c/<int:cid>/pause")

@@ -31,7 +31,7 @@ from m3daemon.settings.credentials import require_password
 log = logging.getLogger(__name__)
 
 #: What an update records besides its rows, read back by the daemon, the dashboard and ``status``.
-RECORDED_KEYS = ("last_sync", "last_result", "effective_prefs", "locked_keys", "forced_prefs")
+RECORDED_KEYS = ("last_sync", "last_result", "effective_prefs", "locked_keys", "forced_prefs", "readiness")
 
 
 def endpoint_for(cfg: Config) -> Endpoint:

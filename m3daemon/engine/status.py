@@ -67,6 +67,11 @@ class CongregationStatus:
     # Per date (ISO), the media files of that date that are not in the media folder, because the
     # server cannot serve them or they do not fit: what a meeting's readiness must name.
     missing: dict[str, list[str]] = field(default_factory=dict)
+    # A running meeting's folder keeps its files; these changes wait for its end (core/meetingtime.py).
+    held_for_meeting: list[dict[str, str]] = field(default_factory=list)  # path, change, until
+    meetings_running: list[dict[str, str]] = field(default_factory=list)  # kind, date, start, end
+    # The coming meetings: "Thursday 19:00 — 12 of 12 files ready" (engine/readiness.py, to_json()).
+    readiness: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def paused(self) -> bool:
@@ -85,7 +90,7 @@ class DaemonControl(Protocol):
 
     def statuses(self) -> list[CongregationStatus]: ...
 
-    def update_now(self, name: str | None = None) -> None: ...
+    def update_now(self, name: str | None = None, *, during_meeting: bool = False) -> None: ...
 
     def pause(self, name: str | None = None) -> None: ...
 

@@ -32,6 +32,8 @@ from m3daemon.engine.context import (
     record_path,
 )
 from m3daemon.engine.executor import Executor, Outcome, Progress
+from m3daemon.engine.readiness import META_KEY as READINESS_META
+from m3daemon.engine.readiness import wanted_by_date
 from m3daemon.errors import AnotherSyncRunning, ErrorInfo, LockHeld, M3Error, MassDeletionRefused
 from m3daemon.i18n import _, ngettext
 from m3daemon.local.locks import FileLock
@@ -447,6 +449,7 @@ def _update_locked(
         "failing": outcome.failing,
         "effective_prefs": cong.effective,
         "locked_keys": sorted(m3prefs.locked_keys(cong.forced.values)),
+        READINESS_META: wanted_by_date(plan, layout, meeting_dates(days, plan.window[0], plan.window[1])),
     })
     report.downloaded = outcome.downloaded
     report.copied = outcome.copied

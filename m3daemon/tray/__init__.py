@@ -462,6 +462,8 @@ class Tray:
         c = self._control
         if action.kind is ActionKind.UPDATE_NOW:
             c.update_now(action.congregation)
+        elif action.kind is ActionKind.APPLY_HELD:
+            c.update_now(action.congregation, during_meeting=True)
         elif action.kind is ActionKind.PAUSE:
             c.pause(action.congregation)
         elif action.kind is ActionKind.RESUME:

@@ -29,7 +29,7 @@ from datetime import datetime
 
 from m3daemon.engine.status import CongregationStatus, SyncState
 from m3daemon.engine.wording import progress_text, short_time, state_label
-from m3daemon.i18n import _
+from m3daemon.i18n import _, ngettext
 
 __all__ = [
     "APP_NAME",
@@ -71,6 +71,7 @@ STATE_SEVERITY: dict[SyncState, int] = {
 
 class ActionKind(str, enum.Enum):
     UPDATE_NOW = "update-now"
+    APPLY_HELD = "apply-held"  # "Update now" that also applies what a running meeting holds back
     OPEN_FOLDER = "open-folder"
     OPEN_DASHBOARD = "open-dashboard"
     PAUSE = "pause"
@@ -213,6 +214,16 @@ def _state_lines(status: CongregationStatus, now: datetime | None) -> list[MenuI
         lines.append(err)
     if status.waiting:  # a file M³ holds open: say which one waits
         lines.append(MenuItemSpec(_cut(waiting_line(status), MENU_LINE_MAX), enabled=False))
+    lines += [MenuItemSpec(_cut(str(r.get("text", "")), MENU_LINE_MAX), enabled=False) for r in status.readiness[:2]]
+    held = status.held_for_meeting
+    if held:
+        until = short_time(held[0].get("until"), now) or ""
+        lines.append(MenuItemSpec(ngettext("{n} change waits until the meeting ends ({until})",
+                                           "{n} changes wait until the meeting ends ({until})",
+                                           len(held)).format(n=len(held), until=until), enabled=False))
+        # The label is the question: choosing it is the person's yes.
+        lines.append(MenuItemSpec(_("Apply them now, during the meeting"),
+                                  Action(ActionKind.APPLY_HELD, status.name)))
     return lines
 
 
