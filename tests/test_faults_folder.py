@@ -28,6 +28,7 @@ from faulthelpers import (
     trash_files,
 )
 from faultproxy import Rule
+from fsmounts import Volume
 from member import day, iso, run_cli
 from servers import DavServer, make_tree
 
@@ -359,3 +360,34 @@ def test_the_watcher_watches_a_media_folder_again_after_it_was_deleted_and_resto
     finally:
         watcher.stop()
     assert set(changes) == {media}
+
+
+# --- 3. names that collide on Windows and macOS, on a real case-insensitive file system ------------
+
+
+@pytest.mark.parametrize("windows_volume", ["exfat"], indirect=True)
+def test_names_that_differ_only_in_case_or_unicode_form_sync_one_file_and_stay_put(
+    wsgidav_server: DavServer, isolated_env: Path, windows_volume: Volume
+) -> None:
+    assert windows_volume.case_insensitive
+    d = f"Media/{iso(1)}"
+    nfc, nfd = "caf\u00e9.jpg", "cafe\u0301.jpg"
+    make_tree(cong(wsgidav_server), {
+        f"{d}/Talk.jpg": b"T", f"{d}/talk.jpg": b"t", f"{d}/{nfc}": b"nfc", f"{d}/{nfd}": b"nfd",
+        "Media/Recurring/TALK.jpg": b"recurring",  # a dated file of the same name wins, in any case
+    })
+    m = member_for(wsgidav_server, isolated_env)
+    set_local(m, media_dir=str(windows_volume.folder("collide") / "media"))
+    first = m.update()
+    assert first.ok and first.downloaded == 2, first.errors
+    why = "only in upper and lower case or in Unicode form, and Windows and macOS cannot hold both in one folder."
+    assert sorted(w for w in first.warnings if w.startswith("Skipped")) == sorted([
+        f"Skipped '{d}/talk.jpg' on the server: its name differs from 'Talk.jpg' {why}",
+        f"Skipped '{d}/{nfd}' on the server: its name differs from '{nfc}' {why}",
+    ])
+    expected = {f"{iso(1)}/Talk.jpg": b"T", f"{iso(1)}/{nfc}": b"nfc"}
+    assert m.files() == expected
+    for _ in range(2):  # no flip-flop: nothing to do, nothing trashed (so no watcher loop either)
+        again = m.update()
+        assert (again.downloaded, again.copied, again.removed, again.conflicts) == (0, 0, 0, 0), again
+    assert m.files() == expected and trash_files(isolated_env) == []

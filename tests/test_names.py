@@ -129,3 +129,15 @@ def test_check_name_is_a_usage_error_that_shows_the_name_escaped(name: str, visi
     assert visible in info.value.message
     assert "\x00" not in str(info.value) and "\x1b" not in str(info.value)
     assert info.value.remedy
+
+
+def test_names_that_one_folder_on_windows_or_macos_cannot_hold_twice_keep_one_deterministically() -> None:
+    from m3daemon.core.names import fold_name, one_per_folded_name
+
+    nfc, nfd = "caf\u00e9.jpg", "cafe\u0301.jpg"
+    assert fold_name("Talk.JPG") == fold_name("talk.jpg") and fold_name(nfc) == fold_name(nfd)
+    for order in (["talk.jpg", "Talk.jpg", nfd, nfc, "other.jpg"], ["other.jpg", nfc, "Talk.jpg", nfd, "talk.jpg"]):
+        kept, dropped = one_per_folded_name(order)
+        assert sorted(kept) == sorted(["Talk.jpg", nfc, "other.jpg"])  # NFC first, then sorted order
+        assert sorted(dropped) == sorted([("talk.jpg", "Talk.jpg"), (nfd, nfc)])
+    assert one_per_folded_name([nfd]) == ([nfd], [])  # alone, a decomposed name is kept as it is

@@ -14,7 +14,7 @@ from datetime import date, datetime
 
 from m3daemon.core.dates import DEFAULT_DATE_FORMAT, infer_weekday_language, parse_folder_date
 from m3daemon.core.entries import RemoteEntry, normalize_etag
-from m3daemon.core.names import name_problem
+from m3daemon.core.names import name_problem, one_per_folded_name
 from m3daemon.i18n import _
 
 log = logging.getLogger(__name__)
@@ -158,8 +158,24 @@ def build_folder(
         if current is None or (preferred and not current[0]):
             slot[name] = (preferred, rf)
 
-    folder.dated = {d: {n: rf for n, (_pref, rf) in files.items()} for d, files in dated.items()}
+    folder.dated = {d: _one_per_folded_name(folder, {n: rf for n, (_pref, rf) in files.items()})
+                    for d, files in dated.items()}
+    folder.recurring = _one_per_folded_name(folder, folder.recurring)
     return folder
+
+
+def _one_per_folded_name(folder: CongregationFolder, files: dict[str, RemoteFile]) -> dict[str, RemoteFile]:
+    """Names that differ only in case or Unicode form are one file on Windows and macOS: one is
+    kept (the same on every computer, see :func:`names.one_per_folded_name`), the others are
+    skipped with a warning that names both."""
+    kept, dropped = one_per_folded_name(list(files))
+    for name, winner in dropped:
+        folder.warnings.append(
+            _("Skipped {path!r} on the server: its name differs from {winner!r} only in upper and lower "
+              "case or in Unicode form, and Windows and macOS cannot hold both in one folder.").format(
+                path="/".join(files[name].parts), winner=winner)
+        )
+    return {n: files[n] for n in sorted(kept)}
 
 
 def _media_file(folder: CongregationFolder, e: RemoteEntry) -> RemoteFile | None:

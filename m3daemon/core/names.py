@@ -28,7 +28,8 @@ import unicodedata
 from m3daemon.errors import UsageError
 from m3daemon.i18n import _
 
-__all__ = ["MAX_NAME_BYTES", "WINDOWS_FORBIDDEN", "check_name", "is_safe_name", "name_problem"]
+__all__ = ["MAX_NAME_BYTES", "WINDOWS_FORBIDDEN", "check_name", "fold_name", "is_safe_name", "name_problem",
+           "one_per_folded_name"]
 
 MAX_NAME_BYTES = 200
 """M³'s own limit for a file name (UTF-8 bytes); also well under every file system's 255."""
@@ -113,3 +114,34 @@ def check_name(name: str) -> str:
         _("Cannot use the name {name}: {problem}.").format(name=repr(name), problem=problem),
         _("Rename the file and try again."),
     )
+
+
+def fold_name(name: str) -> str:
+    """The name as Windows and macOS compare names in one folder: Unicode NFC, then case folded.
+
+    ``Talk.jpg`` and ``talk.jpg``, or ``café`` written with one code point or two (NFC/NFD), are
+    one file there. A congregation's computers must all hold the same set of files, so the rule
+    applies on every platform, Linux included.
+    """
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+def _preference(name: str) -> tuple[bool, str]:
+    # The name already in NFC first (what Windows and most tools write), then plain sorted order.
+    return (unicodedata.normalize("NFC", name) != name, name)
+
+
+def one_per_folded_name(names: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """Of ``names`` in one folder, those that stay (one per :func:`fold_name`) and, for each name
+    left out, ``(name, the name that stays)``. The choice is the same on every computer: the name
+    already in Unicode NFC wins, then the first in sorted (code point) order."""
+    groups: dict[str, list[str]] = {}
+    for n in names:
+        groups.setdefault(fold_name(n), []).append(n)
+    kept: list[str] = []
+    dropped: list[tuple[str, str]] = []
+    for group in groups.values():
+        winner = min(group, key=_preference)
+        kept.append(winner)
+        dropped.extend((n, winner) for n in sorted(group) if n != winner)
+    return kept, dropped

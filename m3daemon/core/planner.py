@@ -21,6 +21,7 @@ from datetime import date, timedelta
 
 from m3daemon.core.layout import SECTION_ORDER, Layout, join
 from m3daemon.core.model import CongregationFolder, RemoteFile
+from m3daemon.core.names import fold_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,8 +247,10 @@ def _wanted(
         dated = folder.dated.get(d, {})
         names: dict[str, Want] = {n: Want(rf, "dated", d) for n, rf in dated.items()}
         if d in meetings or dated:
+            taken = {fold_name(n) for n in names}
             for n, rf in folder.recurring.items():
-                names.setdefault(n, Want(rf, "recurring", d))
+                if fold_name(n) not in taken:  # a dated file of the same name (in any case) wins
+                    names[n] = Want(rf, "recurring", d)
         directory = layout.date_dir(d)
         for n, want in names.items():
             if n in hidden:
