@@ -106,7 +106,7 @@ APP = textwrap.dedent('''
 
     # Instrumented pystray: which thread runs the loop and each icon/menu change (file "threads").
     import pystray
-    from m3daemon.tray import _import_pystray
+    from m3daemon.tray.backends import import_pystray as _import_pystray
     calls = []
     main = threading.main_thread()
 

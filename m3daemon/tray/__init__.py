@@ -1,6 +1,7 @@
 """The tray icon: a thin pystray adapter over :mod:`m3daemon.tray.menu` and :mod:`m3daemon.tray.icons`.
 
-This is the only module that imports pystray. The daemon uses it like this, on the main thread::
+This module and :mod:`m3daemon.tray.backends` (which chooses and imports the backend) are the
+only ones that import pystray. The daemon uses it like this, on the main thread::
 
     run_tray(control, stop_event, on_ready=...)  # blocks until stop_event; False: no tray here
     tray.refresh()             # after any state change: thread-safe, cheap, coalesced
@@ -28,8 +29,6 @@ order. The refresher also pulses the loop every ``PULSE_SECONDS``: a Python sign
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 import os
 import queue
@@ -45,6 +44,7 @@ from typing import Any
 
 from m3daemon.engine.status import CongregationStatus, DaemonControl, SyncState
 from m3daemon.errors import TrayUnavailable
+from m3daemon.tray.backends import backend_name, candidates, has_display, have_gi, import_pystray
 from m3daemon.tray.icons import icon_for, quantize_percent
 from m3daemon.tray.loop import LoopDispatcher, wake_for
 from m3daemon.tray.menu import (
@@ -68,9 +68,6 @@ COALESCE_SECONDS = 0.2
 IDLE_REFRESH_SECONDS = 60.0
 #: How often the loop thread runs a little Python code, so that signal handlers run promptly.
 PULSE_SECONDS = 0.5
-
-_LINUX_BACKENDS = ("appindicator", "gtk", "xorg")
-_GI_BACKENDS = frozenset({"appindicator", "gtk"})
 
 
 # --- opening folders -----------------------------------------------------------------------
@@ -126,7 +123,7 @@ class Tray:
         self._control = control
         self._pystray = pystray
         self._icon_cls = icon_cls if icon_cls is not None else pystray.Icon
-        self.backend = backend or _backend_name(self._icon_cls)
+        self.backend = backend or backend_name(self._icon_cls)
         self._opener = opener
         self._browser = browser
         self._icon: Any = None
@@ -484,79 +481,6 @@ def _constant(value: bool) -> Callable[[Any], bool]:
     return lambda item: value
 
 
-def _backend_name(icon_cls: Any) -> str:
-    """"gtk" for pystray._gtk.Icon; the dummy backend's Icon is pystray._base.Icon itself."""
-    name = str(getattr(icon_cls, "__module__", "")).rsplit(".", 1)[-1].lstrip("_")
-    return "dummy" if name == "base" else name or "unknown"
-
-
-# --- choosing and importing a backend ------------------------------------------------------
-
-
-def _has_display() -> bool:
-    if sys.platform in ("win32", "darwin"):
-        return True
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-
-
-def _have_gi() -> bool:
-    try:
-        return importlib.util.find_spec("gi") is not None
-    except (ImportError, ValueError):
-        return False
-
-
-def _candidates() -> list[str]:
-    forced = os.environ.get("PYSTRAY_BACKEND")
-    if forced:
-        return [forced]
-    if sys.platform == "darwin":
-        return ["darwin"]
-    if sys.platform == "win32":
-        return ["win32"]
-    return list(_LINUX_BACKENDS) if _have_gi() else ["xorg"]
-
-
-def _forget_pystray() -> None:
-    for name in [n for n in sys.modules if n == "pystray" or n.startswith("pystray.")]:
-        del sys.modules[name]
-
-
-def _name_the_program() -> None:
-    """GTK names windows (WM_CLASS) after the program; run as ``python -m m3daemon`` that would be
-    ``__main__.py``. Desktops group and remember the tray icon by that name."""
-    try:
-        from gi.repository import GLib
-
-        GLib.set_prgname("m3daemon")
-        GLib.set_application_name("m3daemon")
-    except Exception:
-        log.debug("could not set the program name", exc_info=True)
-
-
-def _import_pystray(backend: str) -> Any:
-    """Import pystray with ``backend`` (pystray chooses at import time; re-import for another)."""
-    loaded = sys.modules.get("pystray")
-    if loaded is not None:
-        if _backend_name(getattr(loaded, "Icon", None)) == backend:
-            return loaded
-        _forget_pystray()
-    previous = os.environ.get("PYSTRAY_BACKEND")
-    os.environ["PYSTRAY_BACKEND"] = backend
-    if backend in ("gtk", "appindicator"):
-        _name_the_program()
-    try:
-        return importlib.import_module("pystray")
-    except Exception as exc:  # no DISPLAY raises Xlib's DisplayNameError, not ImportError
-        _forget_pystray()
-        raise TrayUnavailable(f"{type(exc).__name__}: {exc}") from exc
-    finally:
-        if previous is None:
-            os.environ.pop("PYSTRAY_BACKEND", None)
-        else:
-            os.environ["PYSTRAY_BACKEND"] = previous
-
-
 def run_tray(control: DaemonControl, stop: threading.Event, *, no_tray: bool = False,
              on_ready: Callable[[Tray], None] | None = None) -> bool:
     """Show the tray icon and run its loop on this, the main, thread until ``stop`` is set.
@@ -568,17 +492,17 @@ def run_tray(control: DaemonControl, stop: threading.Event, *, no_tray: bool = F
     if no_tray:
         log.info("tray icon disabled (--no-tray)")
         return False
-    if not _has_display():
+    if not has_display():
         log.info("no display (DISPLAY and WAYLAND_DISPLAY are not set): running without a tray icon")
         return False
     if threading.current_thread() is not threading.main_thread():
         raise RuntimeError("the tray's loop must run on the main thread (macOS requires it)")
     failures: list[str] = []
-    for backend in _candidates():
+    for backend in candidates():
         if stop.is_set():
             return True
         try:
-            pystray = _import_pystray(backend)
+            pystray = import_pystray(backend)
             tray = Tray(control, pystray, backend=backend)
         except TrayUnavailable as exc:
             failures.append(f"{backend}: {exc}")
@@ -615,7 +539,7 @@ def _announce(backend: str, tray: Tray, failures: list[str],
         if failures:
             log.info("tray backends that did not work: %s", "; ".join(failures))
         if not tray.has_menu:
-            hint = (" (the menu needs PyGObject: pip install \"PyGObject<3.51\")" if not _have_gi()
+            hint = (" (the menu needs PyGObject: pip install \"PyGObject<3.51\")" if not have_gi()
                     else " (the appindicator and gtk backends did not start; they need a session D-Bus)")
             log.warning("tray icon shown with the %s backend, which has no menu%s", backend, hint)
         else:
