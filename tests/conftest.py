@@ -14,6 +14,8 @@ Fixtures
 Helpers live in ``tests/servers.py`` (import them with ``from servers import make_tree``):
 ``make_tree(root, {"a/b.mp4": b"..."})`` writes files straight into a server's root.
 
+``trashed_from(folder)`` (here) lists what the platform's trash holds from below ``folder``.
+
 ``wait_until(what, check)`` (here; ``from conftest import wait_until``) is the one way a test
 waits for something another thread or process makes true: it polls ``check`` until it returns
 something true and returns that, or fails naming ``what``. No test sleeps a fixed time where an
@@ -25,10 +27,12 @@ or fails when the environment variable CI is "true" (see .ci/install-system-pack
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import unquote
 
 import pytest
 from fsmounts import windows_volume  # noqa: F401 - exFAT and NTFS volumes (tests/fsmounts.py)
@@ -50,6 +54,34 @@ def wait_until(what: str, check: Callable[[], T], timeout: float = 20.0, every: 
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:g} s waiting for {what}{diagnose()}", pytrace=False)
         time.sleep(every)
+
+
+def trash_folder() -> Path:
+    """Where Send2Trash puts a file of a test's folder, found the way it finds it: through GIO when
+    PyGObject is there (GLib fixes the data folder at its first use in a process, so in a whole test
+    run it is the home of the first test that trashed something), else its own Freedesktop code
+    (fixed when it is imported)."""
+    import send2trash
+
+    if send2trash.send2trash.__module__.endswith("plat_gio"):
+        from gi.repository import GLib
+
+        return Path(GLib.get_user_data_dir()) / "Trash"
+    from send2trash import plat_other
+
+    return Path(os.fsdecode(plat_other.HOMETRASH))
+
+
+def trashed_from(folder: Path) -> list[tuple[Path, Path]]:
+    """(original path, file in the trash) for each file the trash holds from below ``folder``,
+    sorted; the trash is shared by the whole test run, so only the trash info tells whose it is."""
+    trash, below = trash_folder(), str(folder.resolve())
+    found = []
+    for info in sorted((trash / "info").glob("*.trashinfo")):
+        original = next((unquote(line[5:]) for line in info.read_text().splitlines() if line.startswith("Path=")), "")
+        if original == below or original.startswith(below + os.sep):
+            found.append((Path(original), trash / "files" / info.name.removesuffix(".trashinfo")))
+    return found
 
 
 @pytest.fixture(scope="session")

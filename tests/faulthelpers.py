@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import tomli_w
+from conftest import trashed_from
 from faultproxy import FaultProxy
 from member import Member
 from servers import DavServer
@@ -110,9 +111,8 @@ def drop_responses(body: bytes, drop: Callable[[bytes], bool]) -> bytes:
 
 
 def trash_files(home: Path) -> list[Path]:
-    """What send2trash put into the (isolated) home's trash."""
-    trash = home / ".local" / "share" / "Trash" / "files"
-    return sorted(trash.iterdir()) if trash.exists() else []
+    """What send2trash put into the trash from below the (isolated) home, in the trash."""
+    return sorted(in_trash for _original, in_trash in trashed_from(home))
 
 
 class MidBodyStallProxy(FaultProxy):

@@ -26,9 +26,9 @@ import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from urllib.parse import unquote
 
 import pytest
+from conftest import trashed_from
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -136,15 +136,10 @@ class SyncMachine(RuleBasedStateMachine):
         return {k: v for k, v in self.member.files().items()}
 
     def trash(self) -> dict[tuple[str, bytes], int]:
-        """What the platform's trash holds: (original path, content) → count. Send2Trash fixes its
-        folder when it is first imported, so it is read from Send2Trash itself."""
-        from send2trash import plat_other
-
-        home_trash = Path(os.fsdecode(plat_other.HOMETRASH))
+        """What the platform's trash holds from the media folder: (original path, content) → count."""
         found: dict[tuple[str, bytes], int] = {}
-        for info in (home_trash / "info").glob("*.trashinfo"):
-            original = next(line[5:] for line in info.read_text().splitlines() if line.startswith("Path="))
-            key = (unquote(original), (home_trash / "files" / info.name.removesuffix(".trashinfo")).read_bytes())
+        for original, in_trash in trashed_from(self.member.media.parent):
+            key = (str(original), in_trash.read_bytes())
             found[key] = found.get(key, 0) + 1
         return found
 
