@@ -15,6 +15,7 @@ import secrets
 import shutil
 import socket
 import ssl
+import sys
 import tempfile
 import threading
 from collections.abc import Mapping
@@ -122,10 +123,10 @@ def _listen(host: str, port: int) -> socket.socket:
 def _raise_open_file_limit(wanted: int) -> None:
     """Each open connection is a file descriptor (two while a request runs); Linux allows 1024 by
     default. Raise the soft limit towards ``wanted`` where the hard limit allows it."""
-    try:
-        import resource
-    except ImportError:  # Windows
+    if sys.platform == "win32":  # no resource module; mypy --platform win32 skips the rest
         return
+    import resource
+
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
     if soft != resource.RLIM_INFINITY and soft < target:

@@ -35,6 +35,7 @@ import contextlib
 import logging
 import socket
 import ssl
+import sys
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -72,7 +73,7 @@ class Backend:
 
     async def connect(self) -> _Upstream:
         loop = asyncio.get_running_loop()
-        if self.path is not None:
+        if self.path is not None and sys.platform != "win32":  # a path only where Unix sockets exist
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             where: Any = self.path
         else:
