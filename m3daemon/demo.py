@@ -55,7 +55,37 @@ def make_sample_files(folder: Path) -> dict[str, Path]:
     for key, (name, text, color) in files.items():
         (folder / name).write_bytes(sample_image(text, color))
         out[key] = folder / name
+    # Files M³ 25+ cannot show, which the member's watch layout turns into images (as M³ 24 did).
+    out["handout"] = folder / "Talk handout.pdf"
+    out["handout"].write_bytes(sample_pdf(2))
+    out["logo"] = folder / "Hall logo.svg"
+    out["logo"].write_text('<svg xmlns="http://www.w3.org/2000/svg" width="320" height="180">'
+                           '<rect width="320" height="180" fill="#2a5caa"/>'
+                           '<circle cx="160" cy="90" r="60" fill="#fff"/></svg>', "utf-8")
+    out["photo"] = folder / "Kingdom Hall.heic"
+    out["photo"].write_bytes(sample_heic())
     return out
+
+
+def sample_pdf(pages: int) -> bytes:
+    import pypdfium2 as pdfium
+
+    doc = pdfium.PdfDocument.new()
+    for _n in range(pages):
+        doc.new_page(595, 842)
+    buf = io.BytesIO()
+    doc.save(buf)
+    return buf.getvalue()
+
+
+def sample_heic() -> bytes:
+    import pillow_heif
+    from PIL import Image
+
+    buf = io.BytesIO()
+    pillow_heif.from_pillow(Image.open(io.BytesIO(sample_image("Kingdom Hall", (40, 90, 40), (640, 360))))).save(
+        buf, quality=80)
+    return buf.getvalue()
 
 
 def coordinator_prepares(cfg: Any, password: str, files: dict[str, Path], mw: date, we: date) -> None:
@@ -74,6 +104,8 @@ def coordinator_prepares(cfg: Any, password: str, files: dict[str, Path], mw: da
             media.add_recurring(coord, media.plan_uploads([files["yeartext"], files["announce"]], "00", None)),
             media.add_media(coord, mw, media.plan_uploads([files["outline"]], "01", None)),
             media.add_media(coord, mw, media.plan_uploads([files["map"]], "02", None)),
+            media.add_media(coord, mw, media.plan_uploads([files["handout"]], "03", None)),
+            media.add_media(coord, we, media.plan_uploads([files["logo"], files["photo"]], None, None)),
             media.add_media(coord, we, media.plan_uploads([files["speaker"]], None, "pt")),
             media.hide(coord, we, ["00 - Announcements.jpg"]),
         ]
@@ -127,8 +159,8 @@ def run(args: argparse.Namespace) -> int:
             t0 = time.perf_counter()
             coordinator_prepares(coordinator, coord_pw, files, mw, we)
             t1 = time.perf_counter()
-            print(_("The coordinator forced the meeting days, uploaded 5 files and hid one ({s:.2f} s).")
-                  .format(s=t1 - t0))
+            print(_("The coordinator forced the meeting days, uploaded 8 files (one PDF, one SVG, one HEIC) "
+                    "and hid one ({s:.2f} s).").format(s=t1 - t0))
             os.environ["M3DAEMON_PASSWORD"] = member_pw
             try:
                 first = update(member)
@@ -138,6 +170,10 @@ def run(args: argparse.Namespace) -> int:
             finally:
                 os.environ.pop("M3DAEMON_PASSWORD", None)
             refused = _member_may_not_write(srv.folder_url, srv.ca_file, member_pw)
+            converted = [media / mw.isoformat() / "03 - Talk handout-01.png", media / mw.isoformat() /
+                         "03 - Talk handout-02.png", media / we.isoformat() / "Hall logo.png",
+                         media / we.isoformat() / "Kingdom Hall.jpg"]
+            images = all(p.is_file() for p in converted)
         print(_("Member's media folder after the update ({path}):").format(path=media))
         for line in tree(media):
             print("  " + line)
@@ -153,7 +189,9 @@ def run(args: argparse.Namespace) -> int:
           .format(d=second.downloaded, u=second.unchanged, r=second.requests, s=t3 - t2))
     print(_("A member account trying to delete a file on the server: {status} (members may only read).")
           .format(status=refused))
-    ok = first.ok and second.ok and second.downloaded == 0 and refused == 403
+    print(_("The PDF, SVG and HEIC files became images M³ 25+ shows: {ok}.").format(
+        ok=_("yes") if images else _("no")))
+    ok = first.ok and second.ok and second.downloaded == 0 and refused == 403 and images
     return int(ExitCode.OK if ok else ExitCode.PARTIAL)
 
 

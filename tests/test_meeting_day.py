@@ -188,3 +188,57 @@ def test_one_notification_when_a_coming_meeting_misses_media(hall: Member) -> No
     assert time_text(at(hall, D, 19).astimezone()) in title
     assert "1 of 2 files are ready; missing: Talk.mp4." in message
     assert "cannot be reached" in message and "What to do: Check the internet connection" in message
+
+
+def test_the_dashboard_shows_what_is_held_and_ready_and_applies_when_asked(
+    wsgidav_server: DavServer, hall: Member, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One computer's dashboard during the meeting: the held changes with *Apply them now*, each
+    coming meeting's readiness, a file M³ never shows, and the circuit overseer's part refused."""
+    import re
+
+    import httpx
+
+    from m3daemon.daemon.app import Daemon
+
+    assert hall.update(today=D, now=at(hall, D, 18)).ok
+    folder = cong(wsgidav_server) / "Media" / D.isoformat()
+    bump(folder / "Talk.mp4", b"v2" * 700)
+    (folder / "Old.jpg").unlink()
+    (folder / "Notes.docx").write_bytes(b"PK\x03\x04 notes")
+    monkeypatch.setenv("M3DAEMON_PASSWORD", hall.password)
+    during = at(hall, D, 19, 30)
+    daemon = Daemon([hall.config], no_tray=True, watch=False, time_source=lambda: during)
+    daemon.start()
+    try:
+        runner = next(iter(daemon.runners.values()))
+        deadline = clock.monotonic() + 20
+        while runner.completed_seq < 1 and clock.monotonic() < deadline:
+            clock.sleep(0.05)
+        assert runner.held_for_meeting, runner.status()
+        login = daemon.dashboard.login_url()
+        base = login.split("/login")[0]
+        with httpx.Client(base_url=base, trust_env=False) as web:
+            page = web.get(login.removeprefix(base), follow_redirects=True)
+            assert page.status_code == 200
+            text = page.text
+            assert "A meeting is running: 2 changes in its folder wait until it ends" in text
+            assert f"{D}/Talk.mp4" in text and "Apply them now" in text
+            assert "M³ is showing this folder now. Apply the changes anyway?" in text  # the page asks
+            assert "— 3 of 3 files ready" in text  # the held ones are still there, the new one came
+            token = re.search(r'<meta name="csrf-token" content="([^"]+)"', text).group(1)  # type: ignore[union-attr]
+            upcoming = web.get("/c/0/upcoming").text
+            assert "M³ 25+ never shows this file" in upcoming
+            refused = web.post("/c/0/manage/upload", data={"csrf_token": token, "date": D.isoformat(),
+                                                          "section": "circuit-overseer"},
+                               files={"file": ("Slides.jpg", b"jpeg")},
+                               headers={"Origin": base, "X-Requested-With": "m3daemon"})
+            assert refused.status_code == 400
+            assert "cannot put a file in the part 'circuit-overseer'" in refused.json()["message"]
+            done = runner.completed_seq
+            applied = web.post("/c/0/apply-held", data={"csrf_token": token}, headers={"Origin": base})
+            assert applied.status_code in (202, 303)
+            assert runner.wait_for(done + 1, timeout=20)
+    finally:
+        daemon.shutdown()
+    assert hall.files() == {f"{D}/Talk.mp4": b"v2" * 700, f"{D}/Notes.docx": b"PK\x03\x04 notes"}

@@ -263,22 +263,24 @@ def _print_overview(view: Overview) -> None:
         if not dv.entries:
             print("    " + _("(nothing)"))
             continue
-        print(f"    {_('NAME'):<44} {_('ORIGIN'):<20} {_('SECTION'):<16} {_('SIZE'):>9}  {_('HERE')}")
+        print(f"    {_('NAME'):<44} {_('ORIGIN'):<20} {_('SECTION'):<16} {_('SIZE'):>9}  {_('HERE'):<5} M³")
         for e in dv.entries:
             origin = _("hidden ({origin})").format(origin=e.origin) if e.hidden and e.origin != "marker" else (
                 _("hidden by a marker") if e.origin == "marker" else e.origin)
             size = human_size(e.size) if e.size is not None else "-"
             here = "-" if e.here is None else (yes if e.here else no)
-            print(f"    {e.name:<44} {origin:<20} {e.section or '-':<16} {size:>9}  {here}")
+            m3 = {"shows": yes, "converted": _("as images"), "never": _("never")}[e.m3]
+            print(f"    {e.name:<44} {origin:<20} {e.section or '-':<16} {size:>9}  {here:<5} {m3}")
 
 
 def run_media_add(args: argparse.Namespace) -> int:
-    from m3daemon.coordinator.media import add_media, check_date, plan_uploads
+    from m3daemon.coordinator.media import add_media, check_date, m3_warnings, plan_uploads
 
     cfg = _config(args)
     today = _today(cfg)
     d = check_date(args.date, today)
     uploads = plan_uploads(args.files, args.prefix, args.section)
+    _warn(m3_warnings(uploads))  # before anything is sent
     with _coordinator(cfg, today) as coord, _progress(args) as bar:
         result = add_media(coord, d, uploads, bar)
     return _finish(result, args)

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from m3daemon.core.dates import parse_folder_date, parse_user_date
 from m3daemon.core.entries import RemoteEntry
+from m3daemon.core.m3 import m3_view
 from m3daemon.core.model import BACKGROUND_PREFIX, HIDDEN, MEDIA, RECURRING
 from m3daemon.core.names import check_name
 from m3daemon.errors import ExitCode, M3Error, UsageError
@@ -146,6 +147,20 @@ def plan_uploads(files: Sequence[str | Path], prefix: str | None, section: str |
         seen[name] = path
         uploads.append(Upload(path, name, size))
     return uploads
+
+
+def m3_warnings(uploads: Iterable[Upload]) -> list[str]:
+    """What to tell the coordinator before uploading files M³ 25+ shows differently or not at all."""
+    out = []
+    for up in uploads:
+        view = m3_view(up.name)
+        if view == "never":
+            out.append(_("M³ 25+ will not show {name}: only images, videos, audio and JW playlists appear in a "
+                         "meeting. It is uploaded anyway.").format(name=up.name))
+        elif view == "converted":
+            out.append(_("{name} is shown as images: m3daemon converts it on every computer that uses the "
+                         "watch layout (M³ 22–24 converts it itself).").format(name=up.name))
+    return out
 
 
 def check_names(names: Iterable[str]) -> list[str]:

@@ -12,6 +12,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from m3daemon.core.dates import DEFAULT_DATE_FORMAT
+from m3daemon.core.m3 import converted_names, m3_view
 from m3daemon.core.meetings import MeetingDays, meeting_dates
 from m3daemon.core.model import RemoteFile, build_folder
 from m3daemon.core.planner import Placed
@@ -32,10 +33,15 @@ class Entry:
     here: bool | None  # this computer already has it (None: not applicable)
     remote: str | None
 
+    @property
+    def m3(self) -> str:
+        """What M³ 25+ makes of it: ``shows``, ``converted`` (into images) or ``never``."""
+        return m3_view(self.name)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name, "origin": self.origin, "hidden": self.hidden, "section": self.section,
-            "size": self.size, "here": self.here, "remote": self.remote,
+            "size": self.size, "here": self.here, "remote": self.remote, "m3": self.m3,
         }
 
 
@@ -86,6 +92,9 @@ class _Local:
                 record.close()
 
     def has(self, d: date, rf: RemoteFile) -> bool:
+        if self.layout.kind == "watch" and m3_view(rf.name) == "converted":
+            # the watch layout holds the images made of it, not the file
+            return all((self.media_dir / self.layout.date_dir(d) / n).is_file() for n in converted_names(rf.name))
         rel = f"{self.layout.date_dir(d)}/{rf.name}"
         try:
             size = (self.media_dir / rel).stat().st_size

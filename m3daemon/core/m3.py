@@ -20,7 +20,7 @@ import re
 from typing import Literal
 
 __all__ = ["CONVERTIBLE", "M3_MEDIA_EXTENSIONS", "REPLACE_PAUSE_NATIVE", "REPLACE_PAUSE_POLLING",
-           "conversion_of", "m3_polls", "m3_shows", "replace_pause"]
+           "conversion_of", "converted_names", "m3_polls", "m3_shows", "m3_view", "replace_pause"]
 
 _JPG = ("jpg", "jpeg", "jfif", "pjpeg", "pjp")
 _IMAGES = ("apng", "avif", "gif", "png", "webp", "bmp", "ico", "cur", *_JPG)
@@ -73,6 +73,20 @@ def m3_polls(folder: str, platform: str) -> bool:
     if platform == "win32" and re.match(r"[a-bd-zA-BD-Z]:", path):
         return True
     return platform == "darwin" and lower.startswith("/volumes/")
+
+
+def m3_view(name: str) -> Literal["shows", "converted", "never"]:
+    """What M³ 25+ makes of a server file through m3daemon's ``watch`` layout: shown as it is,
+    shown as the images m3daemon makes of it, or never shown."""
+    if m3_shows(name):
+        return "shows"
+    return "converted" if conversion_of(name) else "never"
+
+
+def converted_names(name: str) -> list[str]:
+    """The first image M³ 22–24 (and m3daemon) makes of ``name``: ``x-01.png``, ``x.png`` or ``x.jpg``."""
+    stem, kind = name.rpartition(".")[0], conversion_of(name)
+    return {"pdf": [f"{stem}-01.png"], "svg": [f"{stem}.png"], "heic": [f"{stem}.jpg"]}.get(kind or "", [])
 
 
 def replace_pause(folder: str, platform: str) -> float:

@@ -15,11 +15,12 @@ M³'s ``.section-order.json`` is a person's file, and no rule ever names it.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from m3daemon.core.layout import SECTION_ORDER, Layout, join
+from m3daemon.core.m3 import conversion_of, m3_shows
 from m3daemon.core.model import CongregationFolder, RemoteFile
 from m3daemon.core.names import fold_name
 
@@ -117,6 +118,10 @@ class Plan:
     window: tuple[date, date] = (date.min, date.min)
     vanished: list[str] = field(default_factory=list)  # ours, removed because gone from the server
     tracked_in_window: int = 0  # ours, in current and future date folders, before this plan
+    # server files to convert whose images are not made yet (their remote paths), and the names
+    # M³ 25+ will not show (date folder path -> names): for the warnings
+    unconverted: set[str] = field(default_factory=set)
+    unshowable: list[str] = field(default_factory=list)
 
     @property
     def is_noop(self) -> bool:
@@ -128,6 +133,21 @@ class Want:
     remote: RemoteFile
     origin: str
     day: date | None = None
+    local_source: str | None = None  # a file of this computer that holds it (a conversion's output)
+
+
+@dataclass(frozen=True, slots=True)
+class Converted:
+    """One image made from a server file M³ cannot show (core/m3.py); ``source`` is where it waits,
+    relative to the media folder (the conversion cache)."""
+
+    name: str
+    size: int
+    source: str
+
+
+Conversions = Mapping[tuple[str, str], Sequence[Converted]]
+"""(remote path, version) -> the images made from it, in order."""
 
 
 def plan_sync(
@@ -139,11 +159,16 @@ def plan_sync(
     days_ahead: int,
     meeting_dates: Iterable[date],
     layout: Layout,
+    conversions: Conversions | None = None,
 ) -> Plan:
-    """Decide every action that brings the media folder to what the server says for the window."""
+    """Decide every action that brings the media folder to what the server says for the window.
+
+    With ``conversions`` (the ``watch`` layout), a PDF, SVG or HEIC file is wanted as the images made
+    from it; one whose images are not made yet leaves the images of its earlier version in place.
+    """
     end = today + timedelta(days=days_ahead)
     plan = Plan(window=(today, end))
-    wanted = _wanted(folder, today, end, set(meeting_dates), layout, plan)
+    wanted = _wanted(folder, today, end, set(meeting_dates), layout, plan, conversions)
 
     # Local files grouped by the folder they are in, to find everything in a date folder.
     owner = {p: _ownership(p, record, local) for p in set(record) | set(local)}
@@ -160,7 +185,7 @@ def plan_sync(
             continue
         pending.append((target, want, state))
     for target, want, state in pending:
-        src = sources.get(_key(want.remote))
+        src = want.local_source or sources.get(_key(want.remote))
         if src is None:
             plan.actions.append(Fetch(want.remote, target, state, want.origin, local.get(target), want.day))
             sources[_key(want.remote)] = target
@@ -176,6 +201,11 @@ def plan_sync(
         state = owner[path]
         day = _date_of(path, layout)
         in_window_or_future = day is None or day >= today
+        row = record.get(path)
+        if state is Existing.OURS and row is not None and row.source.rpartition("/")[0] in plan.unconverted \
+                and in_window_or_future:
+            plan.keep.append(row)  # an image of the earlier version, until the new one is converted
+            continue
         if state is Existing.OURS:
             if _in_recurring_dir(path, layout):
                 # placed there by an older m3daemon; never a sign of a listing failure
@@ -238,7 +268,8 @@ def hold_mass_deletion(plan: Plan, folder: CongregationFolder, record: Mapping[s
 
 
 def _wanted(
-    folder: CongregationFolder, today: date, end: date, meetings: set[date], layout: Layout, plan: Plan
+    folder: CongregationFolder, today: date, end: date, meetings: set[date], layout: Layout, plan: Plan,
+    conversions: Conversions | None = None,
 ) -> dict[str, Want]:
     wanted: dict[str, Want] = {}
     days = [today + timedelta(days=i) for i in range((end - today).days + 1)]
@@ -252,17 +283,35 @@ def _wanted(
                 if fold_name(n) not in taken:  # a dated file of the same name (in any case) wins
                     names[n] = Want(rf, "recurring", d)
         directory = layout.date_dir(d)
+        made: list[tuple[str, Want]] = []
         for n, want in names.items():
             if n in hidden:
                 plan.hidden += 1
                 continue
             if n == SECTION_ORDER:
                 continue
+            if conversions is not None and conversion_of(n):
+                made.extend(_images_of(want, conversions, plan))
+                continue
+            if layout.kind == "watch" and not m3_shows(n):
+                plan.unshowable.append(join(directory, n))
             wanted[join(directory, n)] = want
+        for n, want in made:  # a file of the same name on the server wins over an image made
+            wanted.setdefault(join(directory, n), want)
     # The classic layout's ``<lang>/Recurring/`` stays empty: m3daemon already puts recurring media
     # in each date, and M³ 22–24's "Update media folders" copies that folder into every date of the
     # week, which would bring back an item hidden for one date and overwrite a dated file.
     return wanted
+
+
+def _images_of(want: Want, conversions: Conversions, plan: Plan) -> list[tuple[str, Want]]:
+    rf = want.remote
+    images = conversions.get(("/".join(rf.parts), rf.version))
+    if images is None:
+        plan.unconverted.add("/".join(rf.parts))
+        return []
+    return [(c.name, Want(RemoteFile((*rf.parts, c.name), c.size, f"{rf.version}|{c.name}", rf.modified),
+                          want.origin, want.day, c.source)) for c in images]
 
 
 def _hidden_paths(folder: CongregationFolder, today: date, end: date, layout: Layout) -> set[str]:

@@ -177,6 +177,7 @@ def register(app: Flask, dash: Dashboard) -> None:
             uploads = planned_uploads(request.form.get("prefix", "").strip(), request.form.get("section", ""))
             with dash.coordinator(cfg) as coord:
                 result = ops.add_media(coord, d, uploads) if d is not None else ops.add_recurring(coord, uploads)
+            result.warnings.extend(ops.m3_warnings(uploads))
             return batch_reply(dash, cfg, result, to=back(cid))
         return run(cid, work)
 

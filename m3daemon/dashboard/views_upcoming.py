@@ -47,6 +47,8 @@ def entry_view(cid: int, day: date, e: Entry) -> dict[str, Any]:
         "state": state,
         "state_text": state_text,
         "thumb": f"/c/{cid}/thumb/{day.isoformat()}/{e.name}" if kind == "image" and e.here else None,
+        "m3": e.m3,
+        "m3_text": {"converted": _("M³ shows it as images"), "never": _("M³ 25+ never shows this file")}.get(e.m3),
     }
 
 

@@ -20,8 +20,8 @@ from m3daemon.core.entries import RemoteEntry, normalize_etag
 from m3daemon.core.layout import Layout
 from m3daemon.core.meetings import MeetingDays, meeting_dates
 from m3daemon.core.meetingtime import hold_for_meetings, running_meetings
-from m3daemon.core.model import FORCED_PREFS, CongregationFolder, build_folder
-from m3daemon.core.planner import Copy, Delete, Fetch, Plan, Trash, hold_mass_deletion, plan_sync
+from m3daemon.core.model import FORCED_PREFS, CongregationFolder, RemoteFile, build_folder
+from m3daemon.core.planner import Conversions, Copy, Delete, Fetch, Plan, Trash, hold_mass_deletion, plan_sync
 from m3daemon.engine import freshness
 from m3daemon.engine.context import (
     clock_for,
@@ -31,6 +31,8 @@ from m3daemon.engine.context import (
     open_session,
     record_path,
 )
+from m3daemon.engine.conversions import Prepared, wanted_convertibles
+from m3daemon.engine.conversions import prepare as prepare_conversions
 from m3daemon.engine.executor import Executor, Outcome, Progress
 from m3daemon.engine.readiness import META_KEY as READINESS_META
 from m3daemon.engine.readiness import wanted_by_date
@@ -241,8 +243,11 @@ def _forced_prefs(session: DavSession, entries: list[RemoteEntry], record: Recor
 
 
 def make_plan(
-    cfg: Config, cong: Congregation, record_rows: Mapping[str, Any], today: date, *, guard: bool = True
+    cfg: Config, cong: Congregation, record_rows: Mapping[str, Any], today: date, *, guard: bool = True,
+    convert: Callable[[list[RemoteFile]], Conversions] | None = None,
 ) -> tuple[Plan, list[str], Layout, MeetingDays]:
+    """The plan for ``today``. ``convert`` (the ``watch`` layout) gives the images of the PDF, SVG
+    and HEIC files the window wants (engine/conversions.py)."""
     layout = layout_for(cfg, cong.effective, cong.folder)
     days = MeetingDays.from_prefs(cong.effective)
     end = today + timedelta(days=cfg.local.days_ahead)
@@ -258,9 +263,13 @@ def make_plan(
         if d is not None and d < today:
             dirs.add(rel)
     local = scan_local(media_dir, record_rows.keys(), dirs)
+    conversions = None
+    if convert is not None and layout.kind == "watch":
+        window = [today + timedelta(days=i) for i in range(cfg.local.days_ahead + 1)]
+        conversions = convert(wanted_convertibles(cong.folder, window, set(meetings)))
     plan = plan_sync(
         cong.folder, record_rows, local, today=today, days_ahead=cfg.local.days_ahead,
-        meeting_dates=meetings, layout=layout,
+        meeting_dates=meetings, layout=layout, conversions=conversions,
     )
     held = hold_mass_deletion(plan, cong.folder, record_rows) if guard else []
     return plan, held, layout, days
@@ -383,7 +392,14 @@ def _update_locked(
         # The record describes another folder: files there are left as they are.
         log.info("the media folder changed to %s; starting a new record", media_dir)
         rows = {}
-    plan, held, layout, days = make_plan(cfg, cong, rows, today, guard=not allow_deletions)
+    prepared = Prepared()
+
+    def convert(files: list[RemoteFile]) -> Conversions:
+        nonlocal prepared
+        prepared = prepare_conversions(session, on_os, files, dry_run=dry_run, cancel=cancel, limiter=limiter)
+        return prepared.conversions
+
+    plan, held, layout, days = make_plan(cfg, cong, rows, today, guard=not allow_deletions, convert=convert)
     running = running_meetings(days, now, now.tzinfo or UTC, timedelta(minutes=cfg.schedule.meeting_minutes))
     meeting_held = [] if during_meeting else hold_for_meetings(
         plan, rows, [(layout.date_dir(w.day), w) for w in running])
@@ -395,6 +411,12 @@ def _update_locked(
                            "end": w.end.isoformat()} for w in running],
         held_for_meeting=[{"path": h.path, "change": h.change, "until": h.until.isoformat()} for h in meeting_held],
     )
+    for path in sorted(set(plan.unshowable)):
+        report.warnings.append(_("M³ 25+ does not show {path}: only images, videos, audio and JW playlists "
+                                 "appear in a meeting, and this file is none of them.").format(path=path))
+    if dry_run:
+        report.warnings.extend(_("{path} would be downloaded and converted into images for M³.").format(path=p)
+                               for p in sorted(plan.unconverted))
     if meeting_held:
         report.warnings.append(ngettext(
             "A meeting is running: {n} change in its folder waits until it ends at {until}.",
@@ -451,13 +473,14 @@ def _update_locked(
         "locked_keys": sorted(m3prefs.locked_keys(cong.forced.values)),
         READINESS_META: wanted_by_date(plan, layout, meeting_dates(days, plan.window[0], plan.window[1])),
     })
-    report.downloaded = outcome.downloaded
+    report.downloaded = outcome.downloaded + prepared.converted  # converted files were downloaded too
     report.copied = outcome.copied
     report.removed = outcome.removed
     report.unchanged = outcome.unchanged
     report.conflicts = outcome.conflicts
-    report.failed = len(outcome.failed)
+    report.failed = len(outcome.failed) + len(prepared.failed)
     report.errors.extend(_error_dict(e, path) for path, e in outcome.failed)
+    report.errors.extend(_error_dict(e, path) for path, e in prepared.failed)
     report.waiting = [_error_dict(e, path) for path, e in outcome.waiting]
     report.missing = outcome.missing
     return report
