@@ -280,7 +280,7 @@ def test_media_ls_shows_origin_section_and_what_this_computer_has(
     d2 = by_date[iso(2)]
     assert d2["01 - Outline.jpg"] | {"remote": None} == {
         "name": "01 - Outline.jpg", "origin": "dated", "hidden": False, "section": None, "size": 7,
-        "here": True, "remote": None}
+        "here": True, "remote": None, "m3": "shows"}
     assert d2["Section-pt - Talk.jpg"]["section"] == "pt"
     assert d2["Year text.mp4"]["origin"] == "recurring" and d2["Year text.mp4"]["here"] is True
     d5 = by_date[iso(5)]
