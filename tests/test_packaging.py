@@ -35,3 +35,23 @@ def test_a_wheel_carries_the_service_templates(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert any(n.startswith("m3daemon/service/templates/") for n in names)
     assert "m3daemon/py.typed" in names
+
+
+def test_the_desktop_entry_runs_without_a_console_and_drops_finders_psn_argument(tmp_path: Path) -> None:
+    """m3daemonw.exe and m3daemon.app start entry_desktop.py with no console: sys.stdout and
+    sys.stderr are None, and a print would raise. macOS's Finder may add -psn_…"""
+    marker = tmp_path / "version.txt"
+    code = (
+        "import sys, runpy, io\n"
+        "sys.stdout = None; sys.stderr = None\n"
+        "sys.argv = ['m3daemonw', '-psn_0_123456', '--version']\n"
+        "try:\n"
+        f"    runpy.run_path({str(REPO / 'packaging' / 'entry_desktop.py')!r}, run_name='__main__')\n"
+        "except SystemExit as exit:\n"
+        f"    open({str(marker)!r}, 'w').write(repr((exit.code, sys.stdout is not None, sys.stderr is not None)))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr
+    # --version ran (the -psn_ argument did not reach argparse); stdout and stderr are writable files
+    assert marker.read_text() == "(0, True, True)"
