@@ -1,4 +1,4 @@
-"""``m3daemon server``: the congregation's own WebDAV server (WsgiDAV on cheroot, HTTPS).
+"""``m3daemon server``: the congregation's own WebDAV server (WsgiDAV on cheroot, behind a TLS front).
 
 It serves one congregation folder with real accounts: coordinators read and write, members only
 read. Modules:
@@ -11,7 +11,8 @@ read. Modules:
 ``users``       accounts: roles, scrypt hashes, the 0600 ``users.json``; checking passwords
 ``guard``       rate limit, brute-force throttle, size limits, access log, roles (WSGI middleware
                 and a WsgiDAV domain controller)
-``app``         the WsgiDAV application on cheroot: :class:`ServerHandle`; the service spec
+``front``       TLS, deadlines and per-address caps in an asyncio loop, before cheroot (why: its docstring)
+``app``         the WsgiDAV application on cheroot behind the front: :class:`ServerHandle`; the service spec
 ==============  ==================================================================================
 
 Public API (for ``setup``, ``demo`` and ``service``)::

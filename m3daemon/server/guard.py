@@ -2,13 +2,15 @@
 
 The request path through the server::
 
-    cheroot (TLS) → Guard → WsgiDAVApp → ErrorPrinter → HTTPAuthenticator(AccountsDomainController)
+    front (TLS, deadlines, caps) → cheroot → Guard → WsgiDAVApp → ErrorPrinter → HTTPAuthenticator(AccountsDomainController)
                   → RoleGuard → RequestResolver (the WebDAV methods on data/)
 
-- :class:`Guard` (outermost WSGI middleware): the per-address request rate (token bucket, 429 with
+- :class:`Guard` (outermost WSGI middleware): the client's address from the front's
+  ``X-M3daemon-Peer`` (with the per-run secret; 403 without it), the per-address request rate (token bucket, 429 with
   ``Retry-After``), the brute-force throttle (too many wrong passwords from an address or for an
   account: 429 with ``Retry-After``, checked *before* the password is), request size limits (413) and
-  the access log (method, path, status, user, address, bytes, duration; never a header or a password).
+  the access log (method, path, status, user, address, bytes, duration; never a header or a password),
+  and a complete 400 for a path whose ``..`` leaves the root.
 - :class:`AccountsDomainController`: WsgiDAV's hook for checking user name and password; it checks
   them against ``users.json`` (:class:`~m3daemon.server.users.Authenticator`), records failures for
   the throttle and tells the next layers the account's role.
