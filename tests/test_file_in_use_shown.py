@@ -96,7 +96,7 @@ def test_a_file_m3_is_showing_is_named_in_the_dashboard_and_the_tray_until_it_is
     assert talk.read_bytes() == b"version 1"
 
     sentence = f"{rel} is in use by another program; it will be updated after the meeting."
-    login = daemon.dashboard_url()
+    login = daemon.dashboard.login_url()  # a one-time key
     assert login is not None
     base = login.split("/login", 1)[0]
     with httpx.Client(base_url=base, trust_env=False, follow_redirects=True) as web:

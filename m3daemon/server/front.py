@@ -122,10 +122,6 @@ class _Upstream:
             self.sock.close()
 
 
-class _Closed(Exception):
-    """The client went away, was too slow, or broke the protocol: end the connection."""
-
-
 class Front:
     """Listens on ``sock`` (bound and listening), speaks TLS with ``context`` and relays to ``backend``."""
 
@@ -215,7 +211,7 @@ class Front:
                 log.debug("TLS handshake with %s failed: %s", address, exc)
                 return
             backend = await self._relay(reader, writer, address)
-        except (TimeoutError, _Closed, OSError, ConnectionError, ssl.SSLError, h11.ProtocolError) as exc:
+        except (TimeoutError, OSError, ConnectionError, ssl.SSLError, h11.ProtocolError) as exc:
             log.debug("connection from %s ended: %s", address, exc)
         finally:
             self._total -= 1
@@ -334,7 +330,7 @@ class Front:
                 data = await asyncio.wait_for(reader.read(READ_SIZE), lim.io_seconds)
                 client.receive_data(data)
                 if not data:
-                    raise _Closed("the client closed during its request body")
+                    raise ConnectionAbortedError("the client closed during its request body")
                 continue
             if isinstance(event, h11.Data):
                 await asyncio.wait_for(out.send(upstream.send(event) or b""), lim.io_seconds)
@@ -342,7 +338,7 @@ class Front:
                 await asyncio.wait_for(out.send(upstream.send(event) or b""), lim.io_seconds)
                 return
             else:
-                raise _Closed(f"unexpected {event!r} in a request body")
+                raise ConnectionAbortedError(f"unexpected {event!r} in a request body")
 
     async def _pump_response(self, upstream: h11.Connection, reader: _Upstream, client: h11.Connection,
                              out: asyncio.StreamWriter) -> None:
@@ -354,7 +350,7 @@ class Front:
                 upstream.receive_data(data)
                 continue
             if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
-                raise _Closed("the backend closed before it answered")
+                raise ConnectionAbortedError("the backend closed before it answered")
             if isinstance(event, h11.InformationalResponse | h11.Response | h11.Data):
                 out.write(client.send(event) or b"")
             elif isinstance(event, h11.EndOfMessage):
