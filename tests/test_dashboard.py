@@ -270,6 +270,23 @@ def test_a_huge_image_gets_a_placeholder_and_the_daemon_stays_small(hall: Hall) 
     assert peak - before < 50, f"peak memory grew from {before:.0f} to {peak:.0f} MiB"
 
 
+def test_previews_are_made_a_few_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With every slot taken, a preview waits a moment and then says "busy" (the page asks again)."""
+    from m3daemon.dashboard import thumbs
+
+    monkeypatch.setattr(thumbs, "WAIT_SECONDS", 0.05)
+    source = tmp_path / "slide.png"
+    source.write_bytes(png())
+    previews = thumbs.Thumbnails(tmp_path / "cache", parallel=1)
+    assert previews._slots.acquire(timeout=1)  # another preview is being made
+    try:
+        assert previews.preview(source).state is thumbs.PreviewState.BUSY
+    finally:
+        previews._slots.release()
+    made = previews.preview(source)
+    assert made.state is thumbs.PreviewState.OK and made.data[:3] == b"\xff\xd8\xff"
+
+
 def test_the_dashboard_command(hall: Hall) -> None:
     out = hall.cli("dashboard", "--url", m=hall.members[1])
     assert out.returncode == 0, out.stderr
