@@ -170,7 +170,7 @@ def test_a_date_folder_replaced_by_a_link_is_refused_and_nothing_is_written_thro
 def test_links_planted_in_the_staging_folder_are_never_written_through(
     wsgidav_server: DavServer, isolated_env: Path
 ) -> None:
-    from m3daemon.engine.executor import _staging_name
+    from m3daemon.engine.staging import staging_name as _staging_name
 
     prefs = {"meeting": {"mwDay": day(2).weekday(), "weDay": day(5).weekday()}}
     make_tree(cong(wsgidav_server), {"forcedPrefs.json": json.dumps(prefs), "Media/Recurring/year.jpg": b"y" * 100,
@@ -307,7 +307,7 @@ def test_a_file_in_use_waits_downloaded_and_is_replaced_at_the_next_sync(
              f"{iso(1)}/talk.jpg is in use by another program; it will be replaced after the meeting."),
         ]
         assert talk.read_bytes() == b"version 1" and old.exists()
-        from m3daemon.engine.executor import waiting_targets
+        from m3daemon.engine.staging import waiting_targets
 
         assert waiting_targets(m.media / ".m3daemon" / "staging") == [f"{iso(1)}/talk.jpg"]
         gets = lambda: sum(1 for meth, p, _s in proxy.log if meth == "GET" and p.endswith("/talk.jpg"))

@@ -39,7 +39,7 @@ from member import Member, day, iso, run_cli
 from servers import DavServer, ServerPool, TLSFiles, WsgiDavServer, make_tree
 
 import m3daemon.engine.executor as executor_mod
-from m3daemon.engine.executor import Progress
+from m3daemon.engine.results import Progress
 from m3daemon.remote.http import RetryPolicy
 from m3daemon.remote.transfer import Cancelled
 

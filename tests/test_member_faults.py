@@ -15,7 +15,7 @@ from member import Member, iso
 from servers import DavServer, ServerPool, make_tree
 
 from m3daemon.core.names import name_problem
-from m3daemon.engine.executor import Progress
+from m3daemon.engine.results import Progress
 from m3daemon.remote.http import RetryPolicy
 
 FOLDER = "/dav/Cong"

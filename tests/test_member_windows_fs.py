@@ -182,7 +182,7 @@ def test_a_stick_too_small_for_the_media_says_what_is_kept_free(
 
 
 def test_the_reserve_scales_with_the_volume_and_times_sit_on_the_2_s_grid() -> None:
-    from m3daemon.engine.executor import on_time_grid
+    from m3daemon.engine.staging import on_time_grid
     from m3daemon.local.space import RESERVE_MAX, reserve_for
 
     assert reserve_for(64 * 1024 * 1024) == 64 * 1024 * 1024 // 20  # a 64 MB stick keeps 3.4 MB

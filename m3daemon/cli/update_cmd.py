@@ -31,7 +31,7 @@ def add_parser(sub: Any, name: str, help_text: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from m3daemon.cli.main import config_path_from
-    from m3daemon.engine.executor import Progress
+    from m3daemon.engine.results import Progress
     from m3daemon.engine.sync import update
     from m3daemon.settings.config import load_config
 

@@ -21,9 +21,9 @@ from typing import Any
 
 from m3daemon.engine.clock import Clock
 from m3daemon.engine.context import clock_for, local_prefs, record_path
-from m3daemon.engine.executor import Progress
 from m3daemon.engine.readiness import META_KEY as READINESS_META
 from m3daemon.engine.readiness import MeetingReadiness, readiness
+from m3daemon.engine.results import Progress
 from m3daemon.engine.status import CongregationStatus, ProgressView, SyncState
 from m3daemon.engine.sync import SyncReport
 from m3daemon.errors import Cancelled, ConnectionProblem, ErrorInfo, M3Error, SyncError

@@ -9,7 +9,6 @@ last-second edit is never deleted.
 from __future__ import annotations
 
 import filecmp
-import hashlib
 import json
 import logging
 import os
@@ -20,13 +19,24 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
 from m3daemon.core.layout import STAGING_DIR
 from m3daemon.core.m3 import replace_pause as m3_replace_pause
 from m3daemon.core.planner import Copy, Delete, Existing, Fetch, LocalFile, Placed, Plan, RemoveDir, Trash
+from m3daemon.engine.results import Outcome, Progress
+from m3daemon.engine.staging import (
+    hide_on_windows,
+    in_use,
+    on_time_grid,
+    send_to_trash,
+    staging_name,
+    stat_or_none,
+    unlink_quiet,
+    volume_of,
+    waiting_targets,
+)
 from m3daemon.errors import (
     Cancelled,
     CredentialsError,
@@ -39,7 +49,7 @@ from m3daemon.errors import (
     UnservableFile,
 )
 from m3daemon.i18n import _
-from m3daemon.local.longpaths import VolumeTraits, plain_path, probe_volume
+from m3daemon.local.longpaths import VolumeTraits
 from m3daemon.local.record import Record
 from m3daemon.local.safefs import (
     check_no_link,
@@ -56,8 +66,6 @@ from m3daemon.remote.transfer import Limiter, discard_resume, download, local_er
 log = logging.getLogger(__name__)
 
 # Free space: the reserve and the order files claim it in are m3daemon/local/space.py.
-# Placed files get an mtime on this grid (FAT's resolution), see on_time_grid.
-MTIME_GRID_SECONDS = 2
 # Files that arrived on libcurl are flushed and placed by the worker pool, where flushes run in
 # parallel (a disk's fsync takes milliseconds); once the first FSYNC_SAMPLE flushes took under
 # CHEAP_FSYNC on average (tmpfs, a fast SSD), the transfer thread places them itself.
@@ -65,47 +73,6 @@ FSYNC_SAMPLE = 8
 CHEAP_FSYNC = 0.0005
 # A download whose connection broke is resumed this many times within one sync.
 RESUME_ATTEMPTS = 3
-
-
-@dataclass
-class Progress:
-    """Counters the front ends read; updated from worker threads."""
-
-    total_files: int = 0
-    done_files: int = 0
-    total_bytes: int = 0
-    done_bytes: int = 0
-    current: str = ""
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def add_bytes(self, n: int) -> None:
-        with self._lock:
-            self.done_bytes += n
-
-    def file_done(self, name: str) -> None:
-        with self._lock:
-            self.done_files += 1
-            self.current = name
-
-
-@dataclass
-class Outcome:
-    downloaded: int = 0
-    copied: int = 0
-    removed: int = 0
-    unchanged: int = 0
-    conflicts: int = 0
-    adopted: int = 0
-    failed: list[tuple[str, M3Error]] = field(default_factory=list)
-    rows: list[Placed] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)  # copies not made because their source failed
-    # Files another program holds open (Windows): the new version waits in staging for the next sync.
-    waiting: list[tuple[str, M3Error]] = field(default_factory=list)
-    # target -> the server's status for a file it would not serve (kept in the record, so that the
-    # same failure at the next sync is named for what it is and logged only once).
-    failing: dict[str, int] = field(default_factory=dict)
-    # date (ISO) -> the media files of that date that are not in place after this sync.
-    missing: dict[str, list[str]] = field(default_factory=dict)
 
 
 class Executor:
@@ -281,7 +248,7 @@ class Executor:
                 else:
                     futures[i] = pool.submit(self._arrived, fetches[i], job.part_file)
             elif back.final is not None:
-                _unlink_quiet(job.part_file)
+                unlink_quiet(job.part_file)
                 failed: Future[Placed | None] = Future()
                 failed.set_exception(back.final)
                 futures[i] = failed
@@ -313,7 +280,7 @@ class Executor:
     # --- one file --------------------------------------------------------------------------
 
     def _part(self, action: Fetch) -> Path:
-        return self.staging / (_staging_name(action.remote.parts) + ".part")
+        return self.staging / (staging_name(action.remote.parts) + ".part")
 
     def _fsync_is_cheap(self) -> bool:
         """Whether the flushes measured so far took under :data:`CHEAP_FSYNC` seconds on average."""
@@ -332,7 +299,7 @@ class Executor:
                 n, total = self._fsyncs
                 self._fsyncs = (n + 1, total + took)
         except OSError as exc:
-            _unlink_quiet(part)
+            unlink_quiet(part)
             raise local_error(exc, part) from exc
         discard_resume(part)
         return self._place(part, action.target, action.existing, action.here, action.remote.version,
@@ -374,17 +341,17 @@ class Executor:
             return self._place(ready, action.target, action.existing, action.here, action.remote.version,
                                "/".join(action.remote.parts), action.remote.modified)
         src = self.media_dir / action.source
-        tmp = self.staging / (_staging_name((action.target,)) + ".copy")
+        tmp = self.staging / (staging_name((action.target,)) + ".copy")
         try:
             with open(src, "rb") as fin, open_new(tmp) as fout:
                 shutil.copyfileobj(fin, fout, 1 << 20)
                 fout.flush()
                 os.fsync(fout.fileno())
         except OSError as exc:
-            _unlink_quiet(tmp)
+            unlink_quiet(tmp)
             raise local_error(exc, self.media_dir / action.target) from exc
         if tmp.stat().st_size != action.remote.size:
-            _unlink_quiet(tmp)
+            unlink_quiet(tmp)
             raise LocalFolderError(
                 _("The local copy {source} changed while it was being copied.").format(source=action.source),
                 _("The next sync tries again."),
@@ -411,11 +378,11 @@ class Executor:
         try:
             check_no_link(self.media_dir, target_rel)
         except M3Error:
-            _unlink_quiet(staged)
+            unlink_quiet(staged)
             raise
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            current = _stat_or_none(target)
+            current = stat_or_none(target)
             still_ours = (
                 existing is Existing.OURS and here is not None and current is not None
                 and (current.st_size, current.st_mtime_ns) == (here.size, here.mtime_ns)
@@ -424,7 +391,7 @@ class Executor:
                 # A person's file with the wanted name: adopt it when identical, else trash it.
                 if (stat.S_ISREG(current.st_mode) and current.st_size == st.st_size
                         and filecmp.cmp(staged, target, shallow=False)):
-                    _unlink_quiet(staged)
+                    unlink_quiet(staged)
                     self.progress.file_done(target_rel)
                     adopted = Placed(target_rel, current.st_size, current.st_mtime_ns, version, source)
                     log.info("adopted %s: identical to the congregation's file", target_rel)
@@ -447,7 +414,7 @@ class Executor:
                     _("Nothing to do: the new version is downloaded and waits; the next update puts it "
                       "in place without downloading it again."),
                 ) from exc
-            _unlink_quiet(staged)
+            unlink_quiet(staged)
             raise local_error(exc, target) from exc
         self.progress.file_done(target_rel)
         return row
@@ -468,7 +435,7 @@ class Executor:
                 os.replace(old, target)  # the old file back rather than none
             raise
         if not moved_away:
-            _unlink_quiet(old)
+            unlink_quiet(old)
 
     def _run_trash(self, action: Trash, out: Outcome) -> None:
         path = self.media_dir / action.path
@@ -545,7 +512,7 @@ class Executor:
                 raise linked_folder_error(folder)
         try:
             self.staging.mkdir(parents=True, exist_ok=True)
-            _hide_on_windows(self.staging.parent)
+            hide_on_windows(self.staging.parent)
         except OSError as exc:
             raise local_error(exc, self.staging / "x") from exc
         self.volume = volume_of(self.staging)
@@ -554,7 +521,7 @@ class Executor:
     # --- files that waited because their target was in use -------------------------------------
 
     def _ready_paths(self, target_rel: str) -> tuple[Path, Path]:
-        base = self.staging / _staging_name((target_rel,))
+        base = self.staging / staging_name((target_rel,))
         return base.with_suffix(".ready"), base.with_suffix(".ready.json")
 
     def _keep_waiting(self, staged: Path, target_rel: str, version: str, source: str) -> None:
@@ -567,7 +534,7 @@ class Executor:
                                              "size": ready.stat().st_size}))
         except OSError as exc:
             log.warning("could not keep the download of %s for the next sync: %s", target_rel, exc)
-            _unlink_quiet(staged)
+            unlink_quiet(staged)
 
     def _waiting_file(self, target_rel: str, version: str, source: str, size: int) -> Path | None:
         ready, meta = self._ready_paths(target_rel)
@@ -578,10 +545,10 @@ class Executor:
             return None
         if (info.get("target"), info.get("version"), info.get("source"), info.get("size")) != (
                 target_rel, version, source, size) or not stat.S_ISREG(st.st_mode) or st.st_size != size:
-            _unlink_quiet(ready)
-            _unlink_quiet(meta)
+            unlink_quiet(ready)
+            unlink_quiet(meta)
             return None
-        _unlink_quiet(meta)  # written again if the target is still in use
+        unlink_quiet(meta)  # written again if the target is still in use
         return ready
 
     def waiting_targets(self) -> list[str]:
@@ -596,98 +563,9 @@ class Executor:
                 return
             for pattern in ("*.copy", "*.replaced"):
                 for p in self.staging.glob(pattern):
-                    _unlink_quiet(p)
+                    unlink_quiet(p)
             for target in set(waiting_targets(self.staging)) - placing:
                 for p in self._ready_paths(target):
-                    _unlink_quiet(p)
+                    unlink_quiet(p)
         except OSError:
             pass
-
-
-def on_time_grid(seconds: float) -> int:
-    """``seconds`` as nanoseconds, rounded down to the 2 s grid that every file system keeps exactly.
-
-    The record knows our files by size and mtime. FAT keeps even seconds, exfat-fuse and HFS+ whole
-    seconds, NTFS 100 ns, ext4 1 ns; a time the volume cannot hold comes back rounded (after a
-    remount, or at once), and our file would look like a person's. A time on the grid is kept as
-    is everywhere, so the exact comparison holds; the file shows at most 2 s earlier.
-    """
-    return int(seconds // MTIME_GRID_SECONDS) * MTIME_GRID_SECONDS * 1_000_000_000
-
-
-# Windows: ERROR_SHARING_VIOLATION, ERROR_LOCK_VIOLATION (another program holds the file open).
-_IN_USE = frozenset({32, 33})
-
-
-def in_use(exc: OSError) -> bool:
-    """Whether an OS error says another program holds the file open (a Windows sharing violation)."""
-    return getattr(exc, "winerror", None) in _IN_USE
-
-
-def waiting_targets(staging: Path) -> list[str]:
-    """The media files whose new version waits in ``staging`` because the old one was in use."""
-    out: list[str] = []
-    try:
-        metas = sorted(staging.glob("*.ready.json"))
-    except OSError:
-        return out
-    for meta in metas:
-        try:
-            out.append(str(json.loads(meta.read_text("utf-8"))["target"]))
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-    return sorted(out)
-
-
-_VOLUMES: dict[str, VolumeTraits | None] = {}
-_VOLUMES_LOCK = threading.Lock()
-
-
-def volume_of(staging: Path) -> VolumeTraits | None:
-    """What the media folder's volume does (probed once per folder and process, in the staging
-    folder, which the watcher ignores); None when the probe itself fails."""
-    key = str(staging)
-    with _VOLUMES_LOCK:
-        if key in _VOLUMES:
-            return _VOLUMES[key]
-    traits: VolumeTraits | None = None
-    try:
-        traits = probe_volume(staging)
-        log.info("the media folder's volume: %s", traits.describe())
-    except OSError:
-        log.debug("probing the volume of %s failed", staging, exc_info=True)
-    with _VOLUMES_LOCK:
-        _VOLUMES[key] = traits
-    return traits
-
-
-def send_to_trash(path: Path) -> None:
-    """The platform's trash, so a person's file can always be restored."""
-    from send2trash import send2trash
-
-    send2trash(plain_path(str(path)))  # the shell's trash refuses the \\?\ form
-
-
-def _staging_name(parts: tuple[str, ...]) -> str:
-    return hashlib.sha256("/".join(parts).encode("utf-8", "surrogateescape")).hexdigest()[:24]
-
-
-def _stat_or_none(path: Path) -> os.stat_result | None:
-    try:
-        return path.lstat()  # a link at the target is a person's, never followed
-    except FileNotFoundError:
-        return None
-
-
-def _unlink_quiet(path: Path) -> None:
-    try:
-        path.unlink()
-    except OSError:
-        pass
-
-
-def _hide_on_windows(path: Path) -> None:
-    if sys.platform == "win32":  # pragma: no cover - mypy checks this branch only with --platform win32
-        import ctypes
-
-        ctypes.windll.kernel32.SetFileAttributesW(str(path), 0x02)

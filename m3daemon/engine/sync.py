@@ -33,9 +33,10 @@ from m3daemon.engine.context import (
 )
 from m3daemon.engine.conversions import Prepared, wanted_convertibles
 from m3daemon.engine.conversions import prepare as prepare_conversions
-from m3daemon.engine.executor import Executor, Outcome, Progress
+from m3daemon.engine.executor import Executor
 from m3daemon.engine.readiness import META_KEY as READINESS_META
 from m3daemon.engine.readiness import wanted_by_date
+from m3daemon.engine.results import Outcome, Progress
 from m3daemon.errors import AnotherSyncRunning, ErrorInfo, LockHeld, M3Error, MassDeletionRefused
 from m3daemon.i18n import _, ngettext
 from m3daemon.local.locks import FileLock
