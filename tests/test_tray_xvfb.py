@@ -5,13 +5,16 @@ The tray runs in a subprocess (pystray chooses its backend when imported, so DIS
 must be set before that), with a fake DaemonControl whose ``update_now`` writes a marker file,
 turns the congregation to "syncing" until the test says so, then back to "up to date".
 
-* ``appindicator`` (what ``start_tray`` picks first when PyGObject is there): with no
+* ``appindicator`` (what ``run_tray`` picks first when PyGObject is there): with no
   StatusNotifier host it falls back to an XEMBED icon. It has no default action: a left click
   opens the menu, and the keyboard chooses its first item, *Update media folders now*.
 * ``gtk``: a left click is the default action, *Update media folders now*.
 
 Both check the icon on the screen: green (up to date) → blue (syncing) → green, by reading
-pixels of the icon's window. The appindicator run saves a screenshot of the open menu; with
+pixels of the icon's window. The app's pystray Icon is instrumented: its ``run()`` and every
+icon, title, menu, visibility, notification and stop call must happen on the main thread (what
+macOS requires; see m3daemon/tray/loop.py), for gtk, appindicator and xorg, and through SIGTERM,
+the menu's Quit, and ``m3daemon quit`` to the real daemon. The appindicator run saves a screenshot of the open menu; with
 ``M3DAEMON_UPDATE_SCREENSHOTS=1`` it is copied to ``docs/screenshots/tray-menu.png``.
 
 Needs the Debian packages xvfb, xdotool, trayer, dbus-daemon, gir1.2-gtk-3.0,
@@ -417,7 +420,7 @@ def test_click_update_now_syncs_and_the_icon_changes(tray_app: TrayApp, request:
     wanted = request.node.callspec.params["tray_app"]
     app = tray_app
     backend = app.wait_file("backend", 15, "the tray icon to come up")
-    assert backend == wanted, f"start_tray chose {backend!r}{app.log()}"
+    assert backend == wanted, f"run_tray chose {backend!r}{app.log()}"
     icon = app.icon_window()
     app.wait_colour(icon, SyncState.UP_TO_DATE)
     assert app.read("update_now") is None
