@@ -9,8 +9,10 @@ and tooltip name it, and once the file is let go the next update places it and t
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator
+from contextlib import redirect_stdout
 from pathlib import Path
 
 import httpx
@@ -19,6 +21,7 @@ from conftest import wait_until
 from member import Member, iso
 from servers import DavServer, make_tree
 
+from m3daemon.cli.info_cmds import _print_daemon_status
 from m3daemon.daemon.app import Daemon
 from m3daemon.engine.status import SyncState
 from m3daemon.tray.menu import build_menu, tooltip
@@ -105,6 +108,12 @@ def test_a_file_m3_is_showing_is_named_in_the_dashboard_and_the_tray_until_it_is
         assert sentence in page
         live = web.get("/c/0/status.json").json()
         assert live["waiting"] == [rel] and live["waiting_text"] == sentence
+
+        shown = io.StringIO()
+        with redirect_stdout(shown):  # `m3daemon status` with the daemon's own status JSON
+            _print_daemon_status({"pid": os.getpid(), "watcher": "off",
+                                  "congregations": [s.to_json() for s in daemon.statuses()]}, m.config, False)
+        assert f"  in use         {sentence}" in shown.getvalue()
 
         menu = [i.label for i in build_menu(daemon.statuses(), None)]
         assert f"In use, updated after the meeting: {rel}" in menu

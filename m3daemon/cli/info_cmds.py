@@ -87,7 +87,7 @@ def run_status(args: argparse.Namespace) -> int:
 
 def _print_daemon_status(live: dict[str, Any], cfg: Any, as_json: bool) -> int:
     """What the running daemon says, for this configuration (or every one it serves)."""
-    from m3daemon.engine.wording import files_text
+    from m3daemon.engine.wording import files_text, waiting_text
 
     congs = live["congregations"]
     if as_json:
@@ -107,6 +107,8 @@ def _print_daemon_status(live: dict[str, Any], cfg: Any, as_json: bool) -> int:
         if c.get("last_error"):
             rows.append(("problem", c["last_error"]["message"]))
             rows.append(("what to do", c["last_error"]["remedy"]))
+        if c.get("waiting"):  # files another program (M³ showing them) holds open
+            rows.append(("in use", waiting_text(c["waiting"])))
         for key, value in rows:
             print(f"  {key:<14} {value if value is not None else '-'}")
         _print_readiness(c.get("readiness") or [], c.get("held_for_meeting") or [], indent="  ")
