@@ -173,8 +173,9 @@ def program_argv(host: Host, spec: ServiceSpec) -> list[str]:
     Frozen (PyInstaller): the executable itself; on Windows its windowed twin ``m3daemonw.exe``
     when it is next to it (no console window at login); on macOS the ``m3daemon.app`` it is in
     (or next to), started with ``open -W -a``: LaunchServices starts a menu-bar program properly
-    (LSUIElement, its own process) and ``-W`` keeps ``open`` running as long as the program, so
-    launchd's KeepAlive still sees a crash. Otherwise the interpreter of this installation (a venv
+    (LSUIElement, its own process), and ``-W`` keeps ``open`` running as long as the program, so
+    the launchd job lasts as long as it does. (``open`` does not pass on the program's exit
+    status, so KeepAlive cannot tell a crash from a quit there; not verified on a Mac.) Otherwise the interpreter of this installation (a venv
     or pipx venv: its ``python`` link is kept, not resolved, or the venv would be left) with
     ``-m m3daemon``, which needs no console script on PATH. On Windows ``pythonw.exe`` instead of
     ``python.exe``: it has no console window.
