@@ -46,6 +46,12 @@ class M3Signal(Exception):
     """
 
 
+class DeadlineExceeded(M3Signal, TimeoutError):
+    """A request ran past its overall deadline (``remote/transport.py``): a server that drips its
+    answer never trips the per-read timeout. A ``TimeoutError``, so the transport reports it as a
+    read timeout; ``remote/http.py`` turns it into a plain-words error."""
+
+
 class Cancelled(M3Signal):
     """The sync was asked to stop; the staging file is kept for the next run to resume."""
 
@@ -266,6 +272,10 @@ class MassDeletionRefused(SyncError):
 
 class DiskFullError(SyncError):
     needs_person = True
+
+
+class TooLarge(ServerError):
+    """An answer went past one of the caps of ``remote/bounded.py`` (decoded size, entries, text)."""
 
 
 class UnservableFile(ServerError):

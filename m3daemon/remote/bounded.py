@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 
 import httpx
 
-from m3daemon.errors import ServerError
+from m3daemon.errors import ServerError, TooLarge
 from m3daemon.i18n import _
 from m3daemon.remote.http import DavSession, classify_status
 
@@ -31,10 +31,6 @@ MAX_SETTINGS_BYTES = 1024 * 1024
 MAX_ERROR_BODY = 64 * 1024
 
 _STEP = 1 << 20
-
-
-class TooLarge(ServerError):
-    """An answer went past one of the caps above."""
 
 
 def too_large(what: str, limit: int) -> TooLarge:

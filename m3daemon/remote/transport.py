@@ -36,6 +36,8 @@ from collections.abc import Iterable, Iterator
 import httpcore
 import httpx
 
+from m3daemon.errors import DeadlineExceeded
+
 DRAIN_BYTES = 1 << 20
 
 
@@ -84,11 +86,6 @@ def _core_errors(timeout_exc: type[Exception], other_exc: type[Exception]) -> It
 
 _scope = threading.local()
 DEADLINE_WORDS = "the request did not finish within"
-
-
-class DeadlineExceeded(TimeoutError):
-    """A request ran past its overall deadline: a server that drips its answer (a byte now and
-    then) never trips the per-read timeout, so each read waits at most until the deadline."""
 
 
 @contextlib.contextmanager
