@@ -178,6 +178,23 @@ def test_menu_shows_the_error_line() -> None:
     assert not line.enabled
 
 
+def test_menu_says_which_meeting_is_ready_and_what_a_running_meeting_holds(amsterdam: datetime) -> None:
+    ready = [{"text": "Thursday 19:00 — 12 of 12 files ready"}, {"text": "Sunday 10:00 — 3 of 4 files ready"},
+             {"text": "Thursday 19:00 — not listed yet"}]
+    held = [{"path": "2026-12-03/Talk.mp4", "change": "replace", "until": "2026-12-03T21:00:00+01:00"},
+            {"path": "2026-12-03/Old.jpg", "change": "delete", "until": "2026-12-03T21:00:00+01:00"}]
+    items = build_menu([status(readiness=ready, held_for_meeting=held)], None, now=amsterdam)
+    shown = labels(items)
+    assert "Thursday 19:00 — 12 of 12 files ready" in shown and "Sunday 10:00 — 3 of 4 files ready" in shown
+    assert "Thursday 19:00 — not listed yet" not in shown  # the next two meetings only
+    line = next(i for i in items if i.label.startswith("2 changes wait until the meeting ends"))
+    assert not line.enabled and "21:00" in line.label
+    apply = find(items, "Apply them now, during the meeting")
+    assert apply.enabled and apply.action == Action(ActionKind.APPLY_HELD, "East")
+    # without held changes, no such item
+    assert "Apply them now, during the meeting" not in labels(build_menu([status(readiness=ready)], None))
+
+
 def test_menu_several_congregations(amsterdam: datetime) -> None:
     east = status("East", last_sync="2024-07-17T16:05:00+00:00")
     west = status("West", SyncState.SYNCING, progress=ProgressView(3, 10))
