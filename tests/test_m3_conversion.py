@@ -70,9 +70,9 @@ def cong(wsgidav_server: DavServer) -> Path:
     return root
 
 
-def member(server: DavServer, home: Path, layout: str = "watch") -> Member:
+def member(server: DavServer, home: Path, layout: str = "watch", **prefs: object) -> Member:
     return Member.create(home, server.url, FOLDER, server.username, server.password, server.ca_file,
-                         layout=layout, name=f"m-{layout}")
+                         layout=layout, name=f"m-{layout}", prefs=prefs or None)
 
 
 def test_pdf_svg_and_heic_become_the_images_m3_24_made(
@@ -113,13 +113,19 @@ def test_a_file_that_cannot_be_converted_is_reported_and_the_rest_arrives(
     wsgidav_server: DavServer, cong: Path, isolated_env: Path
 ) -> None:
     (cong / "Media" / D.isoformat() / "Broken.pdf").write_bytes(b"%PDF-1.4 this is not a PDF")
-    m = member(wsgidav_server, isolated_env)
+    m = member(wsgidav_server, isolated_env, **{"meeting.mwDay": D.weekday(), "meeting.mwStartTime": "19:00"})
     code, result = m.update_json()
     assert code == 1 and result["failed"] == 1
     [err] = [e for e in result["errors"] if "Broken.pdf" in e["path"]]
     assert "Broken.pdf cannot be converted into images for M³" in err["message"]
     assert "upload images instead" in err["remedy"]
     assert (m.media / D.isoformat() / "Slides-02.png").is_file()
+    # readiness names it; and the same broken version is not downloaded again
+    status = json.loads(m.cli("status", "--json").stdout)
+    day_ready = next(r for r in status["readiness"] if r["date"] == D.isoformat())
+    assert day_ready["missing"] == ["Broken.pdf"] and not day_ready["complete"]
+    code, again = m.update_json()
+    assert code == 1 and again["failed"] == 1 and again["downloaded"] == 0
 
 
 def test_the_classic_layout_keeps_the_originals_for_m3_24_to_convert(

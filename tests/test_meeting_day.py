@@ -10,7 +10,7 @@ import json
 import os
 import threading
 import time as clock
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -242,3 +242,34 @@ def test_the_dashboard_shows_what_is_held_and_ready_and_applies_when_asked(
     finally:
         daemon.shutdown()
     assert hall.files() == {f"{D}/Talk.mp4": b"v2" * 700, f"{D}/Notes.docx": b"PK\x03\x04 notes"}
+
+
+def test_the_changes_held_for_a_meeting_are_applied_by_a_sync_at_its_end(tmp_path: Path) -> None:
+    """The daemon plans one sync for the end of the meeting when a sync held changes back."""
+    from dataclasses import replace as with_
+
+    from m3daemon.daemon.runner import CongregationRunner
+    from m3daemon.engine.clock import system_time
+    from m3daemon.settings.config import default_config
+    from m3daemon.settings.values import ConnectionConfig
+
+    cfg = with_(default_config(tmp_path / "c.toml"),
+                connection=ConnectionConfig(url="https://dav.example.org", username="av", folder="/Cong"))
+    ends = system_time() + timedelta(seconds=0.5)
+    calls: list[dict[str, Any]] = []
+
+    def sync(cfg: Any, **kw: Any) -> SyncReport:
+        calls.append(kw)
+        held = [{"path": "2026-12-03/Talk.mp4", "change": "replace", "until": ends.isoformat()}] if len(calls) == 1 else []
+        return SyncReport(held_for_meeting=held)
+
+    runner = CongregationRunner(cfg, sync_fn=sync)
+    runner.start()
+    try:
+        assert runner.wait_for(runner.request_sync("poll"), timeout=5)
+        assert runner.status().held_for_meeting
+        assert runner.wait_for(2, timeout=5)  # nobody asked: the meeting's end did
+    finally:
+        runner.stop()
+    assert len(calls) == 2 and runner.last_result is not None and runner.last_result["reason"] == "after-meeting"
+    assert not runner.status().held_for_meeting

@@ -121,6 +121,7 @@ class Plan:
     # server files to convert whose images are not made yet (their remote paths), and the names
     # M³ 25+ will not show (date folder path -> names): for the warnings
     unconverted: set[str] = field(default_factory=set)
+    unconverted_targets: list[str] = field(default_factory=list)  # where their images should be
     unshowable: list[str] = field(default_factory=list)
 
     @property
@@ -291,7 +292,10 @@ def _wanted(
             if n == SECTION_ORDER:
                 continue
             if conversions is not None and conversion_of(n):
-                made.extend(_images_of(want, conversions, plan))
+                images = _images_of(want, conversions, plan)
+                if not images:
+                    plan.unconverted_targets.append(join(directory, n))
+                made.extend(images)
                 continue
             if layout.kind == "watch" and not m3_shows(n):
                 plan.unshowable.append(join(directory, n))

@@ -29,7 +29,9 @@ META_KEY = "readiness"
 def wanted_by_date(plan: Plan, layout: Layout, meeting_days: list[Any]) -> dict[str, list[str]]:
     """Per meeting date (ISO), every file its folder should hold after this plan, placed or not."""
     folders = {layout.date_dir(d): d.isoformat() for d in meeting_days}
-    paths = [r.path for r in plan.keep] + [a.target for a in plan.actions if isinstance(a, (Fetch, Copy))]
+    # a file whose images could not be made counts as missing under its own name
+    paths = ([r.path for r in plan.keep] + [a.target for a in plan.actions if isinstance(a, (Fetch, Copy))]
+             + plan.unconverted_targets)
     out: dict[str, list[str]] = {iso: [] for iso in folders.values()}
     for p in paths:
         iso = folders.get(p.rpartition("/")[0])
