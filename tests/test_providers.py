@@ -64,8 +64,15 @@ def test_app_password_notes(provider_id: str) -> None:
     assert "app password" in get_provider(provider_id).note
 
 
-def test_self_hosted_note_mentions_the_ca_file() -> None:
-    assert "CA file" in get_provider("self-hosted").note
+def test_self_hosted_note_speaks_of_fingerprint_pinning_as_setup_does() -> None:
+    note = get_provider("self-hosted").note
+    assert "fingerprint" in note and "pins" in note and "invitation" in note
+    assert "ca.pem" not in note and "copy" not in note.lower()
+
+
+def test_no_provider_note_shows_markup() -> None:
+    """Notes are shown as they are, in a terminal and on the dashboard: no Markdown backticks."""
+    assert all("`" not in p.note for p in PROVIDERS)
 
 
 def test_folder_for_fills_the_user_name() -> None:

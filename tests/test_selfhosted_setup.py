@@ -93,3 +93,73 @@ def test_the_server_can_be_installed_to_start_at_login(tmp_path: Path) -> None:
     assert f"-m m3daemon server run {root}" in plan.stdout
     st = m3("service", "status", "--server", str(root), "--json")
     assert json.loads(st.stdout)["installed"] is False
+
+
+def second_computer(home: Path) -> dict[str, str]:
+    """The environment of another computer: its own home, configuration, state and keyring file."""
+    env = {"HOME": str(home)}
+    for var, sub in (("XDG_CONFIG_HOME", ".config"), ("XDG_DATA_HOME", ".local/share"),
+                     ("XDG_STATE_HOME", ".local/state"), ("XDG_CACHE_HOME", ".cache")):
+        (home / sub).mkdir(parents=True, exist_ok=True)
+        env[var] = str(home / sub)
+    return env
+
+
+def test_an_invitation_sets_up_a_second_computer_that_then_syncs(server: ServerHandle, isolated_env: Path,
+                                                                 tmp_path: Path) -> None:
+    assert setup(server, isolated_env, COORD, "--ca-fingerprint", fingerprint(server), "--name", "Springfield North",
+                 config="coord.toml").returncode == 0
+    coord = ["--config", str(isolated_env / "coord.toml")]
+    talk = isolated_env / "talk.jpg"
+    talk.write_bytes(b"talk-image")
+    assert m3(*coord, "media", "add", iso(1), str(talk), "--prefix", "01").returncode == 0
+    made = m3(*coord, "invite", "create", "--username", MEMBER[0], "--out", str(tmp_path / "north.m3invite"),
+              "--qr", str(tmp_path / "north.png"), "--json")
+    assert made.returncode == 0, made.stderr
+    inv = json.loads(made.stdout)
+    assert inv["code"].startswith("M3I1-") and inv["ca_sha256"] == fingerprint(server)
+    assert inv["password"] is False and MEMBER[1] not in (tmp_path / "north.m3invite").read_text()
+    assert (tmp_path / "north.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    other = second_computer(tmp_path / "other")
+    media = tmp_path / "other" / "media"
+    joined = m3("setup", "--invite", inv["code"], "--media-dir", str(media), "--password-stdin",
+                stdin=MEMBER[1] + "\n", env=other)
+    assert joined.returncode == 0, joined.stderr
+    assert "Folder to Watch" in joined.stdout
+    done = m3("update", "--json", env=other)
+    assert done.returncode == 0, done.stderr
+    assert (media / iso(1) / "01 - talk.jpg").read_bytes() == b"talk-image"
+    shown = m3("status", "--json", env=other)
+    assert json.loads(shown.stdout)["congregation"] == "Springfield North"
+
+
+def test_an_invitation_with_a_typo_is_refused_and_nothing_is_saved(server: ServerHandle, isolated_env: Path) -> None:
+    assert setup(server, isolated_env, COORD, "--ca-fingerprint", fingerprint(server), config="coord.toml").returncode == 0
+    code = json.loads(m3("--config", str(isolated_env / "coord.toml"), "invite", "create", "--out",
+                         str(isolated_env / "x.m3invite"), "--json").stdout)["code"]
+    i = len(code) // 2
+    typo = code[:i] + ("A" if code[i] != "A" else "B") + code[i + 1:]
+    proc = m3("--config", str(isolated_env / "member.toml"), "setup", "--invite", typo, "--username", MEMBER[0],
+              "--password-stdin", stdin=MEMBER[1] + "\n")
+    assert proc.returncode == 2
+    assert "typo" in proc.stderr
+    assert not (isolated_env / "member.toml").exists()
+
+
+def test_in_a_terminal_an_invitation_asks_only_for_the_password(server: ServerHandle, isolated_env: Path,
+                                                                 tmp_path: Path) -> None:
+    from terminal import Terminal
+
+    assert setup(server, isolated_env, COORD, "--ca-fingerprint", fingerprint(server), config="coord.toml").returncode == 0
+    invite = tmp_path / "north.m3invite"
+    assert m3("--config", str(isolated_env / "coord.toml"), "invite", "create", "--username", MEMBER[0],
+              "--out", str(invite)).returncode == 0
+    term = Terminal(["--config", str(isolated_env / "member.toml"), "setup", "--invite", str(invite),
+                     "--media-dir", str(tmp_path / "media")])
+    before = term.ask("Password", MEMBER[1])
+    assert "Invitation to coord" in before and "Server address" not in before and "User name" not in before
+    term.expect("Pinned")
+    term.expect("Saved")
+    assert term.finish() == 0, term.seen
+    assert "Server address" not in term.seen and "User name" not in term.seen

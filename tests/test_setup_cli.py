@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import pty
-import select
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from servers import DavServer, ServerPool, make_tree
+from terminal import Terminal
 
 from m3daemon.local.paths import config_dir
 
@@ -88,51 +86,44 @@ def test_setup_refuses_plain_http(isolated_env: Path) -> None:
     assert "https://" in proc.stderr
 
 
-def test_setup_in_a_terminal_asks_for_everything(wsgidav_server: DavServer, isolated_env: Path) -> None:
-    (wsgidav_server.root / "Cong").mkdir()
-    answers = {
-        "Provider": "",  # type the address ourselves
-        "Server address": wsgidav_server.url,
-        "User name": wsgidav_server.username,
-        "Congregation sync folder": "/dav/Cong",
-        "Local media folder": str(isolated_env / "media"),
-        "Password": wsgidav_server.password,
-        # the server has no date folder to read it from, so setup asks
-        "Language of weekday names": "fr",
-    }
-    env = dict(os.environ)
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: setup in a terminal
-        os.execve(sys.executable, [sys.executable, "-m", "m3daemon", "setup", "--ca-file",
-                                   str(wsgidav_server.ca_file)], env)
-    seen, pending = b"", dict(answers)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 1)
-        if not ready:
-            continue
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        seen += chunk
-        tail = seen.decode(errors="replace").rsplit("\n", 1)[-1]
-        for prompt, answer in list(pending.items()):
-            if prompt in tail and tail.rstrip().endswith(":"):
-                os.write(fd, answer.encode() + b"\n")
-                del pending[prompt]
-                seen += b"\n"
-                break
-    _, status = os.waitpid(pid, 0)
-    out = seen.decode(errors="replace")
-    assert os.waitstatus_to_exitcode(status) == 0, out
-    assert not pending, f"never asked: {list(pending)}\n{out}"
-    assert "Connected" in out
+def test_setup_in_a_terminal_asks_again_for_each_wrong_answer(wsgidav_server: DavServer, isolated_env: Path) -> None:
+    """Each wrong answer is asked again on the spot, the others kept; a wrong folder opens a browser
+    on the connection being typed; a folder one level too deep is flagged with the right one."""
+    make_tree(wsgidav_server.root, {"Cong/Media/Recurring/y.jpg": b"y", "Other/readme.txt": b"r"})
+    host_port = wsgidav_server.url.removeprefix("https://")
+    term = Terminal(["setup", "--ca-file", str(wsgidav_server.ca_file)])
+    term.ask("Provider (number", "")
+    term.ask("Server address:", "http://" + host_port)
+    assert "https://" in term.ask("Server address:", host_port)  # said why, asked again; https:// is added
+    term.ask("User name:", "nobody")
+    term.ask("Congregation sync folder on the server:", "/dav/Nope")
+    term.ask("The congregation's name", "")
+    assert "This is needed." in term.ask("The congregation's name", "Springfield North")
+    term.ask("Local media folder", str(isolated_env / "media"))
+    term.ask("Password", "wrong-password")
+    said = term.ask("User name [nobody]:", wsgidav_server.username)  # the wrong account: name kept as default
+    assert "user name or password" in said
+    term.ask("Password", wsgidav_server.password)
+    listing = term.expect("Number to open")
+    assert "/dav/Nope" in listing and "Folders in /dav:" in listing  # the browser starts where it can
+    number = next(line.split(".")[0].strip() for line in listing.splitlines() if line.strip().endswith(". Cong"))
+    term.answer(number)
+    inside = term.expect("Number to open")
+    assert "Folders in /dav/Cong:" in inside and "Media" in inside
+    term.answer("1")  # into Media: one level too deep
+    term.ask("Enter to choose /dav/Cong/Media", "")
+    hint = term.ask("Use /dav/Cong instead? [Y/n]", "")
+    assert "the Media folder itself" in hint
+    term.ask("Language of weekday names", "")
+    term.expect("Saved")
+    rest = term.seen[term.pos:]
+    status = term.finish()
+    out = term.seen
+    assert status == 0, out
     assert wsgidav_server.password not in out
-    assert (config_dir() / "config.toml").exists()
-    assert 'app.localAppLang" = "fr"' in (config_dir() / "config.toml").read_text()
+    assert "Folder to Watch" in out + rest and str(isolated_env / "media") in out
+    saved = (config_dir() / "config.toml").read_text()
+    assert 'folder = "/dav/Cong"' in saved and 'name = "Springfield North"' in saved
 
 
 def test_providers_lists_the_presets_with_app_password_notes() -> None:

@@ -21,6 +21,7 @@ from m3daemon.i18n import _, _l
 # command -> (module, function, help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "setup": ("m3daemon.cli.setup_cmd", "add_parser", _l("connect to the congregation's WebDAV folder")),
+    "invite": ("m3daemon.cli.invite_cmd", "add_parser", _l("coordinator: invite a new computer (file, code, QR)")),
     "update": ("m3daemon.cli.update_cmd", "add_parser", _l("update the media folders now")),
     "status": ("m3daemon.cli.info_cmds", "add_status_parser", _l("show the sync state")),
     "settings": ("m3daemon.cli.info_cmds", "add_settings_parser", _l("show or change M³ settings")),

@@ -204,11 +204,20 @@ def run_cert(args: argparse.Namespace) -> int:
 def read_new_password(name: str) -> str:
     """Asked twice in a terminal; otherwise the first line of standard input."""
     if sys.stdin is not None and sys.stdin.isatty():
-        first = getpass.getpass(_("New password for {name}: ").format(name=name))
-        second = getpass.getpass(_("The same password again: "))
-        if first != second:
-            raise UsageError(_("The two passwords differ."), _("Run the command again."))
-        return first
+        from m3daemon.server.users import check_password_policy
+
+        for _attempt in range(3):  # a wrong answer is asked again on the spot, checked as typed
+            first = getpass.getpass(_("New password for {name}: ").format(name=name))
+            try:
+                check_password_policy(first)
+            except UsageError as err:
+                print(err.message, err.remedy or "", file=sys.stderr)
+                continue
+            second = getpass.getpass(_("The same password again: "))
+            if first == second:
+                return first
+            print(_("The two passwords differ; type them again."), file=sys.stderr)
+        raise UsageError(_("No password was set."), _("Run the command again."))
     line = sys.stdin.readline() if sys.stdin is not None else ""
     if not line:
         raise UsageError(_("No password on standard input."),

@@ -101,8 +101,10 @@ PROVIDERS: tuple[Provider, ...] = (
         url=f"https://{HOST_PLACEHOLDER}:8443",
         folder="/",
         note=_l(
-            "For a server started with `m3daemon server`: its certificate is signed by its own CA, so copy "
-            "the server's CA file (ca.pem) to this computer and give it as the CA file."
+            "For a server started with m3daemon server: it has its own certificate authority. Setup shows "
+            "that authority's fingerprint and pins it once you confirm it matches the one the server's "
+            "coordinator gave you (m3daemon server info shows it). Easiest: set up from the coordinator's "
+            "invitation, which carries it."
         ),
     ),
 )

@@ -3,9 +3,10 @@ https only, the origin normalised, a path in the address turned into a prefix of
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from m3daemon.errors import InsecureURLError
+from m3daemon.errors import ConfigError, InsecureURLError
 from m3daemon.i18n import _
 from m3daemon.settings.checker import _Checker, _show
 from m3daemon.settings.values import LOOPBACK_HOSTS
@@ -119,3 +120,24 @@ def _join_folder(prefix: list[str], folder: str | None, checker: _Checker) -> st
     return "/" + "/".join(segments)
 
 
+
+
+class _TypedChecker(_Checker):
+    """The same rules for an address typed in setup: the message speaks of the answer, not of a file."""
+
+    def __init__(self) -> None:
+        super().__init__(Path("setup"))
+
+    def error(self, where: str, problem: str, cls: type[ConfigError] = ConfigError) -> ConfigError:
+        return cls(_("The server address is not right: {problem}.").format(problem=problem.rstrip(".")),
+                   _("Type it again, for example https://cloud.example.org or https://192.168.1.10:8443."))
+
+
+def check_address(raw: str, *, allow_loopback: bool = False) -> str:
+    """An address as typed in setup, checked at once: a bare host name gets ``https://`` in front,
+    anything else must be https:// (``InsecureURLError``) with a host and a valid port."""
+    text = raw.strip()
+    if text and "://" not in text:
+        text = "https://" + text
+    origin, segments = _parse_url(text, allow_loopback, _TypedChecker())
+    return origin + ("/" + "/".join(segments) if segments else "")
