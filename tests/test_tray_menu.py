@@ -619,6 +619,27 @@ def test_stop_from_another_thread_ends_every_thread() -> None:
     h.tray.notify("t", "m")
 
 
+def test_a_stop_before_the_loop_is_up_still_ends_the_loop() -> None:
+    """Quit while the icon is starting: run() must still return (it raises: no icon was shown)."""
+    h = Harness(FakeControl([status()]))
+    h.tray.stop()  # before run(): nothing to hand the stop to yet
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            h.tray.run()
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - recorded for the assertion
+            outcome.append(exc)
+
+    loop = threading.Thread(target=run, name="fake-main", daemon=True)
+    loop.start()
+    loop.join(5)
+    assert not loop.is_alive(), "run() did not return: the early stop was lost"
+    assert len(outcome) == 1 and isinstance(outcome[0], tray_mod.TrayUnavailable)
+    assert h.icon.off_loop == []
+
+
 def test_a_failing_action_does_not_end_the_tray(harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
     def boom(name: str | None = None) -> None:
         raise RuntimeError("boom")

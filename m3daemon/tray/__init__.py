@@ -293,16 +293,17 @@ class Tray:
             log.debug("releasing the pystray setup thread failed", exc_info=True)
 
     def _setup(self, icon: Any) -> None:
-        """Runs in pystray's setup thread once the loop is up; it must return (not a daemon)."""
-        if self._stopping.is_set():
-            return
+        """Runs in pystray's setup thread once the loop is up; it must return (not a daemon).
+
+        A stop that came before the loop was up (quit while the icon was starting) could not be
+        handed to the loop then: it is handed now, instead of showing the icon."""
         try:
             self._loop.bind(wake_for(self.backend, icon, self._loop), self._loop_ident)
         except Exception as exc:  # noqa: BLE001 - any failure: this backend cannot run here
             self._setup_error = exc
             self._loop_failed()
             return
-        if not self._loop.call_soon(self._show):
+        if not self._loop.call_soon(self._stop_icon if self._stopping.is_set() else self._show):
             self._loop_failed()
 
     def _loop_failed(self) -> None:
