@@ -25,7 +25,7 @@ EXTRACT_ARGS = ["-F", str(LOCALE / "babel.cfg"), "-k", "_l", "-k", "ngettext:1,2
 # The languages the project translates completely (issue 15); others may be partial.
 COMPLETE = ("de", "es", "fr", "it", "ja", "ko", "nl", "pl", "pt_BR", "ru")
 
-_PERCENT = re.compile(r"%(?:\((\w+)\))?[-#0 +]*\d*(?:\.\d+)?([srdifxXeEgGc%])")
+_PERCENT = re.compile(r"%(?:\((\w+)\))?[-#0+]*\d*(?:\.\d+)?([srdifxXeEgGc%])")
 
 
 def read(path: Path) -> Catalog:
