@@ -61,7 +61,7 @@ from m3daemon.local.safefs import (
 )
 from m3daemon.local.space import SpaceBudget
 from m3daemon.remote.http import DavSession
-from m3daemon.remote.transfer import Limiter, discard_resume, download, local_error, unservable
+from m3daemon.remote.transfer import Limiter, download, local_error, unservable
 
 log = logging.getLogger(__name__)
 
@@ -301,7 +301,7 @@ class Executor:
         except OSError as exc:
             unlink_quiet(part)
             raise local_error(exc, part) from exc
-        discard_resume(part)
+        # (no resume sidecar is left: the fast path removed a large file's when it checked it)
         return self._place(part, action.target, action.existing, action.here, action.remote.version,
                            "/".join(action.remote.parts), action.remote.modified)
 
