@@ -101,6 +101,11 @@ def test_pdf_svg_and_heic_become_the_images_m3_24_made(
     assert again.bytes < 4000  # the listing only, no file body
     assert {p.name: p.stat().st_ino for p in (m.media / ".m3daemon" / "converted").rglob("*")} == before
 
+    # what `m3daemon update` prints
+    proc = m.cli("update")
+    assert proc.returncode == 0, proc.stderr
+    assert f"M³ 25+ does not show {D}/Notes.docx" in proc.stdout + proc.stderr
+
     # a new version with one page: page 1 replaced, page 2 gone
     bump(cong / "Media" / D.isoformat() / "Slides.pdf", pdf([(842, 595)]))
     third = m.update(allow_deletions=True)
