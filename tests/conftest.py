@@ -112,6 +112,10 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempP
     for var in ("LANGUAGE", "LC_ALL", "LC_MESSAGES"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("LANG", "C.UTF-8")
+    # A command run in-process sets the process's language (m3daemon.i18n.set_language): put it back.
+    from m3daemon import i18n
+
+    monkeypatch.setattr(i18n, "_process_language", i18n.SOURCE_LANGUAGE)
     for var, sub in (
         ("XDG_CONFIG_HOME", ".config"),
         ("XDG_DATA_HOME", ".local/share"),

@@ -217,13 +217,14 @@ def test_publish_forces_this_computers_own_values(dav_server: DavServer, isolate
     c = Member.create(isolated_env, dav_server.url, FOLDER, dav_server.username, dav_server.password,
                       dav_server.ca_file, name="publisher",
                       prefs={"meeting.mwDay": 3, "meeting.mwStartTime": "19:30", "app.localAppLang": "fr"})
-    ok(c, "settings", "publish", "meeting.mwDay", "meeting.mwStartTime", "media.lang")
+    # This computer's M³ speaks French, and so would m3daemon's messages: these checks read English.
+    ok(c, "--lang", "en", "settings", "publish", "meeting.mwDay", "meeting.mwStartTime", "media.lang")
     assert json.loads((cong(dav_server) / "forcedPrefs.json").read_text()) == {
         "media": {"lang": "E"}, "meeting": {"mwDay": 3, "mwStartTime": "19:30"}}
-    assert "nothing was written" in ok(c, "settings", "publish", "meeting.mwDay")
-    rc, _out, err = run(c, "settings", "publish", "meeting.weDay")  # not set here
+    assert "nothing was written" in ok(c, "--lang", "en", "settings", "publish", "meeting.mwDay")
+    rc, _out, err = run(c, "--lang", "en", "settings", "publish", "meeting.weDay")  # not set here
     assert rc == 2 and "not set on this computer" in err
-    rc, _out, err = run(c, "settings", "publish", "app.localAppLang")  # never forcable
+    rc, _out, err = run(c, "--lang", "en", "settings", "publish", "app.localAppLang")  # never forcable
     assert rc == 2 and "may force" in err
 
 
