@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from m3daemon.engine.context import Context
+from m3daemon.engine.wording import long_time
 from m3daemon.errors import ExitCode, LockedSettingError, UsageError
 from m3daemon.i18n import _, ngettext
 
@@ -76,9 +77,18 @@ def run_status(args: argparse.Namespace) -> int:
         return int(ExitCode.OK)
     if cfg.connection is None:
         print(_("Congregation sync is not set up. Run `m3daemon setup`."))
-    for key, value in info.items():
-        if key != "readiness":
-            print(f"{key:<20} {value if value is not None else '-'}")
+    last = meta.get("last_result")
+    rows = [
+        (_("Congregation"), cfg.name),
+        (_("Server"), f"{cfg.connection.url}{cfg.connection.folder}" if cfg.connection else None),
+        (_("Media folder"), str(cfg.local.media_dir)),
+        (_("Layout"), _("M³ 25+ Folder to Watch") if cfg.local.layout == "watch" else _("M³ 22–24 (classic)")),
+        (_("Last sync"), long_time(meta.get("last_sync")) or _("not yet")),
+        (_("Result"), {"ok": _("everything in place"), "partial": _("some files are missing")}.get(str(last), last)),
+        (_("Next meeting"), long_time(upcoming[0].start.isoformat()) if upcoming else None),
+        (_("m3daemon in the background"), _("not running")),
+    ]
+    _print_rows(rows)
     _print_readiness([r.to_json() for r in ready], [])
     if not days.known:
         print(_("Meeting days are not set: recurring media go only into dates with their own media."))
@@ -87,7 +97,8 @@ def run_status(args: argparse.Namespace) -> int:
 
 def _print_daemon_status(live: dict[str, Any], cfg: Any, as_json: bool) -> int:
     """What the running daemon says, for this configuration (or every one it serves)."""
-    from m3daemon.engine.wording import files_text, waiting_text
+    from m3daemon.engine.status import SyncState
+    from m3daemon.engine.wording import files_text, state_label, waiting_text
 
     congs = live["congregations"]
     if as_json:
@@ -98,21 +109,30 @@ def _print_daemon_status(live: dict[str, Any], cfg: Any, as_json: bool) -> int:
     print(_("m3daemon is running (process {pid}).").format(pid=live["pid"]))
     for c in congs:
         print()
-        print(f"{c['name']}  [{c['state']}]")
-        rows = [("media_dir", c["media_dir"]), ("last_sync", c["last_sync"]), ("next_sync", c["next_sync"]),
-                ("next_meeting", c["next_meeting"])]
+        try:
+            state = state_label(SyncState(c["state"]))
+        except ValueError:
+            state = c["state"]
+        print(_("{name}: {state}").format(name=c["name"], state=state))
+        rows = [(_("Media folder"), c["media_dir"]), (_("Last sync"), long_time(c["last_sync"]) or _("not yet")),
+                (_("Next sync"), long_time(c["next_sync"])), (_("Next meeting"), long_time(c["next_meeting"]))]
         if c["state"] == "syncing":
             p = c["progress"]
-            rows.append(("progress", files_text(p["done_files"], p["total_files"])))
+            rows.append((_("Progress"), files_text(p["done_files"], p["total_files"])))
         if c.get("last_error"):
-            rows.append(("problem", c["last_error"]["message"]))
-            rows.append(("what to do", c["last_error"]["remedy"]))
+            rows.append((_("Problem"), c["last_error"]["message"]))
+            rows.append((_("What to do"), c["last_error"]["remedy"]))
         if c.get("waiting"):  # files another program (M³ showing them) holds open
-            rows.append(("in use", waiting_text(c["waiting"])))
-        for key, value in rows:
-            print(f"  {key:<14} {value if value is not None else '-'}")
+            rows.append((_("In use"), waiting_text(c["waiting"])))
+        _print_rows(rows, indent="  ")
         _print_readiness(c.get("readiness") or [], c.get("held_for_meeting") or [], indent="  ")
     return int(ExitCode.OK)
+
+
+def _print_rows(rows: list[tuple[str, Any]], indent: str = "") -> None:
+    width = max(len(label) for label, _value in rows)
+    for label, value in rows:
+        print(f"{indent}{label:<{width}}  {value if value not in (None, '') else '-'}")
 
 
 def _print_readiness(ready: list[dict[str, Any]], held: list[dict[str, str]], indent: str = "") -> None:

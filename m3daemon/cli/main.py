@@ -22,6 +22,9 @@ from m3daemon.i18n import _, _l
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "setup": ("m3daemon.cli.setup_cmd", "add_parser", _l("connect to the congregation's WebDAV folder")),
     "invite": ("m3daemon.cli.invite_cmd", "add_parser", _l("coordinator: invite a new computer (file, code, QR)")),
+    "history": ("m3daemon.cli.local_cmds", "add_history_parser", _l("what the last syncs changed on this computer")),
+    "forget": ("m3daemon.cli.local_cmds", "add_forget_parser",
+               _l("remove a congregation from this computer (its media stay unless asked)")),
     "update": ("m3daemon.cli.update_cmd", "add_parser", _l("update the media folders now")),
     "status": ("m3daemon.cli.info_cmds", "add_status_parser", _l("show the sync state")),
     "settings": ("m3daemon.cli.info_cmds", "add_settings_parser", _l("show or change M³ settings")),

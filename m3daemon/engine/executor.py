@@ -108,6 +108,7 @@ class Executor:
         failing = record.get_meta("failing")
         self.failing_before: dict[str, int] = failing if isinstance(failing, dict) else {}
         self.replaced = 0  # a person's (or edited) files moved to the trash to make room
+        self.trashed: list[tuple[str, str]] = []  # (path, reason) of those, for the sync's history
         # how long a replaced file stays away so that M³'s watcher sees unlink, then add
         self.replace_pause = replace_pause if replace_pause is not None else m3_replace_pause(
             str(media_dir), sys.platform)
@@ -158,6 +159,7 @@ class Executor:
                     log.debug("left %s in place: not empty", other.path)
         self._clean_staging(placing)
         out.conflicts += self.replaced
+        out.trashed.extend(self.trashed)
         for target in [p for p, _err in out.failed] + out.skipped:
             day = days.get(target)
             if day is not None:
@@ -399,6 +401,7 @@ class Executor:
                 self._trash(target)
                 with self._count_lock:
                     self.replaced += 1
+                    self.trashed.append((target_rel, "replaced"))
                 log.info("moved %s to the trash: the congregation's file replaces it", target_rel)
             self.record.note_pending(row)
             if current is None:
@@ -447,6 +450,7 @@ class Executor:
             if os.path.lexists(path):
                 self._trash(path)
                 out.conflicts += 1
+                out.trashed.append((action.path, action.reason))
                 log.info("moved %s to the trash (%s)", action.path, action.reason)
         except OSError as exc:
             out.failed.append((action.path, local_error(exc, path)))
@@ -464,6 +468,7 @@ class Executor:
                 return
             path.unlink()
             out.removed += 1
+            out.removed_paths.append(action.path)
         except FileNotFoundError:
             pass
         except OSError as exc:

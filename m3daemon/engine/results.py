@@ -50,3 +50,6 @@ class Outcome:
     failing: dict[str, int] = field(default_factory=dict)
     # date (ISO) -> the media files of that date that are not in place after this sync.
     missing: dict[str, list[str]] = field(default_factory=dict)
+    # For the sync's history: a person's files sent to the trash (path, reason code) and files removed.
+    trashed: list[tuple[str, str]] = field(default_factory=list)
+    removed_paths: list[str] = field(default_factory=list)

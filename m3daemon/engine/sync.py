@@ -22,7 +22,7 @@ from m3daemon.core.meetings import MeetingDays, meeting_dates
 from m3daemon.core.meetingtime import hold_for_meetings, running_meetings
 from m3daemon.core.model import FORCED_PREFS, CongregationFolder, RemoteFile, build_folder
 from m3daemon.core.planner import Conversions, Copy, Delete, Fetch, Plan, Trash, hold_mass_deletion, plan_sync
-from m3daemon.engine import freshness
+from m3daemon.engine import freshness, history
 from m3daemon.engine.context import (
     clock_for,
     endpoint_for,
@@ -474,6 +474,9 @@ def _update_locked(
         "locked_keys": sorted(m3prefs.locked_keys(cong.forced.values)),
         READINESS_META: wanted_by_date(plan, layout, meeting_dates(days, plan.window[0], plan.window[1])),
     })
+    entry = history.entry_for(plan, outcome, datetime.now(UTC))
+    if entry is not None:
+        record.add_history(entry)
     report.downloaded = outcome.downloaded + prepared.converted  # converted files were downloaded too
     report.copied = outcome.copied
     report.removed = outcome.removed

@@ -116,3 +116,19 @@ def short_time(iso: str | None, now: datetime | None = None) -> str | None:
     if abs(days) <= 6:
         return f"{weekday} {hm}"
     return f"{local.date().isoformat()} {hm}"
+
+
+def long_time(iso: str | None) -> str | None:
+    """An ISO time in words, in this computer's zone: "Tuesday, December 1, 2026 at 18:05"."""
+    if not iso:
+        return None
+    from m3daemon.i18n import day_text, time_text
+
+    parsed = _parse(iso)
+    if parsed is None:
+        return iso
+    dt, date_only = parsed
+    if date_only:
+        return day_text(dt.date())
+    local = dt.astimezone()
+    return _("{day} at {time}").format(day=day_text(local), time=time_text(local))

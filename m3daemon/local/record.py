@@ -24,6 +24,9 @@ from m3daemon.local.paths import ensure_private_dir
 
 log = logging.getLogger(__name__)
 
+#: How many syncs' changes the history keeps (``m3daemon history``, the dashboard's *What changed*).
+HISTORY_KEEP = 50
+
 RECORD_FILE = "record.sqlite"
 
 
@@ -42,6 +45,7 @@ CREATE TABLE IF NOT EXISTS pending (
     version TEXT NOT NULL, source TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS history (id INTEGER PRIMARY KEY AUTOINCREMENT, entry TEXT NOT NULL);
 """
 
 
@@ -156,6 +160,31 @@ class Record:
             db.execute("ROLLBACK")
             raise
         self._as_loaded = {r.path: r for r in rows}
+
+    def add_history(self, entry: dict[str, Any], keep: int = HISTORY_KEEP) -> None:
+        """Append one sync's changes; only the newest ``keep`` entries are kept."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("INSERT INTO history (entry) VALUES (?)", (json.dumps(entry, ensure_ascii=False),))
+            db.execute("DELETE FROM history WHERE id NOT IN (SELECT id FROM history ORDER BY id DESC LIMIT ?)",
+                       (keep,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def history(self, limit: int = HISTORY_KEEP) -> list[dict[str, Any]]:
+        """The newest entries first."""
+        out: list[dict[str, Any]] = []
+        for (text,) in self._db.execute("SELECT entry FROM history ORDER BY id DESC LIMIT ?", (limit,)):
+            try:
+                value = json.loads(text)
+            except ValueError:
+                continue
+            if isinstance(value, dict):
+                out.append(value)
+        return out
 
     def get_meta(self, key: str, default: Any = None) -> Any:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

@@ -123,3 +123,11 @@ def check_media_dir_unique(cfg: Config) -> None:
                 "inside, nor around another configuration's (set [local] media_dir in {path})."
             ).format(path=cfg.path),
         )
+
+
+def unregister_config(config_path: Path) -> None:
+    """Drop ``config_path`` from ``known-configs.json`` (after ``m3daemon forget``)."""
+    key = str(_absolute_path(config_path))
+    configs = {k: v for k, v in _read_registry().items() if k != key and Path(k).exists()}
+    data = json.dumps({"version": 1, "configs": dict(sorted(configs.items()))}, indent=2, ensure_ascii=False)
+    paths.write_private_file(known_configs_path(), (data + "\n").encode("utf-8"))
