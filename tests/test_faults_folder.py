@@ -30,7 +30,7 @@ from faulthelpers import (
 from faultproxy import Rule
 from fsmounts import Volume
 from member import day, iso, run_cli
-from servers import DavServer, make_tree
+from servers import DavServer, make_tree, skip_or_fail
 
 PREFS = {"meeting": {"mwDay": day(2).weekday(), "weDay": day(5).weekday()}}
 
@@ -213,7 +213,7 @@ def test_a_staging_folder_that_is_a_link_stops_the_sync_with_a_clear_error(
 def small_disk(folder: Path, size: str) -> Iterator[Path]:
     """A real file system of ``size`` (tmpfs; mounting needs root, as in CI)."""
     if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root (CI runs as root)")
+        skip_or_fail("mounting a small tmpfs needs root (CI runs as root)")
     folder.mkdir(parents=True)
     subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], check=True)
     try:
