@@ -39,6 +39,7 @@ class DripProxy(FaultProxy):
         super().__init__(upstream, ca_file)
         self.drip_when: Callable[[str, str], bool] = lambda method, path: False
         self.interval = 0.05
+        self.drip_head = True  # False: the status line and headers at once, then the body dripped
         self.stopping = threading.Event()
 
     def _reply(
@@ -53,7 +54,10 @@ class DripProxy(FaultProxy):
         raw = (head + f"Content-Length: {len(data)}\r\n\r\n").encode() + data
         h.close_connection = True
         try:
-            for i in range(len(raw)):
+            start = 0 if self.drip_head else raw.index(b"\r\n\r\n") + 4
+            h.wfile.write(raw[:start])
+            h.wfile.flush()
+            for i in range(start, len(raw)):
                 if self.stopping.wait(self.interval):
                     return
                 h.wfile.write(raw[i:i + 1])
@@ -303,3 +307,33 @@ def test_a_compression_or_size_bomb_is_stopped_at_its_cap_with_a_clear_error(
     assert words in proc.stderr, proc.stderr[-2000:]
     assert "MemoryError" not in proc.stderr
     assert m.files() == {f"{iso(1)}/good.jpg": b"good"}
+
+
+def test_a_listing_being_read_stops_when_the_sync_is_cancelled(wsgidav_server: DavServer, isolated_env: Path) -> None:
+    from m3daemon.errors import Cancelled
+
+    make_tree(cong(wsgidav_server), {f"Media/{iso(1)}/a.jpg": b"a"})
+    with proxy_for(wsgidav_server, DripProxy) as proxy:
+        assert isinstance(proxy, DripProxy)
+        m = proxied_member(proxy, wsgidav_server, isolated_env)
+        set_connection(m, timeout_seconds=5, request_deadline_seconds=600)
+        proxy.drip_head = False
+        proxy.drip_when = lambda method, path: method == "PROPFIND"
+        cancel, outcome = threading.Event(), []
+
+        def sync() -> None:
+            try:
+                outcome.append(m.update(cancel=cancel, retry=QUICK))
+            except Cancelled as exc:
+                outcome.append(exc)
+
+        worker = threading.Thread(target=sync)
+        worker.start()
+        wait_until("the listing to be under way", lambda: any(mt == "PROPFIND" for mt, _p, _s in proxy.log))
+        started = time.monotonic()
+        cancel.set()  # the daemon stops, or a person pauses
+        worker.join(timeout=10)
+        took = time.monotonic() - started
+    assert not worker.is_alive() and isinstance(outcome[0], Cancelled)
+    assert took < 2, f"the listing went on for {took:.1f}s after the cancel"
+    assert m.files() == {}
