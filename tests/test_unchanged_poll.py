@@ -12,6 +12,7 @@ import hashlib
 import re
 from pathlib import Path
 
+import pytest
 from faulthelpers import cong, file_responses, member_for, proxied_member
 from faultproxy import FaultProxy, Rule
 from member import Member, iso
@@ -19,6 +20,7 @@ from servers import DavServer, ServerPool, make_tree
 
 from m3daemon.engine.freshness import TRUST_AFTER
 from m3daemon.engine.sync import ListingCache, SyncReport
+from m3daemon.errors import CredentialsError
 
 
 def tree_tag(root: Path) -> bytes:
@@ -94,3 +96,23 @@ def test_a_folder_tag_that_missed_a_change_is_never_trusted(dav_server: DavServe
     assert report.listing in ("walk", "infinity")
     add_file(dav_server, "later")
     assert poll(m, cache).downloaded == 1
+
+
+def test_the_daemons_polls_keep_one_https_session_and_count_their_own_requests(
+    dav_server_pool: ServerPool, isolated_env: Path
+) -> None:
+    server = dav_server_pool.fresh("apache")
+    add_file(server, "a")
+    m = member_for(server, isolated_env)
+    cache = ListingCache()
+    first = poll(m, cache)
+    session = cache.session
+    assert session is not None
+    second = poll(m, cache)
+    assert cache.session is session, "the open connections are used again: no TLS handshakes"
+    # this poll's own requests (root, Media, the date folder), not the session's total
+    assert (first.requests, second.requests) == (5, 3)
+    m.password = "another-password"  # the password changed (setup): a new session with it
+    with pytest.raises(CredentialsError):
+        m.update(cache=cache)
+    assert cache.session is not session

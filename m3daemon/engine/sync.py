@@ -49,6 +49,7 @@ from m3daemon.remote.listing import Listing, list_tree, root_tag
 from m3daemon.remote.retry import RetryPolicy
 from m3daemon.remote.transfer import Limiter, limiter_for
 from m3daemon.settings.config import Config
+from m3daemon.settings.credentials import require_password
 from m3daemon.settings.registry import check_media_dir_unique
 
 log = logging.getLogger(__name__)
@@ -113,9 +114,26 @@ class Congregation:
 
 @dataclass
 class ListingCache:
-    """The last congregation read, kept by the daemon between syncs."""
+    """The last congregation read, kept by the daemon between syncs, and its HTTPS session (so a
+    poll reuses the open connections: no TLS handshakes)."""
 
     cong: Congregation | None = None
+    session: DavSession | None = None
+
+    def session_for(self, cfg: Config, retry: RetryPolicy | None) -> tuple[DavSession, bool]:
+        """The kept session when it is for the same server, account and password; else a new one
+        (kept when no special retry policy is asked for). Returns it and whether the caller closes it."""
+        if retry is not None:
+            return open_session(cfg, retry=retry), True
+        assert cfg.connection is not None
+        password = require_password(cfg.connection)
+        kept = self.session
+        if kept is not None and kept.endpoint == endpoint_for(cfg) and kept.password == password:
+            return kept, False
+        if kept is not None:
+            kept.close()
+        self.session = open_session(cfg, password=password)
+        return self.session, False
 
 
 def read_congregation(
@@ -319,7 +337,12 @@ def update(
     try:
         record = Record(record_path(cfg), repair=True)
         try:
-            with open_session(cfg, retry=retry) as session:
+            if cache is not None:
+                session, owned = cache.session_for(cfg, retry)
+            else:
+                session, owned = open_session(cfg, retry=retry), True
+            requests_before, bytes_before = session.stats.requests, session.stats.bytes_in
+            try:
                 session.cancel = cancel
                 cong = cache.cong if from_cache and cache is not None else None
                 if cong is None and cache is not None and cache.cong is not None:
@@ -335,8 +358,12 @@ def update(
                     limiter=limiter_for(bandwidth_limit_bps or _configured_limit(cfg)),
                     now=now.astimezone(clock.tz), during_meeting=during_meeting,
                 )
-                report.requests = session.stats.requests
-                report.bytes = session.stats.bytes_in
+                report.requests = session.stats.requests - requests_before
+                report.bytes = session.stats.bytes_in - bytes_before
+            finally:
+                session.cancel = None
+                if owned:
+                    session.close()
         finally:
             record.close()
     finally:
