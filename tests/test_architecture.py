@@ -4,7 +4,7 @@ Each rule reads the modules with ``ast`` (every import: at the top, inside funct
 ``if TYPE_CHECKING``), so a rule holds whatever path the code takes at run time.
 
 The folders of ``m3daemon/`` are its architecture. Below: ``core`` (pure), ``local``, ``settings``,
-``remote``, ``engine`` (a congregation's context, clock, sync, status and its wording) and
+``remote``, ``web`` (the front door of m3daemon's own web servers), ``engine`` (a congregation's context, clock, sync, status and its wording) and
 ``coordinator`` (the coordinator's tools). Above them the front-ends (``cli``, ``dashboard``,
 ``tray``, ``server``, ``service``, ``demo``) and ``daemon``, the host that runs the tray and the
 dashboard. A front-end does not import another front-end: what two of them share (the status
@@ -130,7 +130,7 @@ def test_the_core_rule_catches_a_forbidden_import_even_inside_a_function(tmp_pat
 FRONT_ENDS = frozenset({"cli", "dashboard", "tray", "server", "service", "demo"})
 HOST = "daemon"
 #: Below every front-end and the host: none of these imports either.
-BELOW = frozenset({"core", "local", "settings", "remote", "engine", "coordinator", "errors", "i18n"})
+BELOW = frozenset({"core", "local", "settings", "remote", "engine", "coordinator", "web", "errors", "i18n"})
 #: (importer, imported): the edges between front-ends that are the point of the importer, with why.
 FRONT_END_EDGES = {
     ("cli", "server"): "the CLI is the command line of the self-hosted server (`m3daemon server ...`)",

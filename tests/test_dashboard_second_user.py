@@ -20,6 +20,7 @@ import signal
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -167,3 +168,48 @@ def test_another_user_of_the_computer_reaches_nothing(computer: Hall, tmp_path: 
     with httpx.Client(trust_env=False) as web:
         assert web.post(base + "/login", data={"key": key.group(1)}).status_code == 200
         assert web.get(base + "/c/0/status").status_code == 200
+
+
+SLOW_CLIENTS = r'''
+import socket, sys, time
+port, count = int(sys.argv[1]), int(sys.argv[2])
+socks = []
+for _ in range(count):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    socks.append(s)
+print("open", flush=True)
+end = time.monotonic() + 4
+n = 0
+while time.monotonic() < end:
+    for s in socks:
+        try:
+            s.sendall(f"X-{n}: {n}\r\n".encode())
+        except OSError:
+            pass
+    n += 1
+    time.sleep(0.5)
+'''
+
+
+def test_another_user_cannot_stall_the_control_port(computer: Hall) -> None:
+    """20 connections from another account that send a request head a line at a time: the
+    owner's `status` still answers at once (their heads never reach cheroot's threads)."""
+    reason = _attacker_available()
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    m = computer.members[0]
+    client = computer.client(m)
+    port = client.info.port
+    slow = subprocess.Popen(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "/usr/bin/python3",
+                             "-I", "-c", SLOW_CLIENTS, str(port), "20"], stdout=subprocess.PIPE, text=True, cwd="/")
+    try:
+        assert slow.stdout is not None and slow.stdout.readline().strip() == "open"
+        for _ in range(3):
+            started = time.monotonic()
+            assert client.call("GET", "status")["congregations"]
+            assert time.monotonic() - started < 1.0
+    finally:
+        slow.wait(30)

@@ -3,7 +3,8 @@
 A small JSON API served on loopback only. Each configuration the daemon serves gets a 0600
 ``daemon.json`` in its state folder with the port and a random per-run token; a request without
 that token gets 403. Only the user (and root) can read the file, so only they can steer the
-daemon. The same WSGI server carries the dashboard (``ControlApp.fallback``, :mod:`m3daemon.dashboard`),
+daemon. The port is the front of :mod:`m3daemon.web.front` (plain HTTP), so slow clients cannot
+hold cheroot's threads. The same WSGI server carries the dashboard (``ControlApp.fallback``, :mod:`m3daemon.dashboard`),
 which has its own key and session checks.
 """
 
@@ -83,27 +84,76 @@ class ControlApp:
 
 
 class ControlServer:
-    """cheroot on 127.0.0.1 (or the host the user chose), in a thread of the daemon."""
+    """cheroot behind the front (:mod:`m3daemon.web.front`, plain HTTP) on 127.0.0.1 (or the host
+    the user chose), in threads of the daemon.
+
+    Without the front, anyone on the computer could stall the port: cheroot gives each request
+    being read one of its threads, so a dozen connections that send a header line a second kept
+    every caller (the CLI, the dashboard) waiting. The front reads request heads in its event
+    loop with a deadline; cheroot listens on a socket only this user can reach. Every local
+    client is 127.0.0.1, so there is no per-address cap here, only the total.
+    """
 
     def __init__(self, app: WsgiApp, host: str = "127.0.0.1", port: int = 0) -> None:
+        import os
+        import secrets
+        import socket
+        import tempfile
+
         from cheroot import wsgi
 
+        from m3daemon.web.front import Backend, Front, FrontLimits, listen
+
+        self._secret = secrets.token_urlsafe(32)
+        self._socket_dir: Path | None = None
+        if hasattr(socket, "AF_UNIX") and os.name == "posix":
+            self._socket_dir = Path(tempfile.mkdtemp(prefix="m3daemon-control-"))
+            bind: Any = str(self._socket_dir / "control.sock")
+        else:
+            bind = ("127.0.0.1", 0)
         # Enough threads that a long dashboard upload and a few image previews never keep the
         # CLI's requests waiting (idle keep-alive connections do not hold a thread).
-        self._server = wsgi.Server((host, port), app, numthreads=10)
+        self._server = wsgi.Server(bind, _FromFront(app, self._secret), numthreads=10, request_queue_size=256,
+                                   timeout=300)
         # The selector loop wakes this often: rarely, so an idle daemon costs nothing (stop waits up to 1 s).
         self._server.expiration_interval = 1.0
         self._server.prepare()
+        backend = Backend(path=bind) if isinstance(bind, str) else Backend(port=int(self._server.bind_addr[1]))
+        listener = listen(host, port)
+        self._front = Front(listener, None, backend, self._secret,
+                            FrontLimits(connections_per_address=512, max_connections=512), name="control-front")
         self.host = host
-        self.port = int(self._server.bind_addr[1])
+        self.port = int(listener.getsockname()[1])
         self._thread = threading.Thread(target=self._server.serve, name="control", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
+        self._front.start()
 
     def stop(self) -> None:
+        self._front.stop()
+        self._front.socket.close()
         self._server.stop()
         self._thread.join(timeout=5)
+        if self._socket_dir is not None:
+            import shutil
+
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+
+
+class _FromFront:
+    """The client's address from the front; a request that reached cheroot another way gets 403."""
+
+    def __init__(self, app: WsgiApp, secret: str) -> None:
+        self.app = app
+        self.secret = secret
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        from m3daemon.web.front import peer_from_front
+
+        if not peer_from_front(environ, self.secret):
+            return _json_response(start_response, 403, {"error": "not through the control port"})
+        return self.app(environ, start_response)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""``m3daemon server``: the congregation's own WebDAV server (WsgiDAV on cheroot, behind a TLS front).
+"""``m3daemon server``: the congregation's own WebDAV server (WsgiDAV on cheroot, behind the TLS front of :mod:`m3daemon.web.front`).
 
 It serves one congregation folder with real accounts: coordinators read and write, members only
 read. Modules:
@@ -11,7 +11,6 @@ read. Modules:
 ``users``       accounts: roles, scrypt hashes, the 0600 ``users.json``; checking passwords
 ``guard``       rate limit, brute-force throttle, size limits, access log, roles (WSGI middleware
                 and a WsgiDAV domain controller)
-``front``       TLS, deadlines and per-address caps in an asyncio loop, before cheroot (why: its docstring)
 ``app``         the WsgiDAV application on cheroot behind the front: :class:`ServerHandle`; the service spec
 ==============  ==================================================================================
 

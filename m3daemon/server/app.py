@@ -1,4 +1,4 @@
-"""Build the WsgiDAV application and run it on cheroot behind the TLS front (:mod:`.front`): :class:`ServerHandle`.
+"""Build the WsgiDAV application and run it on cheroot behind the TLS front (:mod:`m3daemon.web.front`): :class:`ServerHandle`.
 
 ``ServerHandle(DIR).start()`` serves the server folder in a background thread (``port=0`` picks a
 free port; ``.url``, ``.folder``, ``.ca_file``); ``.stop()`` ends it. ``m3daemon server run`` uses
@@ -110,16 +110,6 @@ def _url_host(host: str) -> str:
         return host
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    """The listening socket for ``host`` (an address, a name, "" / "0.0.0.0" or "::": every one)."""
-    if host == "::":
-        return socket.create_server(("::", port), family=socket.AF_INET6, backlog=1024,
-                                    dualstack_ipv6=socket.has_dualstack_ipv6())
-    infos = socket.getaddrinfo(host or "0.0.0.0", port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    family, _type, _proto, _name, address = infos[0]
-    return socket.create_server(address[:2], family=family, backlog=1024)
-
-
 def _raise_open_file_limit(wanted: int) -> None:
     """Each open connection is a file descriptor (two while a request runs); Linux allows 1024 by
     default. Raise the soft limit towards ``wanted`` where the hard limit allows it."""
@@ -204,7 +194,7 @@ class ServerHandle:
             return self
         from cheroot import wsgi
 
-        from m3daemon.server.front import Backend, Front, FrontLimits
+        from m3daemon.web.front import Backend, Front, FrontLimits, listen
 
         layout, s = self.layout, self.settings
         if renew_if_needed(layout, s):
@@ -222,7 +212,7 @@ class ServerHandle:
                     path=layout.settings_file),
             ) from exc
         try:
-            listener = _listen(s.host, s.port)
+            listener = listen(s.host, s.port)
         except OSError as exc:
             raise ServerStartError(
                 _("Cannot listen on {host} port {port}: {error}").format(host=s.host, port=s.port, error=exc),

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 import logging
 import logging.handlers
 import math
@@ -52,6 +51,7 @@ from m3daemon.local import paths
 from m3daemon.server.settings import Limits
 from m3daemon.server.throttle import Attempt, Clock, FailureThrottle, TokenBuckets
 from m3daemon.server.users import Authenticator, Role
+from m3daemon.web.front import peer_from_front
 
 __all__ = [
     "ATTEMPT_KEY", "CONTEXT_KEY", "READ_METHODS", "AccessLog", "AccountsDomainController", "Attempt", "FailureThrottle",
@@ -277,15 +277,13 @@ class Guard:
         started = time.perf_counter()
         ctx = self.context
         if ctx.peer_secret is not None:
-            # through the front (m3daemon.server.front), which names the client; anything else
+            # through the front (m3daemon.web.front), which names the client; anything else
             # reached cheroot's private socket directly
-            secret, _sep, peer = str(environ.pop("HTTP_X_M3DAEMON_PEER", "")).partition(" ")
-            if not peer or not hmac.compare_digest(secret.encode(), ctx.peer_secret.encode()):
+            if not peer_from_front(environ, ctx.peer_secret):
                 body = b"Forbidden: connect to the server's own address.\n"
                 start_response("403 Forbidden", [("Content-Type", "text/plain; charset=utf-8"),
                                                  ("Content-Length", str(len(body))), ("Connection", "close")])
                 return [body]
-            environ["REMOTE_ADDR"] = peer
             environ["wsgi.url_scheme"] = "https"  # the client's scheme (MOVE and COPY compare Destination)
             environ["HTTPS"] = "on"
         address = str(environ.get("REMOTE_ADDR") or "-")

@@ -1,4 +1,6 @@
-"""The server's front door: TLS and HTTP/1.1 framing in one asyncio loop, in front of cheroot.
+"""The front door of m3daemon's web servers: connections, TLS and HTTP/1.1 framing in one asyncio
+loop, before cheroot. The congregation's server uses it with TLS; the daemon's loopback control
+port (the CLI's API and the dashboard) without TLS and without a per-address cap.
 
 Why a front, and not cheroot alone: cheroot gives each request being *read* a worker thread, and
 its ``timeout`` applies to each socket operation, not to a whole request head, so 16 clients that
@@ -32,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import hmac
 import logging
 import socket
 import ssl
@@ -42,9 +45,9 @@ from typing import Any
 
 import h11
 
-__all__ = ["PEER_HEADER", "Backend", "Front", "FrontLimits"]
+__all__ = ["PEER_HEADER", "Backend", "Front", "FrontLimits", "listen", "peer_from_front"]
 
-log = logging.getLogger("m3daemon.server.front")
+log = logging.getLogger("m3daemon.web.front")
 
 #: The request header that carries "<secret> <client address>" from the front to the Guard.
 PEER_HEADER = "X-M3daemon-Peer"
@@ -122,11 +125,32 @@ class _Upstream:
             self.sock.close()
 
 
-class Front:
-    """Listens on ``sock`` (bound and listening), speaks TLS with ``context`` and relays to ``backend``."""
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket for ``host`` (an address, a name, "" / "0.0.0.0" or "::": every one)."""
+    if host == "::":
+        return socket.create_server(("::", port), family=socket.AF_INET6, backlog=1024,
+                                    dualstack_ipv6=socket.has_dualstack_ipv6())
+    infos = socket.getaddrinfo(host or "0.0.0.0", port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, _type, _proto, _name, address = infos[0]
+    return socket.create_server(address[:2], family=family, backlog=1024)
 
-    def __init__(self, sock: socket.socket, context: ssl.SSLContext, backend: Backend, secret: str,
-                 limits: FrontLimits = FrontLimits()) -> None:
+
+def peer_from_front(environ: dict[str, Any], secret: str) -> bool:
+    """Take the client's address from the front's header (the one with ``secret``) into
+    ``REMOTE_ADDR``; False when the request did not come through the front."""
+    given, _sep, peer = str(environ.pop("HTTP_X_M3DAEMON_PEER", "")).partition(" ")
+    if not peer or not hmac.compare_digest(given.encode(), secret.encode()):
+        return False
+    environ["REMOTE_ADDR"] = peer
+    return True
+
+
+class Front:
+    """Listens on ``sock`` (bound and listening), speaks TLS with ``context`` (None: plain HTTP,
+    for loopback) and relays to ``backend``."""
+
+    def __init__(self, sock: socket.socket, context: ssl.SSLContext | None, backend: Backend, secret: str,
+                 limits: FrontLimits = FrontLimits(), name: str = "m3daemon-server-front") -> None:
         self.socket = sock
         self.context = context
         self.backend = backend
@@ -138,11 +162,12 @@ class Front:
         self._thread: threading.Thread | None = None
         self._stopping: asyncio.Event | None = None
         self._ready = threading.Event()
+        self.name = name
 
     # -- life cycle -----------------------------------------------------------------------
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="m3daemon-server-front", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()
         self._ready.wait(10)
 
@@ -205,11 +230,13 @@ class Front:
         self._per_address[address] += 1
         backend: _Upstream | None = None
         try:
-            try:
-                await writer.start_tls(self.context, ssl_handshake_timeout=lim.handshake_seconds)
-            except (TimeoutError, OSError, ssl.SSLError, ConnectionError) as exc:
-                log.debug("TLS handshake with %s failed: %s", address, exc)
-                return
+            context = self.context
+            if context is not None:
+                try:
+                    await writer.start_tls(context, ssl_handshake_timeout=lim.handshake_seconds)
+                except (TimeoutError, OSError, ssl.SSLError, ConnectionError) as exc:
+                    log.debug("TLS handshake with %s failed: %s", address, exc)
+                    return
             backend = await self._relay(reader, writer, address)
         except (TimeoutError, OSError, ConnectionError, ssl.SSLError, h11.ProtocolError) as exc:
             log.debug("connection from %s ended: %s", address, exc)
