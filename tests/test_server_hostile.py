@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import wait_until
 from hostile import Timings, capped_clients, loopback_aliases_work, member_probe, run_attack, wait_until_open
 from servers import make_tree
 from test_server import MEMBER, MEMBER_PW, _own_server, server, server_dir  # noqa: F401 - the fixtures
@@ -84,6 +85,10 @@ def test_a_client_cannot_name_its_own_address(server: ServerHandle, server_dir: 
     with httpx.Client(base_url=server.url, auth=(MEMBER, MEMBER_PW), verify=ctx, trust_env=False) as c:
         resp = c.request("PROPFIND", "/Media/", headers={"Depth": "0", "X-M3daemon-Peer": "guess 10.9.9.9"})
     assert resp.status_code == 207
-    log = (server_dir / "logs" / "access.log").read_text()
-    last = [line for line in log.splitlines() if '"PROPFIND /Media/"' in line][-1]
-    assert " 127.0.0.1 bob " in last and "10.9.9.9" not in log
+    access_log = server_dir / "logs" / "access.log"
+
+    def logged() -> list[str]:  # written when the server closes the answer, just after the client has it
+        return [line for line in access_log.read_text().splitlines() if '"PROPFIND /Media/"' in line]
+
+    last = wait_until("the access log line", logged)[-1]
+    assert " 127.0.0.1 bob " in last and "10.9.9.9" not in access_log.read_text()
