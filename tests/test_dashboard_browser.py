@@ -131,7 +131,9 @@ def test_set_up_the_connection_with_a_preset_and_the_folder_browser(
         try:
             page.goto(hall.login_url())
             page.wait_for_selector(".badge.state-error")
-            page.get_by_role("link", name="Connection").click()
+            # the error's remedy is a button that does it: the folder is gone, so the Connection page
+            page.get_by_role("link", name="Open the Connection page…").click()
+            page.wait_for_url("**/c/0/connection")
             page.get_by_label("Provider").select_option("nextcloud")
             assert "app password" in page.locator("#provider-note").inner_text()
             page.get_by_label("Server address").fill(cloud.url)
@@ -362,6 +364,8 @@ def test_narrow_window_keyboard_and_logs(hall: Hall, browser: Any, tmp_path: Pat
         page.keyboard.press("Enter")
         page.wait_for_url("**/logs")
         assert "m3daemon is running" in page.locator("pre.log").inner_text()
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, ("logs", overflow)  # long paths and log lines wrap at a phone's width
         page.get_by_label("At least").select_option("WARNING")
         page.get_by_role("button", name="Filter").click()
         assert "m3daemon is running" not in (page.locator("pre.log").all_inner_texts() or [""])[0]
@@ -383,3 +387,104 @@ def test_narrow_window_keyboard_and_logs(hall: Hall, browser: Any, tmp_path: Pat
         shoot(page, "logs", tmp_path)
     finally:
         context.close()
+
+
+def test_a_new_computer_is_set_up_from_the_dashboard_with_an_invitation_and_a_pinned_ca(
+    isolated_env: Path, page: Any, tmp_path: Path,
+) -> None:
+    """Nothing set up yet: on the first-time page the member pins the congregation server's CA by its
+    fingerprint (one click, never an OpenSSL message), then pastes the coordinator's invitation,
+    types only the password and saves; the last message says how to point M³ at the folder."""
+    import subprocess
+    import sys
+
+    from m3daemon.server import Role, local_server
+    from m3daemon.settings.invite import Invitation
+    from m3daemon.settings.pinning import fingerprint, load_pem_certs
+
+    env = {k: v for k, v in os.environ.items() if k not in ("M3DAEMON_PASSWORD", "M3DAEMON_CONFIG")}
+    with local_server(tmp_path / "server", {"av": ("av-password", Role.MEMBER)}) as srv:
+        fp = fingerprint(load_pem_certs(srv.ca_file.read_bytes())[0])
+        code = Invitation(url=srv.url, folder=srv.folder, name="Springfield North", ca_sha256=fp,
+                          username="av").code()
+        proc = subprocess.Popen([sys.executable, "-m", "m3daemon", "run", "--no-tray"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            def login() -> str | None:
+                out = subprocess.run([sys.executable, "-m", "m3daemon", "dashboard", "--url"], env=env,
+                                     capture_output=True, text=True, timeout=30, check=False)
+                return out.stdout.strip() if out.returncode == 0 and out.stdout.startswith("http") else None
+
+            page.goto(wait_until("the dashboard", login))
+            page.get_by_role("link", name="Connection", exact=True).click()
+            # by hand first: the self-hosted preset, and a certificate this computer does not know
+            page.get_by_label("Provider").select_option("self-hosted")
+            assert "fingerprint" in page.locator("#provider-note").inner_text()
+            page.get_by_label("Server address").fill("http://" + srv.url.removeprefix("https://"))
+            assert "https://" in page.locator("#url-hint").inner_text()  # said as it is typed
+            page.get_by_label("Server address").fill(srv.url)
+            page.get_by_label("User name").fill("av")
+            page.get_by_label("Password").fill("av-password")
+            page.get_by_label("Congregation sync folder").fill(srv.folder)
+            page.get_by_role("button", name="Test connection").click()
+            page.wait_for_selector("#connection-result .flash-error")
+            said = page.locator("#connection-result").inner_text()
+            assert fp in said and "SSL" not in said and "CERTIFICATE_VERIFY" not in said
+            shoot(page, "connection-pin", tmp_path)
+            page.get_by_role("button", name="It is the same: pin it").click()
+            page.wait_for_selector("#connection-result .flash-ok")
+            assert "Connected" in page.locator("#connection-result").inner_text()
+
+            # the easy way: the invitation fills everything but the password
+            page.get_by_role("link", name="Connection", exact=True).click()
+            page.get_by_label("Invitation code").fill(code[:20] + code[21:])  # a typo is caught
+            page.get_by_role("button", name="Use the invitation").click()
+            assert "typo" in flash(page)
+            page.get_by_label("Invitation code").fill(code)
+            page.get_by_role("button", name="Use the invitation").click()
+            assert "Invitation to Springfield North read" in flash(page)
+            assert page.get_by_label("Server address").input_value() == srv.url
+            assert page.get_by_label("The congregation's name").input_value() == "Springfield North"
+            assert page.get_by_label("User name").input_value() == "av"
+            shoot(page, "first-setup-invitation", tmp_path)
+            page.get_by_label("Password").fill("av-password")
+            page.get_by_role("button", name="Save").click()
+            page.wait_for_url("**/c/0/status")
+            assert "Saved." in flash(page) and "Folder to Watch" in flash(page)
+            assert "Springfield North" in page.title()
+            page.wait_for_selector(".badge.state-up-to-date")
+        finally:
+            proc.terminate()
+            assert proc.wait(30) == 0, proc.stderr.read() if proc.stderr else ""
+
+
+def test_what_changed_explains_a_file_sent_to_the_trash_and_an_error_has_the_button_that_fixes_it(
+    wsgidav_server: DavServer, hall: Hall, page: Any, tmp_path: Path,
+) -> None:
+    from m3daemon.settings.config import load_config
+    from m3daemon.settings.credentials import store_password
+
+    m = hall.members[0]
+    make_tree(wsgidav_server.root / "Cong", {f"Media/{iso(3)}/Notes.png": png()})
+    mine = m.media / iso(3) / "Notes.png"
+    mine.parent.mkdir(parents=True, exist_ok=True)
+    mine.write_bytes(b"my own notes")  # a person's file with the name the congregation's file has
+    page.goto(hall.login_url(m))
+    page.get_by_role("button", name="Update media folders now").click()
+    wait_until("the congregation's file", lambda: mine.exists() and mine.read_bytes() == png())
+    page.get_by_role("link", name="What changed").click()
+    text = page.locator("main").inner_text()
+    assert f"{iso(3)}/Notes.png was moved to the trash: a file of the same name came from the congregation" in text
+    shoot(page, "history", tmp_path)
+
+    conn = load_config(m.config_path).connection
+    assert conn is not None
+    store_password(conn, "not-the-password")  # the account's password was changed on the server
+    page.get_by_role("link", name="Status").click()
+    page.get_by_role("button", name="Update media folders now").click()
+    page.wait_for_selector(".badge.state-error")
+    fix = page.get_by_role("link", name="Fix password…")
+    fix.wait_for()
+    fix.click()
+    page.wait_for_url("**/connection")
+    store_password(conn, m.password)

@@ -216,12 +216,26 @@ def test_menu_several_congregations(amsterdam: datetime) -> None:
     assert find(both_paused, "Resume all").action == Action(ActionKind.RESUME)
 
 
-def test_menu_without_congregations() -> None:
-    items = build_menu([], None)
-    assert labels(items) == ["Update media folders now", "Open dashboard", "---",
-                             "No congregation configured", "---", "Quit"]
-    assert not items[0].enabled
+def test_an_unconfigured_trays_first_item_is_set_up_which_opens_the_connection_page() -> None:
+    items = build_menu([], "http://127.0.0.1:8765/")
+    assert labels(items) == ["Set up…", "Open dashboard", "---", "No congregation configured", "---", "Quit"]
+    assert items[0].enabled and items[0].default
+    assert items[0].action == Action(ActionKind.OPEN_DASHBOARD, target="http://127.0.0.1:8765/", page="connection")
+    assert not build_menu([], None)[0].enabled  # no dashboard yet
+    not_set_up = build_menu([status(state=SyncState.NOT_CONFIGURED)], "http://127.0.0.1:8765/")
+    assert labels(not_set_up)[0] == "Set up…"
     assert SEPARATOR.separator
+
+
+def test_an_error_a_person_can_fix_has_the_button_that_fixes_it() -> None:
+    url = "http://127.0.0.1:8765/"
+    items = build_menu([status(state=SyncState.ERROR, last_error=PASSWORD)], url)
+    fix = find(items, "Fix password…")
+    assert fix.enabled and fix.action == Action(ActionKind.OPEN_DASHBOARD, "East", url, page="connection")
+    tls = ErrorView("TLSError", "The certificate is not trusted.", "Pin it.", True)
+    assert "Check the connection…" in labels(build_menu([status(state=SyncState.ERROR, last_error=tls)], url))
+    disk = labels(build_menu([status(state=SyncState.ERROR, last_error=DISK)], url))
+    assert "Fix password…" not in disk and "Check the connection…" not in disk  # nothing here fixes a full disk
 
 
 # --- tooltip -------------------------------------------------------------------------------
@@ -423,7 +437,7 @@ class FakeControl:
     def dashboard_url(self) -> str | None:
         return self.url
 
-    def dashboard_launch(self, cid: int | None = None) -> str | None:
+    def dashboard_launch(self, cid: int | None = None, page: str | None = None) -> str | None:
         self.calls.append(("dashboard_launch", None))
         return "file:///run/user/1000/m3daemon/dashboard-1.html" if self.url else None
 

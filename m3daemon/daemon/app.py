@@ -240,9 +240,10 @@ class Daemon:
         url: str | None = self.dashboard.base_url if self.dashboard is not None else None
         return url
 
-    def dashboard_launch(self, cid: int | None = None) -> str | None:
-        """A fresh launch page's ``file://`` address (see :mod:`m3daemon.dashboard.launch`)."""
-        page = self.dashboard.launch(cid) if self.dashboard is not None else None
+    def dashboard_launch(self, cid: int | None = None, page: str | None = None) -> str | None:
+        """A fresh launch page's ``file://`` address (see :mod:`m3daemon.dashboard.launch`); ``page``
+        opens that page (``connection`` for "Set up…" and "Fix password…")."""
+        page = self.dashboard.launch(cid, page) if self.dashboard is not None else None
         return page.as_uri() if page is not None else None
 
     # --- for the dashboard -------------------------------------------------------------------
@@ -254,6 +255,7 @@ class Daemon:
         """Use a changed configuration (connection, media folder, local settings) from now on."""
         runner = self.runners[cfg.path]
         old, runner.cfg = runner.cfg, cfg
+        runner.name = cfg.display_name  # "Not set up yet" becomes the congregation's name
         self.contexts[cfg.path] = Context.of(cfg, source=self._time_source)
         runner.clock = self.contexts[cfg.path].clock
         self.configs = [cfg if c.path == cfg.path else c for c in self.configs]

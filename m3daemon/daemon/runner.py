@@ -70,7 +70,7 @@ class CongregationRunner:
     ) -> None:
         self.cfg = cfg
         self.clock = clock or clock_for(cfg)  # the congregation's: each sync plans for its "today"
-        self.name = cfg.name
+        self.name = cfg.display_name
         self._sync_fn = sync_fn
         self._repair_fn = repair_fn
         self._on_change = on_change

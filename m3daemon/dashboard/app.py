@@ -48,6 +48,7 @@ PAGES: tuple[tuple[str, str], ...] = (
     ("status", N_("Status")),
     ("upcoming", N_("Upcoming meetings")),
     ("manage", N_("Manage media")),
+    ("history", N_("What changed")),
     ("connection", N_("Connection")),
     ("settings", N_("Congregation settings")),
     ("logs", N_("Logs")),
@@ -104,7 +105,7 @@ class Dashboard:
         extra = f"&c={cid}" if cid else ""
         return f"{base}/login?key={self.guard.keys.issue()}{extra}"
 
-    def launch(self, cid: int | None = None) -> Path | None:
+    def launch(self, cid: int | None = None, page: str | None = None) -> Path | None:
         """A new launch page (0600) that logs the browser in with a new key: the way to open the
         dashboard without the key on the browser's command line (:mod:`.launch`)."""
         from .launch import remove_page, write_launch_page
@@ -116,10 +117,10 @@ class Dashboard:
             with self._pages_lock:
                 remove_page(self._pages.pop(old, None))
         key = self.guard.keys.issue()
-        page = write_launch_page(base, key, cid, self.launch_folder)
+        written = write_launch_page(base, key, cid, self.launch_folder, page)
         with self._pages_lock:
-            self._pages[key] = page
-        return page
+            self._pages[key] = written
+        return written
 
     def key_used(self, key: str) -> None:
         from .launch import remove_page
@@ -162,7 +163,7 @@ class Dashboard:
         cfg = self.config(cid)
         found = next((s for s in self.host.statuses() if s.config == str(cfg.path)), None)
         if found is None:
-            return CongregationStatus(cfg.name, str(cfg.path), SyncState.NOT_CONFIGURED, str(cfg.local.media_dir))
+            return CongregationStatus(cfg.display_name, str(cfg.path), SyncState.NOT_CONFIGURED, str(cfg.local.media_dir))
         return found
 
     @contextmanager
@@ -289,7 +290,9 @@ def _create_app(dash: Dashboard) -> Flask:
         dash.key_used(key)
         session = guard.sessions.create()
         cid = values.get("c", "0")
-        target = f"/c/{int(cid) if cid.isdigit() else 0}/status"
+        page = values.get("p", "status")
+        page = page if page in dict(PAGES) else "status"
+        target = f"/c/{int(cid) if cid.isdigit() else 0}/{page}"
         resp: Response | WerkzeugResponse
         if request.method == "POST":
             # The launch page is a file, so this request came from another site: a browser does not
@@ -321,7 +324,7 @@ def _create_app(dash: Dashboard) -> Flask:
         return {
             "csrf_token": session.csrf if session else "",
             "flashes": session.take_flashes() if session else [],
-            "congregations": [(i, c.name) for i, c in enumerate(dash.configs())],
+            "congregations": [(i, c.display_name) for i, c in enumerate(dash.configs())],
             "cid": cid if isinstance(cid, int) else 0,
             "html_lang": g.get("language", "en").replace("_", "-"),
             "page": (request.endpoint or "").split(".")[-1].split("_")[0],

@@ -37,9 +37,12 @@ def launch_folder() -> Path:
     return folder
 
 
-def launch_page(base_url: str, key: str, cid: int | None) -> str:
-    """The page's HTML: a form that posts ``key`` to ``base_url/login`` as soon as it loads."""
+def launch_page(base_url: str, key: str, cid: int | None, page: str | None = None) -> str:
+    """The page's HTML: a form that posts ``key`` to ``base_url/login`` as soon as it loads
+    (``page``: the dashboard page to open, such as ``connection``)."""
     congregation = f'<input type="hidden" name="c" value="{int(cid)}">' if cid else ""
+    if page:
+        congregation += f'<input type="hidden" name="p" value="{escape(page)}">'
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><meta name="referrer" content="no-referrer">
 <title>{escape(_("m3daemon dashboard"))}</title></head>
@@ -51,10 +54,11 @@ def launch_page(base_url: str, key: str, cid: int | None) -> str:
 """
 
 
-def write_launch_page(base_url: str, key: str, cid: int | None, folder: Path | None = None) -> Path:
+def write_launch_page(base_url: str, key: str, cid: int | None, folder: Path | None = None,
+                      page: str | None = None) -> Path:
     """Write a launch page (0600, in :func:`launch_folder`) and return its path."""
     target = (folder or launch_folder()) / f"{PREFIX}{secrets.token_hex(8)}.html"
-    paths.write_private_file(target, launch_page(base_url, key, cid).encode("utf-8"))
+    paths.write_private_file(target, launch_page(base_url, key, cid, page).encode("utf-8"))
     return target
 
 

@@ -1,20 +1,25 @@
-"""Connection setup: provider presets, the folder browser, *Test connection*, save.
+"""Connection setup: an invitation, provider presets, the folder browser, *Test connection*, save.
 
 The same steps as ``m3daemon setup``: the connection is tested before anything is saved, the
 password goes to the keyring (:func:`m3daemon.settings.credentials.store_password`), never into the file or
 back to the page, and the running daemon switches to the new connection at once.
+
+Nothing here sends a person to a terminal: an invitation is pasted or dropped; a self-hosted
+server's certificate authority is pinned by its fingerprint, as the terminal does (the page shows
+the fingerprint the server presents and pins it when it matches the one given); browsing needs no
+saved configuration; *Forget* removes the congregation from this computer.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, render_template, request
 from flask.typing import ResponseReturnValue
 
-from m3daemon.errors import M3Error, MissingPasswordError, UsageError
+from m3daemon.errors import M3Error, MissingPasswordError, TLSError, UsageError
 from m3daemon.i18n import _
 from m3daemon.settings import config as cfgmod
 from m3daemon.settings import registry
@@ -29,8 +34,54 @@ if TYPE_CHECKING:
     from .app import Dashboard
 
 
+@dataclass(frozen=True)
+class Prefill:
+    """What the form shows: the saved connection, or an invitation just read."""
+
+    url: str = ""
+    username: str = ""
+    folder: str = ""
+    name: str = ""
+    ca_file: str = ""
+    ca_fingerprint: str = ""
+    media_dir: str = ""
+    bandwidth_kbps: int = 0
+    layout: str = "watch"
+    invited: bool = False
+
+
+def prefill_of(cfg: Config) -> Prefill:
+    conn = cfg.connection
+    named = cfg.path.exists() and cfg.name != cfg.path.stem  # "config" is a file name, not a congregation
+    return Prefill(
+        url=conn.url if conn else "", username=conn.username if conn else "", folder=conn.folder if conn else "",
+        name=cfg.name if named else "", ca_file=str(conn.ca_file) if conn and conn.ca_file else "",
+        media_dir=str(cfg.local.media_dir), bandwidth_kbps=conn.bandwidth_limit_kbps if conn else 0,
+        layout=cfg.local.layout)
+
+
+def current_provider(conn: Any) -> str:
+    """The preset the saved connection matches, so the list shows it (empty: none)."""
+    if conn is None:
+        return ""
+    for p in PROVIDERS:
+        if p.needs_host:
+            continue
+        if conn.url == p.url and conn.folder.startswith(p.folder.rstrip("/")):
+            return p.id
+    for p in PROVIDERS:
+        base = p.folder.split("<")[0].rstrip("/")
+        if p.needs_host and base and conn.folder.startswith(base):
+            return p.id
+    if conn.url.endswith(":8443"):
+        return "self-hosted"
+    return ""
+
+
 def candidate(cfg: Config, form: Any, folder: str | None = None) -> Config:
     """The configuration the form describes (checked like the file), with ``folder`` if given."""
+    from m3daemon.settings.urls import check_address
+
     old = cfg.connection
     url = (form.get("url") or "").strip()
     username = (form.get("username") or "").strip()
@@ -38,6 +89,7 @@ def candidate(cfg: Config, form: Any, folder: str | None = None) -> Config:
     if not url or not username or not folder:
         raise UsageError(_("The server address, the user name and the folder are all needed."),
                          _("Fill in the fields marked as needed."))
+    url = check_address(url, allow_loopback=bool(old and old.allow_insecure_loopback))
     doc = cfgmod.config_to_dict(cfg)
     ca = (form.get("ca_file") or "").strip()
     conn: dict[str, Any] = {"url": url, "username": username, "folder": folder}
@@ -47,11 +99,63 @@ def candidate(cfg: Config, form: Any, folder: str | None = None) -> Config:
         conn["timeout_seconds"] = old.timeout_seconds
         if old.allow_insecure_loopback:
             conn["allow_insecure_loopback"] = True
+    kbps = str(form.get("bandwidth_limit_kbps") or "").strip()
+    if kbps:
+        if not kbps.isdigit():
+            raise UsageError(_("The download limit must be a whole number of kilobits per second (0: no limit)."),
+                             _("For example 2000 for 2 Mbit/s."))
+        conn["bandwidth_limit_kbps"] = int(kbps)
+    elif old is not None and old.bandwidth_limit_kbps:
+        conn["bandwidth_limit_kbps"] = old.bandwidth_limit_kbps
     doc["connection"] = conn
     media = (form.get("media_dir") or "").strip()
     if media:
         doc.setdefault("local", {})["media_dir"] = str(Path(media).expanduser())
+    layout = (form.get("layout") or "").strip()
+    if layout in ("watch", "classic"):
+        doc.setdefault("local", {})["layout"] = layout
+    name = (form.get("name") or "").strip()
+    if name:
+        doc.setdefault("congregation", {})["name"] = name
     return cfgmod.config_from_document(doc, cfg.path)
+
+
+def with_pinned_ca(new: Config, form: Any) -> Config:
+    """Pin the CA the server presents when its fingerprint is the one typed (as setup does)."""
+    from m3daemon.settings.pinning import fetch_server_ca_fingerprint, same_fingerprint, save_pinned_ca
+
+    wanted = (form.get("ca_fingerprint") or "").strip()
+    assert new.connection is not None
+    if not wanted or new.connection.ca_file is not None:
+        return new
+    presented = fetch_server_ca_fingerprint(new.connection.url)
+    if not same_fingerprint(wanted, presented.sha256):
+        raise TLSError(
+            _("The server presents a certificate authority with the fingerprint {presented}, not the one given "
+              "({given}).").format(presented=presented.sha256, given=wanted),
+            _("Check the fingerprint with the coordinator (m3daemon server info shows it on the server). If they "
+              "really differ, someone may be intercepting the connection: do not go on."))
+    saved = save_pinned_ca(presented.pem, new.connection.url)
+    return replace(new, connection=replace(new.connection, ca_file=saved))
+
+
+def tls_problem(new: Config, err: TLSError) -> tuple[M3Error, dict[str, Any]]:
+    """An untrusted certificate in words: the fingerprint the server presents, to compare and pin
+    (never a raw OpenSSL message)."""
+    from m3daemon.settings.pinning import fetch_server_ca_fingerprint
+
+    assert new.connection is not None
+    if new.connection.ca_file is not None:
+        return err, {}
+    try:
+        presented = fetch_server_ca_fingerprint(new.connection.url)
+    except M3Error:
+        return err, {}
+    return TLSError(
+        _("This computer does not know the server's certificate authority. The server presents one with the "
+          "SHA-256 fingerprint {fp}.").format(fp=presented.sha256),
+        _("Compare it with the fingerprint the coordinator gave you (m3daemon server info shows it). If it is the "
+          "same, pin it: it is trusted from then on.")), {"fingerprint": presented.sha256}
 
 
 def password_for(new: Config, form: Any) -> str:
@@ -66,41 +170,62 @@ def password_for(new: Config, form: Any) -> str:
     return stored
 
 
-def parent_of(folder: str) -> str | None:
-    if folder in ("", "/"):
-        return None
-    return folder.rstrip("/").rsplit("/", 1)[0] or "/"
-
-
 def register(app: Flask, dash: Dashboard) -> None:
     def form_data() -> Any:
         return request.get_json(silent=True) if request.is_json else request.form
 
-    @app.get("/c/<int:cid>/connection")
-    def connection_page(cid: int) -> ResponseReturnValue:
+    def page(cid: int, fill: Prefill, provider: str = "") -> str:
         cfg = dash.config(cid)
         conn = cfg.connection
         stored = bool(conn and get_password(conn))
-        return render_template("connection.html", cfg=cfg, conn=conn, providers=PROVIDERS, stored=stored)
+        return render_template("connection.html", cfg=cfg, conn=conn, fill=fill, providers=PROVIDERS,
+                               stored=stored, current_provider=provider or current_provider(conn),
+                               configured=conn is not None)
+
+    @app.get("/c/<int:cid>/connection")
+    def connection_page(cid: int) -> ResponseReturnValue:
+        return page(cid, prefill_of(dash.config(cid)))
+
+    @app.post("/c/<int:cid>/connection/invite")
+    def connection_invite(cid: int) -> ResponseReturnValue:
+        """Read an invitation (pasted code or dropped file) into the form; the password is typed next."""
+        from m3daemon.settings.invite import read_invitation
+
+        cfg = dash.config(cid)
+        upload = request.files.get("invite_file")
+        text = (upload.read(64 * 1024).decode("utf-8", "replace") if upload else "") or request.form.get("code", "")
+        try:
+            if not text.strip():
+                raise UsageError(_("There is no invitation to read."),
+                                 _("Paste the invitation code, or drop the .m3invite file on the box."))
+            inv = read_invitation(text if text.strip().startswith(("M3I", "{")) else "M3I" + text)
+        except M3Error as err:
+            note("error", err.message, err.remedy)
+            return page(cid, prefill_of(cfg)), 400
+        fill = replace(prefill_of(cfg), url=inv.url, folder=inv.folder, name=inv.name, layout=inv.layout,
+                       username=inv.username or "", ca_file="", ca_fingerprint=inv.ca_sha256 or "", invited=True)
+        note("ok", _("Invitation to {name} read. Enter the password and save.").format(name=inv.name))
+        return page(cid, fill, "self-hosted" if inv.ca_sha256 else "")
 
     @app.post("/c/<int:cid>/connection/browse")
     def connection_browse(cid: int) -> ResponseReturnValue:
-        from m3daemon.engine.context import open_session
-        from m3daemon.remote.listing import list_children
+        from m3daemon.engine.connection import browse, level_hint
 
         cfg = dash.config(cid)
         form = form_data()
+        new: Config | None = None
         try:
-            new = candidate(cfg, form, folder=(form.get("path") or form.get("folder") or "/"))
-            assert new.connection is not None
-            with open_session(new, password=password_for(new, form)) as session:
-                entries = list_children(session, ())
-            folder = new.connection.folder
-            base = folder.rstrip("/")
-            folders = [{"name": e.name, "path": f"{base}/{e.name}"}
-                       for e in sorted(entries, key=lambda e: e.name.lower()) if e.is_dir]
-            return {"ok": True, "path": folder, "parent": parent_of(folder), "folders": folders,
-                    "files": sum(1 for e in entries if not e.is_dir)}
+            new = with_pinned_ca(candidate(cfg, form, folder=(form.get("path") or form.get("folder") or "/")), form)
+            password = password_for(new, form)
+            view = browse(new, password)
+            hint = level_hint(new, password, view)
+            return {"ok": True, "path": view.path, "parent": view.parent, "files": view.files,
+                    "folders": [{"name": f, "path": view.child(f)} for f in view.folders],
+                    "hint": {"suggested": hint.suggested, "reason": hint.reason} if hint else None}
+        except TLSError as err:
+            problem, data = tls_problem(new, err) if new is not None else (err, {})
+            return {"ok": False, "message": problem.message, "remedy": problem.remedy, "kind": problem.kind,
+                    **data}, 400
         except M3Error as err:
             return {"ok": False, "message": err.message, "remedy": err.remedy, "kind": err.kind}, 400
         except Exception as exc:  # noqa: BLE001 - shown in the browser panel
@@ -112,10 +237,15 @@ def register(app: Flask, dash: Dashboard) -> None:
 
         cfg = dash.config(cid)
         form = form_data()
+        new: Config | None = None
         try:
-            new = candidate(cfg, form)
+            new = with_pinned_ca(candidate(cfg, form), form)
             summary = check_connection(new, password_for(new, form))
             return reply(True, summary, to=f"/c/{cid}/connection")
+        except TLSError as err:
+            problem, data = tls_problem(new, err) if new is not None else (err, {})
+            return reply(False, problem.message, problem.remedy, to=f"/c/{cid}/connection",
+                         data={"kind": problem.kind, **data}, status=problem.http_status)
         except M3Error as err:
             return error_reply(err, to=f"/c/{cid}/connection")
         except Exception as exc:  # noqa: BLE001
@@ -123,12 +253,13 @@ def register(app: Flask, dash: Dashboard) -> None:
 
     @app.post("/c/<int:cid>/connection/save")
     def connection_save(cid: int) -> ResponseReturnValue:
-        from m3daemon.engine.connection import check_connection
+        from m3daemon.engine.connection import check_connection, watch_folder_advice
 
         cfg = dash.config(cid)
         form = form_data()
+        new: Config | None = None
         try:
-            new = candidate(cfg, form)
+            new = with_pinned_ca(candidate(cfg, form), form)
             assert new.connection is not None
             password = password_for(new, form)
             summary = check_connection(new, password)  # nothing is saved unless this passes
@@ -145,11 +276,40 @@ def register(app: Flask, dash: Dashboard) -> None:
             registry.register_config(new)
             dash.access.forget(cfg)
             dash.host.replace_config(cfgmod.load_config(cfg.path))
+        except TLSError as err:
+            problem, data = tls_problem(new, err) if new is not None else (err, {})
+            return reply(False, problem.message, problem.remedy, to=f"/c/{cid}/connection",
+                         data={"kind": problem.kind, **data}, status=problem.http_status)
         except M3Error as err:
             return error_reply(err, to=f"/c/{cid}/connection")
         except Exception as exc:  # noqa: BLE001
             return unexpected_reply(exc, to=f"/c/{cid}/connection")
         if where is StoredWhere.FILE:
             note("warning", file_storage_notice())
+        note("ok", watch_folder_advice(new))
         return reply(True, _("Saved. {summary} The media folders are being updated.").format(summary=summary),
                      to=f"/c/{cid}/status")
+
+    @app.post("/c/<int:cid>/connection/forget")
+    def connection_forget(cid: int) -> ResponseReturnValue:
+        """Remove the congregation from this computer: configuration, record, password; never its media."""
+        from m3daemon.engine.forget import forget
+
+        cfg = dash.config(cid)
+        try:
+            done = forget(cfg, media=False)
+            dash.access.forget(cfg)
+            dash.host.replace_config(cfgmod.default_config(cfg.path))  # the daemon contacts nothing for it now
+        except M3Error as err:
+            return error_reply(err, to=f"/c/{cid}/connection")
+        except Exception as exc:  # noqa: BLE001
+            return unexpected_reply(exc, to=f"/c/{cid}/connection")
+        if done.media_kept:
+            message = _("{name} is no longer set up on this computer. Its media folder {dir} was kept.").format(
+                name=cfg.name, dir=done.media_kept)
+        else:
+            message = _("{name} is no longer set up on this computer.").format(name=cfg.name)
+        return reply(True, message, to=f"/c/{cid}/connection")
+
+
+__all__ = ["Prefill", "candidate", "current_provider", "password_for", "prefill_of", "register"]

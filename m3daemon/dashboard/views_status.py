@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, render_template
@@ -9,8 +10,8 @@ from flask.typing import ResponseReturnValue
 
 from m3daemon.coordinator.media import human_size
 from m3daemon.engine.status import CongregationStatus, SyncState
-from m3daemon.engine.wording import progress_text, short_time, state_label, waiting_text
-from m3daemon.i18n import _, weekday_name
+from m3daemon.engine.wording import progress_text, remedy_action, short_time, state_label, waiting_text
+from m3daemon.i18n import _, day_text, time_text
 
 from .app import N_, reply
 from .local import effective_of, next_meetings, record_meta
@@ -21,7 +22,21 @@ if TYPE_CHECKING:
 MEETING_KINDS = {"midweek": N_("Midweek meeting"), "weekend": N_("Weekend meeting")}
 
 
-def live_view(st: CongregationStatus) -> dict[str, Any]:
+def remedy_link(kind: str, cid: int) -> dict[str, str] | None:
+    """The button that does what an error's remedy says (never "run … in a terminal")."""
+    action = remedy_action(kind)
+    if action is None:
+        return None
+    label = _("Fix password…") if action == "fix-password" else _("Open the Connection page…")
+    return {"href": f"/c/{cid}/connection", "label": label}
+
+
+def meeting_when(start: datetime) -> str:
+    """"Thursday, December 3, 2026 at 19:00": a weekday by its name and a time as a time."""
+    return _("{day} at {time}").format(day=day_text(start), time=time_text(start))
+
+
+def live_view(st: CongregationStatus, cid: int = 0) -> dict[str, Any]:
     """The status with its texts already written, for the page and for the script that polls."""
     syncing = st.state is SyncState.SYNCING
     p = st.progress
@@ -45,7 +60,7 @@ def live_view(st: CongregationStatus) -> dict[str, Any]:
         "last_sync": short_time(st.last_sync) or _("not yet"),
         "last_attempt": short_time(st.last_attempt) or _("not yet"),
         "next_sync": short_time(st.next_sync) or _("not planned"),
-        "error": {"message": err.message, "remedy": err.remedy} if err else None,
+        "error": {"message": err.message, "remedy": err.remedy, "action": remedy_link(err.kind, cid)} if err else None,
         # files whose new version waits because another program (M³ showing it) holds the old one
         "waiting": list(st.waiting),
         "waiting_text": waiting_text(st.waiting),
@@ -61,19 +76,22 @@ def result_summary(result: dict[str, Any] | None) -> str:
 
 
 def register(app: Flask, dash: Dashboard) -> None:
+    register_history(app, dash)
+
     @app.get("/c/<int:cid>/status")
     def status_page(cid: int) -> ResponseReturnValue:
         cfg = dash.config(cid)
         st = dash.status(cid)
         meta = record_meta(cfg)
-        meetings = [(f"{weekday_name(m.start, 'abbreviated')} {m.start:%Y-%m-%d %H:%M}", _(MEETING_KINDS.get(m.kind, m.kind)))
+        meetings = [(meeting_when(m.start), _(MEETING_KINDS.get(m.kind, m.kind)))
                     for m in next_meetings(cfg, effective_of(cfg, meta))]
         result = st.last_result or meta.get("last_result") or None
-        problems = [(e.get("message", ""), e.get("remedy", "")) for e in (result or {}).get("errors", [])[:5]]
+        problems = [(e.get("message", ""), e.get("remedy", ""), remedy_link(str(e.get("kind", "")), cid))
+                    for e in (result or {}).get("errors", [])[:5]]
         held = [(h["path"], h["change"]) for h in st.held_for_meeting]
         until = short_time(st.held_for_meeting[0]["until"]) if st.held_for_meeting else None
         return render_template(
-            "status.html", cfg=cfg, st=st, live=live_view(st), meetings=meetings,
+            "status.html", cfg=cfg, st=st, live=live_view(st, cid), meetings=meetings,
             readiness=st.readiness, held=held, held_until=until,
             summary=result_summary(result), problems=problems,
             warnings=list(dict.fromkeys((result or {}).get("warnings", [])))[:5],
@@ -81,7 +99,7 @@ def register(app: Flask, dash: Dashboard) -> None:
 
     @app.get("/c/<int:cid>/status.json")
     def status_json(cid: int) -> ResponseReturnValue:
-        return live_view(dash.status(cid))
+        return live_view(dash.status(cid), cid)
 
     @app.post("/c/<int:cid>/update")
     def status_update(cid: int) -> ResponseReturnValue:
@@ -109,3 +127,36 @@ def register(app: Flask, dash: Dashboard) -> None:
         cfg = dash.config(cid)
         dash.host.resume(str(cfg.path))
         return reply(True, _("Resumed."), to=f"/c/{cid}/status")
+
+
+def history_view(entry: dict[str, Any]) -> dict[str, Any]:
+    """One sync of the history, in words."""
+    from m3daemon.engine.history import entry_lines
+    from m3daemon.engine.wording import long_time
+
+    days = []
+    for d in entry.get("dates", []):
+        try:
+            days.append(day_text(datetime.fromisoformat(d), "medium"))
+        except ValueError:
+            continue
+    return {"when": long_time(str(entry.get("at", ""))) or "", "dates": ", ".join(days), "lines": entry_lines(entry),
+            "trashed": bool(entry.get("trashed"))}
+
+
+def register_history(app: Flask, dash: Dashboard) -> None:
+    @app.get("/c/<int:cid>/history")
+    def history_page(cid: int) -> ResponseReturnValue:
+        from m3daemon.engine.context import record_path
+        from m3daemon.local.record import Record
+
+        cfg = dash.config(cid)
+        entries: list[dict[str, Any]] = []
+        path = record_path(cfg)
+        if path.exists():
+            rec = Record(path)
+            try:
+                entries = rec.history()
+            finally:
+                rec.close()
+        return render_template("history.html", cfg=cfg, entries=[history_view(e) for e in entries])

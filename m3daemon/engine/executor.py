@@ -213,7 +213,7 @@ class Executor:
 
             multi = MultiDownloader.for_session(
                 session, parallel=self.workers, on_bytes=self.progress.add_bytes, cancel=self.cancel,
-                limiter=self.limiter,
+                limiter=self.limiter, on_start=lambda job: self.progress.file_started(fetches[int(job.key)].target),
             )
         if multi is None:
             return [(a, pool.submit(self._fetch, a)) for a in fetches]
@@ -237,6 +237,7 @@ class Executor:
         def done(job: Job, back: HandBack | None) -> None:
             i = job.key
             assert isinstance(i, int)
+            self.progress.file_ended(fetches[i].target)
             if back is None:
                 if self._fsync_is_cheap():
                     # On tmpfs or a fast SSD the flush costs next to nothing: placing here spares
@@ -308,6 +309,13 @@ class Executor:
                            "/".join(action.remote.parts), action.remote.modified)
 
     def _fetch(self, action: Fetch, first_attempt: int = 1, pause: float = 0.0) -> Placed | None:
+        self.progress.file_started(action.target)
+        try:
+            return self._fetch_one(action, first_attempt, pause)
+        finally:
+            self.progress.file_ended(action.target)
+
+    def _fetch_one(self, action: Fetch, first_attempt: int = 1, pause: float = 0.0) -> Placed | None:
         if pause and self.cancel.wait(pause):
             raise Cancelled
         if self.cancel.is_set():

@@ -19,17 +19,29 @@ class Progress:
     done_files: int = 0
     total_bytes: int = 0
     done_bytes: int = 0
-    current: str = ""
+    current: str = ""  # a file being transferred now (never one already finished)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _active: dict[str, None] = field(default_factory=dict, repr=False)  # in the order they started
 
     def add_bytes(self, n: int) -> None:
         with self._lock:
             self.done_bytes += n
 
+    def file_started(self, name: str) -> None:
+        with self._lock:
+            self._active[name] = None
+            self.current = name
+
+    def file_ended(self, name: str) -> None:
+        """A file stopped (done or failed): the label names one still running, the longest-running."""
+        with self._lock:
+            self._active.pop(name, None)
+            self.current = next(iter(self._active), "")
+
     def file_done(self, name: str) -> None:
         with self._lock:
             self.done_files += 1
-            self.current = name
+        self.file_ended(name)
 
 
 @dataclass

@@ -102,6 +102,6 @@ class DaemonControl(Protocol):
         """Where the dashboard answers, without a key (None: no dashboard)."""
         ...
 
-    def dashboard_launch(self, cid: int | None = None) -> str | None:
+    def dashboard_launch(self, cid: int | None = None, page: str | None = None) -> str | None:
         """The ``file://`` address of a new 0600 launch page that logs the browser in once."""
         ...

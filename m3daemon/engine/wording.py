@@ -132,3 +132,19 @@ def long_time(iso: str | None) -> str | None:
         return day_text(dt.date())
     local = dt.astimezone()
     return _("{day} at {time}").format(day=day_text(local), time=time_text(local))
+
+
+#: Errors whose remedy is done on the dashboard's Connection page (by the error's class name).
+_PASSWORD_KINDS = frozenset({"AuthError", "CredentialsError", "MissingPasswordError"})
+_CONNECTION_KINDS = frozenset({"TLSError", "FolderNotFoundError", "ConfigError", "InsecureURLError",
+                               "NotWebDAVError", "PermissionDeniedError"})
+
+
+def remedy_action(kind: str) -> str | None:
+    """What a button next to this error does: ``fix-password`` or ``connection`` (both open the
+    Connection page), or None when nothing on this computer fixes it (a server down, a full disk)."""
+    if kind in _PASSWORD_KINDS:
+        return "fix-password"
+    if kind in _CONNECTION_KINDS:
+        return "connection"
+    return None

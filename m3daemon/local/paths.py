@@ -27,6 +27,7 @@ import platformdirs
 
 APP_NAME = "m3daemon"
 CONFIG_FILE_NAME = "config.toml"
+DEFAULT_CONFIG_STEM = "config"  # the default file's name is not a congregation's name
 
 _PRIVATE_DIR_MODE = 0o700
 _PRIVATE_FILE_MODE = 0o600

@@ -120,9 +120,10 @@ class MultiDownloader:
     def __init__(
         self, session: DavSession, trust: Sequence[tuple[int, Any]], *, parallel: int = 3,
         on_bytes: Callable[[int], None] = lambda n: None, cancel: threading.Event | None = None,
-        limiter: Limiter | None = None,
+        limiter: Limiter | None = None, on_start: Callable[[Job], None] = lambda job: None,
     ) -> None:
         assert pycurl is not None
+        self.on_start = on_start  # a job's transfer begins (the progress label names files in flight)
         self.session = session
         self.trust = list(trust)
         self.parallel = max(1, parallel)
@@ -158,6 +159,7 @@ class MultiDownloader:
                     raise Cancelled
                 while queue and len(active) < self.parallel:
                     job = queue.popleft()
+                    self.on_start(job)
                     handle = self._start(job, done)
                     if handle is not None:
                         multi.add_handle(handle)

@@ -93,4 +93,16 @@ class Config:
     def state_dir(self) -> Path:
         return paths.state_dir_for(self.path)
 
+    @property
+    def display_name(self) -> str:
+        """The name people see (tray, titles, status): ``[congregation] name``, never the default
+        file's name "config"; without one, the congregation folder's name, or "Not set up yet"."""
+        if self.name != self.path.stem or self.path.stem != paths.DEFAULT_CONFIG_STEM:
+            return self.name
+        if self.connection is None:
+            from m3daemon.i18n import _
+
+            return _("Not set up yet")
+        return self.connection.folder.rstrip("/").rsplit("/", 1)[-1] or self.connection.url.split("://")[-1]
+
 

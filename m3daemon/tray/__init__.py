@@ -471,7 +471,11 @@ class Tray:
                 self._opener(action.target)
         elif action.kind is ActionKind.OPEN_DASHBOARD:
             # a launch page, so the login key is not on the browser's command line
-            page = c.dashboard_launch()
+            cid = None
+            if action.congregation is not None:
+                names = [s.name for s in self._statuses()]
+                cid = names.index(action.congregation) if action.congregation in names else None
+            page = c.dashboard_launch(cid, page=action.page) if action.page else c.dashboard_launch()
             if page:
                 self._browser(page)
         elif action.kind is ActionKind.QUIT:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from m3daemon.engine.status import CongregationStatus, SyncState
-from m3daemon.engine.wording import progress_text, short_time, state_label
+from m3daemon.engine.wording import progress_text, remedy_action, short_time, state_label
 from m3daemon.i18n import _, ngettext
 
 __all__ = [
@@ -86,6 +86,7 @@ class Action:
     kind: ActionKind
     congregation: str | None = None
     target: str | None = None
+    page: str | None = None  # OPEN_DASHBOARD: the page to open (``connection``), else the status page
 
 
 @dataclass(frozen=True)
@@ -207,11 +208,27 @@ def _folder_item(status: CongregationStatus) -> MenuItemSpec:
                         enabled=bool(status.media_dir))
 
 
-def _state_lines(status: CongregationStatus, now: datetime | None) -> list[MenuItemSpec]:
+def _remedy_item(status: CongregationStatus, url: str | None) -> MenuItemSpec | None:
+    """The button that does what an error's remedy says (the tray never sends a person to a terminal)."""
+    err = status.last_error
+    if err is None or status.state not in (SyncState.ERROR, SyncState.OFFLINE):
+        return None
+    action = remedy_action(err.kind)
+    if action is None:
+        return None
+    label = _("Fix password…") if action == "fix-password" else _("Check the connection…")
+    return MenuItemSpec(label, Action(ActionKind.OPEN_DASHBOARD, status.name, url, page="connection"),
+                        enabled=url is not None)
+
+
+def _state_lines(status: CongregationStatus, now: datetime | None, url: str | None = None) -> list[MenuItemSpec]:
     lines = [MenuItemSpec(info_line(status, now), enabled=False)]
     err = _error_line(status)
     if err is not None:
         lines.append(err)
+    fix = _remedy_item(status, url)
+    if fix is not None:
+        lines.append(fix)
     if status.waiting:  # a file M³ holds open: say which one waits
         lines.append(MenuItemSpec(_cut(waiting_line(status), MENU_LINE_MAX), enabled=False))
     lines += [MenuItemSpec(_cut(str(r.get("text", "")), MENU_LINE_MAX), enabled=False) for r in status.readiness[:2]]
@@ -241,18 +258,21 @@ def build_menu(
                               default=True)
     quit_item = MenuItemSpec(_("Quit"), Action(ActionKind.QUIT))
     items: list[MenuItemSpec] = [update_all]
-    if not statuses:
-        items += [_dashboard_item(dashboard_url), SEPARATOR,
+    if not statuses or all(s.state is SyncState.NOT_CONFIGURED for s in statuses):
+        # Unconfigured: the first thing to do is the first item; it opens the dashboard's Connection page.
+        setup = MenuItemSpec(_("Set up…"), Action(ActionKind.OPEN_DASHBOARD, target=dashboard_url, page="connection"),
+                             enabled=dashboard_url is not None, default=True)
+        items = [setup, _dashboard_item(dashboard_url), SEPARATOR,
                   MenuItemSpec(_("No congregation configured"), enabled=False), SEPARATOR, quit_item]
         return tuple(items)
     if len(statuses) == 1:
         status = statuses[0]
         items += [_folder_item(status), _dashboard_item(dashboard_url), _pause_item(status.paused, None), SEPARATOR,
-                  MenuItemSpec(status_line(status), enabled=False), *_state_lines(status, now), SEPARATOR, quit_item]
+                  MenuItemSpec(status_line(status), enabled=False), *_state_lines(status, now, dashboard_url), SEPARATOR, quit_item]
         return tuple(items)
     items.append(SEPARATOR)
     for status in statuses:
-        sub = (*_state_lines(status, now), SEPARATOR,
+        sub = (*_state_lines(status, now, dashboard_url), SEPARATOR,
                MenuItemSpec(_("Update now"), Action(ActionKind.UPDATE_NOW, status.name)),
                _folder_item(status), _pause_item(status.paused, status.name))
         items.append(MenuItemSpec(status_line(status), submenu=sub))

@@ -65,6 +65,11 @@
         if (data.error) {
           err.querySelector('[data-error="message"]').textContent = data.error.message;
           err.querySelector('[data-error="remedy"]').textContent = data.error.remedy;
+          const act = err.querySelector('[data-error="action"]');
+          if (act) {
+            act.hidden = !data.error.action;
+            if (data.error.action) { act.href = data.error.action.href; act.textContent = data.error.action.label; }
+          }
         }
       }
       card.dataset.state = data.state;
@@ -134,6 +139,29 @@
     form.addEventListener("submit", (ev) => { ev.preventDefault(); send(input.files); });
   });
 
+  // --- an invitation: a dropped or chosen file is read into the code box ----------------------
+  const invite = document.querySelector("form[data-invite]");
+  if (invite) {
+    const code = invite.querySelector("textarea");
+    const fileInput = invite.querySelector('input[type="file"]');
+    const zone = invite.querySelector("[data-invite-drop]");
+    const readFile = (file) => {
+      if (!file) return;
+      file.text().then((text) => {
+        try { code.value = JSON.parse(text).code || text; } catch (e) { code.value = text.trim(); }
+        fileInput.value = "";
+      });
+    };
+    fileInput.addEventListener("change", () => readFile(fileInput.files[0]));
+    ["dragenter", "dragover"].forEach((n) => zone.addEventListener(n, (ev) => { ev.preventDefault(); zone.classList.add("dragging"); }));
+    ["dragleave", "dragend"].forEach((n) => zone.addEventListener(n, () => zone.classList.remove("dragging")));
+    zone.addEventListener("drop", (ev) => {
+      ev.preventDefault();
+      zone.classList.remove("dragging");
+      readFile(ev.dataTransfer && ev.dataTransfer.files[0]);
+    });
+  }
+
   // --- connection: presets, folder browser, test --------------------------------------------
   const conn = document.querySelector("form[data-connection]");
   if (conn) {
@@ -157,17 +185,31 @@
     user.addEventListener("input", fillFolder);
     folder.addEventListener("input", () => { template = null; });
 
+    // the address, checked as it is typed (the server checks it again)
+    const urlHint = conn.querySelector("#url-hint");
+    const checkUrl = () => {
+      const v = url.value.trim();
+      urlHint.textContent = /^http:\/\//i.test(v) ? url.dataset.textHttp : (/\s/.test(v) ? url.dataset.textSpace : "");
+      urlHint.classList.toggle("warning", !!urlHint.textContent);
+    };
+    url.addEventListener("input", checkUrl);
+    checkUrl();
+
+    const result = conn.querySelector("#connection-result");
     const browser = conn.querySelector(".browser");
     const list = browser.querySelector("[data-browser-list]");
     const pathEl = browser.querySelector("[data-browser-path]");
     const msg = browser.querySelector("[data-browser-message]");
-    let current = null, parent = null;
+    const hintBox = browser.querySelector("[data-browser-hint]");
+    const hintText = browser.querySelector("[data-browser-hint-text]");
+    let current = null, parent = null, suggested = null;
     const load = (path) => {
       const data = new FormData(conn);
       data.set("path", path);
       msg.textContent = "…";
       post(conn.dataset.browseUrl, data).then((res) => {
         list.textContent = "";
+        hintBox.hidden = true;
         if (!res.ok) {
           msg.textContent = res.message + (res.remedy ? " " + res.remedy : "");
           pathEl.textContent = path;
@@ -177,6 +219,9 @@
         }
         current = res.path; parent = res.parent;
         pathEl.textContent = res.path;
+        result.textContent = "";  // a good browse clears an old error
+        suggested = res.hint ? res.hint.suggested : null;
+        if (res.hint) { hintText.textContent = res.hint.reason + " "; hintBox.hidden = false; }
         msg.textContent = res.folders.length ? "" : browser.dataset.textEmpty;
         res.folders.forEach((f) => {
           const li = document.createElement("li");
@@ -196,20 +241,37 @@
       load(folder.value.trim() || "/");
     });
     browser.querySelector("[data-browser-up]").addEventListener("click", () => { if (parent) load(parent); });
+    browser.querySelector("[data-browser-hint-use]").addEventListener("click", () => { if (suggested) load(suggested); });
     browser.querySelector("[data-browser-use]").addEventListener("click", () => {
       if (current) { folder.value = current; template = null; }
       browser.hidden = true;
       folder.focus();
     });
 
-    const result = conn.querySelector("#connection-result");
-    conn.querySelector("[data-test]").addEventListener("click", (ev) => {
+    const testButton = conn.querySelector("[data-test]");
+    const fingerprint = $("ca_fingerprint");
+    testButton.addEventListener("click", (ev) => {
       ev.preventDefault();
       result.textContent = "";
       result.appendChild(messageBox("pending", result.dataset.textTesting, ""));
-      post(ev.currentTarget.formAction, new FormData(conn)).then((res) => {
+      post(testButton.formAction, new FormData(conn)).then((res) => {
         result.textContent = "";
-        result.appendChild(messageBox(res.ok ? "ok" : "error", res.message, res.remedy));
+        const box = messageBox(res.ok ? "ok" : "error", res.message, res.remedy);
+        if (!res.ok && res.fingerprint && fingerprint) {
+          // the person compared it with the coordinator's: pinning is one click, as in the terminal
+          const pin = document.createElement("button");
+          pin.type = "button";
+          pin.className = "primary";
+          pin.dataset.pin = "";
+          pin.textContent = result.dataset.textPin;
+          pin.addEventListener("click", () => {
+            fingerprint.value = res.fingerprint;
+            conn.querySelector("#certificate").open = true;
+            testButton.click();
+          });
+          box.appendChild(pin);
+        }
+        result.appendChild(box);
       });
     });
   }
