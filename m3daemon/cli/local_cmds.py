@@ -38,7 +38,7 @@ def run_history(args: argparse.Namespace) -> int:
     path = record_path(cfg)
     entries: list[dict[str, Any]] = []
     if path.exists():
-        rec = Record(path)
+        rec = Record(path, readonly=True)
         try:
             entries = rec.history(max(1, args.last))
         finally:

@@ -85,7 +85,7 @@ class _Local:
         self.rows: dict[str, Placed] = {}
         path = coord.ctx.record_path
         if path.exists():
-            record = Record(path)
+            record = Record(path, readonly=True)
             try:
                 self.rows = record.load()
             finally:

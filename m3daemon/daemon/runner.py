@@ -334,7 +334,7 @@ class CongregationRunner:
             path = record_path(self.cfg)
             if path.exists():
                 try:
-                    record = Record(path)
+                    record = Record(path, readonly=True)
                     try:
                         wanted = record.get_meta(READINESS_META)
                         effective = record.get_meta("effective_prefs")

@@ -154,7 +154,7 @@ def register_history(app: Flask, dash: Dashboard) -> None:
         entries: list[dict[str, Any]] = []
         path = record_path(cfg)
         if path.exists():
-            rec = Record(path)
+            rec = Record(path, readonly=True)
             try:
                 entries = rec.history()
             finally:

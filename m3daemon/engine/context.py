@@ -184,7 +184,7 @@ class Context:
         path = self.record_path
         if not path.exists():
             return {}
-        rec = Record(path)
+        rec = Record(path, readonly=True)
         try:
             return {k: rec.get_meta(k) for k in RECORDED_KEYS}
         finally:

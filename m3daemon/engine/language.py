@@ -27,7 +27,7 @@ def recorded_effective_prefs(cfg: Config) -> dict[str, Any] | None:
         return None
 
     try:
-        rec = Record(path)
+        rec = Record(path, readonly=True)
     except Exception:  # noqa: BLE001 - a damaged record must not stop a command from starting
         return None
     try:

@@ -50,12 +50,27 @@ CREATE TABLE IF NOT EXISTS history (id INTEGER PRIMARY KEY AUTOINCREMENT, entry 
 
 
 class Record:
-    def __init__(self, db_path: Path, *, repair: bool = False) -> None:
+    def __init__(self, db_path: Path, *, repair: bool = False, readonly: bool = False) -> None:
         """Open (or create) the record. With ``repair`` (the sync does this; readers such as
-        ``status`` do not), a damaged record is moved aside and a new one started."""
+        ``status`` do not), a damaged record is moved aside and a new one started.
+
+        ``readonly``: for readers (status, the language choice, the dashboard's pages). They take
+        no write lock, so a sync that holds its one transaction for minutes never makes them wait
+        or fail with "database is locked".
+        """
         self.path = db_path
         self.damaged: Path | None = None  # where a damaged record was moved aside, if it was
         self._as_loaded: dict[str, Placed] | None = None  # the placed rows as load() found them
+        if readonly:
+            try:
+                self._db = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True,
+                                           isolation_level=None, check_same_thread=False, timeout=5)
+            except (OSError, sqlite3.Error, ValueError) as exc:
+                raise LocalFolderError(
+                    _("The sync record {path} cannot be opened: {reason}.").format(path=db_path, reason=exc),
+                    _("Check that the folder is writable. Deleting the file is safe: the next sync rebuilds it."),
+                ) from exc
+            return
         try:
             ensure_private_dir(db_path.parent)  # the record holds names and paths
             try:
