@@ -316,3 +316,20 @@ def test_background_set_replaces_another_extension_and_rm(
 def test_today_is_a_date_not_a_day_in_the_past(coordinator: Member, local: Path, dav_server: DavServer) -> None:
     ok(coordinator, "media", "add", "today", file_in(local, "a.jpg", b"a"))
     assert (cong(dav_server) / "Media" / date.today().isoformat() / "a.jpg").exists()
+
+
+def test_the_coordinator_is_warned_about_a_day_without_a_meeting_and_a_name_not_on_that_date(
+    dav_server: DavServer, isolated_env: Path, local: Path
+) -> None:
+    cong(dav_server).mkdir(parents=True, exist_ok=True)
+    coord = Member.create(isolated_env, dav_server.url, FOLDER, dav_server.username, dav_server.password,
+                          dav_server.ca_file, name="coordinator", prefs=meeting_prefs())
+    talk = file_in(local, "Talk.jpg", b"talk")
+    rc, _out, err = run(coord, "media", "add", iso(3), talk)  # day 3: neither midweek (2) nor weekend (5)
+    assert rc == 0 and "is not a meeting day of the congregation" in err
+    rc, _out, err = run(coord, "media", "add", iso(2), talk)
+    assert rc == 0 and "meeting day" not in err
+    rc, _out, err = run(coord, "media", "hide", iso(2), "Tlak.jpg")  # a typo
+    assert rc == 0 and "Tlak.jpg is not among the media of" in err
+    rc, _out, err = run(coord, "media", "hide", iso(2), "Talk.jpg")
+    assert rc == 0 and "not among" not in err

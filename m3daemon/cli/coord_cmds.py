@@ -38,8 +38,9 @@ def _upload_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prefix", metavar="NN[-NN[-NN]]",
                    help=_("order prefix, written as '<prefix> - <file name>' (M³'s style)"))
     p.add_argument("--section", metavar="ID",
-                   help=_("meeting part on M³ 25+: tgw, ayfm, lac, pt or wt (circuit-overseer cannot be "
-                          "chosen by name; M³ uses it by itself in his week)"))
+                   help=_("meeting part on M³ 25+: tgw (Treasures From God's Word), ayfm (Apply Yourself to the "
+                          "Field Ministry), lac (Living as Christians), pt (Public Talk) or wt (Watchtower Study); "
+                          "the circuit overseer's talk cannot be chosen by name, M³ uses it by itself in his week"))
 
 
 def add_media_parser(sub: Any, name: str, help_text: str) -> None:

@@ -27,7 +27,7 @@ from m3daemon.core.m3 import m3_view
 from m3daemon.core.model import BACKGROUND_PREFIX, HIDDEN, MEDIA, RECURRING
 from m3daemon.core.names import check_name
 from m3daemon.errors import ExitCode, M3Error, UsageError
-from m3daemon.i18n import _
+from m3daemon.i18n import _, _l
 
 from .context import Coordinator
 from .writes import Parts
@@ -38,6 +38,24 @@ SECTIONS: tuple[str, ...] = ("tgw", "ayfm", "lac", "pt", "wt")
 M³ reads that prefix with ``^Section-([^-]+) - `` (``jw-media.ts``), so only ids without a hyphen
 can work: ``Section-circuit-overseer - x.jpg`` matches nothing and lands in the day's default part.
 """
+
+SECTION_NAMES: dict[str, str] = {
+    "tgw": _l("Treasures From God's Word"),
+    "ayfm": _l("Apply Yourself to the Field Ministry"),
+    "lac": _l("Living as Christians"),
+    "pt": _l("Public Talk"),
+    "wt": _l("Watchtower Study"),
+    "circuit-overseer": _l("Circuit overseer's service talk"),
+}
+"""The meeting parts by the names people know (M³ shows them so; its ids are ``tgw``, ``ayfm``, …)."""
+
+
+def part_name(section: str | None) -> str:
+    """"Living as Christians" for ``lac``; an unknown id as it is."""
+    if not section:
+        return ""
+    return str(SECTION_NAMES.get(section, section))
+
 
 UNNAMEABLE_SECTIONS: tuple[str, ...] = ("circuit-overseer",)
 """M³ parts that no file name can reach (their id has a hyphen)."""
@@ -266,6 +284,31 @@ def _upload_steps(
     return [(f"{label}/{up.name}", step(up)) for up in uploads]
 
 
+def not_a_meeting_day(coord: Coordinator, d: date) -> str | None:
+    """A warning when ``d`` is not one of the congregation's meeting days (known ones only)."""
+    from m3daemon.core.meetings import MeetingDays, meeting_dates
+    from m3daemon.i18n import day_text
+
+    try:
+        days = MeetingDays.from_prefs(coord.effective())
+    except (ValueError, M3Error):
+        return None
+    if not days.known or meeting_dates(days, d, d):
+        return None
+    return _("{day} is not a meeting day of the congregation: M³ shows these media only when that date is opened "
+             "in it. Check the date if they are meant for a meeting.").format(day=day_text(d))
+
+
+def not_on_that_date(coord: Coordinator, d: date, names: Sequence[str]) -> list[str]:
+    """Warnings for names that are neither media of ``d`` nor recurring: hiding them changes nothing."""
+    there = {e.name for f in date_folders(coord, MEDIA, d) for e in (coord.writer.list_dir(f) or []) if not e.is_dir}
+    there |= {e.name for e in list_recurring(coord)}
+    from m3daemon.i18n import day_text
+
+    return [_("{name} is not among the media of {day} (its own or recurring), so hiding it changes nothing now. "
+              "Check the name and the date.").format(name=n, day=day_text(d)) for n in names if n not in there]
+
+
 def add_media(
     coord: Coordinator, d: date, uploads: Sequence[Upload], progress: UploadProgress | None = None,
 ) -> BatchResult:
@@ -273,6 +316,9 @@ def add_media(
     folder: Parts = (MEDIA, coord.date_folder(d))
     result = run_batch("add", _upload_steps(coord, folder, "/".join(folder), uploads, progress or NoProgress()),
                        coord)
+    warning = not_a_meeting_day(coord, d)
+    if warning:
+        result.warnings.append(warning)
     if result.fatal is None:
         coord.writer.sweep_stale(folder)
     return result
@@ -333,7 +379,10 @@ def hide(coord: Coordinator, d: date, names: Sequence[str]) -> BatchResult:
             return _("hidden")
         return run
 
-    return run_batch("hide", [("/".join((*folder, n)), step(n)) for n in names], coord)
+    warnings = not_on_that_date(coord, d, names)
+    result = run_batch("hide", [("/".join((*folder, n)), step(n)) for n in names], coord)
+    result.warnings.extend(warnings)
+    return result
 
 
 def unhide(coord: Coordinator, d: date, names: Sequence[str]) -> BatchResult:

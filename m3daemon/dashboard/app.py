@@ -237,7 +237,9 @@ def forbidden(message: str) -> Response:
 def _create_app(dash: Dashboard) -> Flask:
     app = Flask(__name__, static_folder="static", template_folder="templates")
     app.config.update(MAX_FORM_MEMORY_SIZE=1 << 20, SEND_FILE_MAX_AGE_DEFAULT=60, JSON_SORT_KEYS=False)
-    app.jinja_env.globals.update(_=_, ngettext=ngettext, PAGES=PAGES, csrf_field=CSRF_FIELD)
+    from m3daemon.coordinator.media import part_name
+
+    app.jinja_env.globals.update(_=_, ngettext=ngettext, PAGES=PAGES, csrf_field=CSRF_FIELD, part_name=part_name)
     app.jinja_env.trim_blocks = app.jinja_env.lstrip_blocks = True
     guard = dash.guard
 

@@ -58,7 +58,62 @@ CHOICES: dict[str, tuple[tuple[str, str], ...]] = {
     "meeting.mwDay": tuple((str(i), d) for i, d in enumerate(WEEKDAYS)),
     "meeting.weDay": tuple((str(i), d) for i, d in enumerate(WEEKDAYS)),
 }
-SECTIONS = {"app": N_("Application"), "media": N_("Media"), "meeting": N_("Meetings")}
+# As M³'s settings screen groups them, meetings first (what a coordinator sets most).
+SECTIONS = {"meeting": N_("Meetings"), "media": N_("Media"), "app": N_("Application")}
+
+#: What each setting is called on the screen (the key is shown small below it, for those who know it).
+LABELS: dict[str, str] = {
+    "meeting.mwDay": N_("Midweek meeting day"),
+    "meeting.mwStartTime": N_("Midweek meeting start time"),
+    "meeting.weDay": N_("Weekend meeting day"),
+    "meeting.weStartTime": N_("Weekend meeting start time"),
+    "meeting.coWeek": N_("Circuit overseer's visit (the week of this date)"),
+    "meeting.specialCong": N_("Special congregation (no regular meeting program)"),
+    "meeting.autoStartMusic": N_("Play background music before the meeting"),
+    "meeting.enableMusicButton": N_("Show the background music button"),
+    "meeting.enableMusicFadeOut": N_("Fade out the background music"),
+    "meeting.musicFadeOutTime": N_("Fade out the music this many seconds before the meeting"),
+    "meeting.musicFadeOutType": N_("How the music fades out"),
+    "meeting.musicVolume": N_("Background music volume (%)"),
+    "media.lang": N_("Media language"),
+    "media.langFallback": N_("Fallback media language"),
+    "media.langSubs": N_("Subtitle language"),
+    "media.maxRes": N_("Largest video resolution to download"),
+    "media.enableSubtitles": N_("Download subtitles"),
+    "media.includePrinted": N_("Include media of the printed publications"),
+    "media.excludeTh": N_("Leave out media of the Teaching brochure"),
+    "media.excludeLffImages": N_("Leave out images of the Enjoy Life Forever book"),
+    "media.autoPlayFirst": N_("Play the first media item by itself"),
+    "media.autoPlayFirstTime": N_("Minutes before the meeting to play the first item"),
+    "media.enableMediaDisplayButton": N_("Show the media window button"),
+    "media.hideMediaLogo": N_("Hide the logo in the media window"),
+    "media.hideWinAfterMedia": N_("Hide the media window after each item"),
+    "media.preferredOutput": N_("Display of the media window"),
+    "media.enablePp": N_("Presentation remote (clicker)"),
+    "media.ppForward": N_("Clicker key: next"),
+    "media.ppBackward": N_("Clicker key: previous"),
+    "media.enableMp4Conversion": N_("Convert media to MP4"),
+    "media.keepOriginalsAfterConversion": N_("Keep the originals after conversion"),
+    "media.enableVlcPlaylistCreation": N_("Make VLC playlists"),
+    "app.congregationName": N_("Congregation name (in M³)"),
+    "app.outputFolderDateFormat": N_("Date format of the date folders"),
+    "app.obs.enable": N_("OBS Studio: switch scenes"),
+    "app.obs.port": N_("OBS Studio: port"),
+    "app.obs.password": N_("OBS Studio: password"),
+    "app.obs.cameraScene": N_("OBS Studio: camera scene"),
+    "app.obs.mediaScene": N_("OBS Studio: media scene"),
+    "app.obs.imageScene": N_("OBS Studio: image scene"),
+    "app.zoom.enable": N_("Zoom: integration"),
+    "app.zoom.id": N_("Zoom: meeting ID"),
+    "app.zoom.password": N_("Zoom: meeting password"),
+    "app.zoom.name": N_("Zoom: name shown in the meeting"),
+    "app.zoom.autoStartMeeting": N_("Zoom: start the meeting by itself"),
+    "app.zoom.autoStartTime": N_("Zoom: minutes before the meeting to start it"),
+    "app.zoom.autoRename": N_("Zoom: rename participants"),
+    "app.zoom.hideComponent": N_("Zoom: hide its window"),
+    "app.zoom.spotlight": N_("Zoom: spotlight the speaker"),
+}
+ORDER = list(LABELS)
 
 
 def value_text(value: Any) -> str:
@@ -73,14 +128,17 @@ def value_text(value: Any) -> str:
 
 def rows(local: dict[str, Any], forced: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
-    for key, spec in m3prefs.FORCABLE.items():
+    keys = sorted(m3prefs.FORCABLE, key=lambda k: (ORDER.index(k) if k in ORDER else len(ORDER), k))
+    for key in keys:
+        spec = m3prefs.FORCABLE[key]
         is_forced = key in forced
         value = forced[key] if is_forced else local.get(key, m3prefs.DEFAULTS.get(key))
         choices = CHOICES.get(key)
         if spec.value_type == "bool":
             choices = (("true", _("on")), ("false", _("off")))
         out.append({
-            "key": key, "section": key.split(".")[0], "kind": spec.kind, "value": value_text(value),
+            "key": key, "label": _(LABELS[key]) if key in LABELS else key, "time": spec.value_type == "time",
+            "section": key.split(".")[0], "kind": spec.kind, "value": value_text(value),
             "local": value_text(local.get(key)), "forced": is_forced,
             "choices": [(v, _(label)) for v, label in choices] if choices else None,
             "secret": key.endswith(".password"),
@@ -146,8 +204,8 @@ def register(app: Flask, dash: Dashboard) -> None:
             prefs[key] = value
         save_config(replace(cfg, prefs=prefs))
         dash.host.replace_config(load_config(cfg.path))
-        return reply(True, _("{key} is now {value} on this computer.").format(
-            key=key, value=value_text(value) or _("not set")), to=to)
+        return reply(True, _("{setting} is now {value} on this computer.").format(
+            setting=_(LABELS.get(key, key)), value=value_text(value) or _("not set")), to=to)
 
     def set_forced(cid: int, cfg: Config, key: str, value: Any, force: bool, to: str) -> ResponseReturnValue:
         from m3daemon.coordinator.forced import edit_forced, forcing, unforcing
@@ -161,8 +219,9 @@ def register(app: Flask, dash: Dashboard) -> None:
             note("warning", w)
         dash.host.update_now(str(cfg.path))  # this computer applies it now; the others at their next update
         if force:
-            message = _("{key} is now {value} on every computer of the congregation.").format(
-                key=key, value=value_text(value))
+            message = _("{setting} is now {value} on every computer of the congregation.").format(
+                setting=_(LABELS.get(key, key)), value=value_text(value))
         else:
-            message = _("{key} is no longer forced; each computer uses its own value.").format(key=key)
+            message = _("{setting} is no longer forced; each computer uses its own value.").format(
+                setting=_(LABELS.get(key, key)))
         return reply(True, message, to=to)
