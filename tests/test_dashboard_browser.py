@@ -434,6 +434,13 @@ def test_a_new_computer_is_set_up_from_the_dashboard_with_an_invitation_and_a_pi
             page.get_by_role("button", name="It is the same: pin it").click()
             page.wait_for_selector("#connection-result .flash-ok")
             assert "Connected" in page.locator("#connection-result").inner_text()
+            # a folder that is not there opens the folder browser one level up, on what was typed
+            page.get_by_label("Congregation sync folder").fill("/Nope")
+            page.get_by_role("button", name="Test connection").click()
+            page.wait_for_selector("#connection-result .flash-error")
+            page.wait_for_selector("#folder-browser:not([hidden])")
+            page.wait_for_function("() => document.querySelector('[data-browser-path]').textContent === '/'")
+            page.get_by_label("Congregation sync folder").fill(srv.folder)
 
             # the easy way: the invitation fills everything but the password
             page.get_by_role("link", name="Connection", exact=True).click()
@@ -488,3 +495,25 @@ def test_what_changed_explains_a_file_sent_to_the_trash_and_an_error_has_the_but
     fix.click()
     page.wait_for_url("**/connection")
     store_password(conn, m.password)
+
+
+def test_the_coordinator_makes_an_invitation_on_the_dashboard(hall: Hall, page: Any, tmp_path: Path) -> None:
+    from m3daemon.settings.config import load_config
+    from m3daemon.settings.invite import Invitation
+
+    m = hall.members[0]
+    page.goto(hall.login_url(m))
+    page.get_by_role("link", name="Connection", exact=True).click()
+    page.get_by_label("User name for the other computer").fill("av")
+    page.get_by_role("button", name="Make an invitation").click()
+    code = page.get_by_label("Invitation code to copy").input_value()
+    inv = Invitation.from_code(code)
+    conn = load_config(m.config_path).connection
+    assert conn is not None
+    assert (inv.url, inv.folder, inv.name, inv.username, inv.password) == (conn.url, conn.folder, "North", "av", None)
+    assert page.locator("[data-invitation] .qr svg").count() == 1
+    shoot(page, "invite", tmp_path)
+    with page.expect_download() as dl:
+        page.get_by_role("link", name="Download the invitation file").click()
+    assert json.loads(Path(dl.value.path()).read_text())["code"] == code
+    assert dl.value.suggested_filename == "North.m3invite"

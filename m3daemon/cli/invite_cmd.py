@@ -38,33 +38,11 @@ def add_parser(sub: Any, name: str, help_text: str) -> None:
     show.set_defaults(run=run_show)
 
 
-def invitation_for(cfg: Any, username: str | None, password: str | None) -> Any:
-    """The invitation that repeats this computer's connection (pure: no network)."""
-    from m3daemon.settings.invite import Invitation
-    from m3daemon.settings.pinning import fingerprint, load_pem_certs
-
-    conn = cfg.connection
-    if conn is None:
-        raise UsageError(_("Congregation sync is not set up on this computer, so there is nothing to invite to."),
-                         _("Set it up first (`m3daemon setup` or the dashboard's Connection page)."))
-    ca_sha256 = None
-    if conn.ca_file is not None:
-        try:
-            certs = load_pem_certs(Path(conn.ca_file).read_bytes())
-        except OSError as exc:
-            raise UsageError(_("The CA file {path} cannot be read: {reason}.").format(
-                path=conn.ca_file, reason=exc.strerror or exc), _("Check [connection] ca_file.")) from None
-        if certs:
-            ca_sha256 = fingerprint(certs[-1])
-    return Invitation(url=conn.url, folder=conn.folder, name=cfg.name, layout=cfg.local.layout,
-                      ca_sha256=ca_sha256, username=username or None, password=password)
-
-
 def run_create(args: argparse.Namespace) -> int:
     from m3daemon.cli.main import config_path_from
     from m3daemon.local.paths import write_private_file
     from m3daemon.settings.config import load_config
-    from m3daemon.settings.invite import FILE_SUFFIX, qr_code
+    from m3daemon.settings.invite import FILE_SUFFIX, invitation_for, qr_code
 
     cfg = load_config(Path(config_path_from(args)))
     password = None

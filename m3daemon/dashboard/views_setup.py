@@ -290,6 +290,42 @@ def register(app: Flask, dash: Dashboard) -> None:
         return reply(True, _("Saved. {summary} The media folders are being updated.").format(summary=summary),
                      to=f"/c/{cid}/status")
 
+    @app.post("/c/<int:cid>/connection/invitation")
+    def connection_invitation(cid: int) -> ResponseReturnValue:
+        """The coordinator invites another computer: the code, its QR code and the file (never a password)."""
+        from markupsafe import Markup
+
+        from m3daemon.settings.invite import invitation_for, qr_code
+
+        cfg = dash.config(cid)
+        username = (request.form.get("username") or "").strip()
+        try:
+            inv = invitation_for(cfg, username or None)
+        except M3Error as err:
+            return error_reply(err, to=f"/c/{cid}/connection")
+        code = inv.code()
+        svg = Markup(qr_code(code).svg_inline(scale=4, title=_("Invitation to {name}").format(name=inv.name)))
+        made = {"code": code, "qr": svg, "name": inv.name, "username": username,
+                "file_url": f"/c/{cid}/connection/invitation.m3invite?username={username}"}
+        return render_template("connection.html", cfg=cfg, conn=cfg.connection, fill=prefill_of(cfg),
+                               providers=PROVIDERS, stored=bool(cfg.connection and get_password(cfg.connection)),
+                               current_provider=current_provider(cfg.connection), configured=True, invitation=made)
+
+    @app.get("/c/<int:cid>/connection/invitation.m3invite")
+    def connection_invitation_file(cid: int) -> ResponseReturnValue:
+        from flask import Response
+
+        from m3daemon.settings.invite import FILE_SUFFIX, invitation_for
+
+        cfg = dash.config(cid)
+        try:
+            inv = invitation_for(cfg, (request.args.get("username") or "").strip() or None)
+        except M3Error as err:
+            return error_reply(err, to=f"/c/{cid}/connection")
+        safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in inv.name).strip("-") or "congregation"
+        return Response(inv.file_text(), 200, content_type="application/json; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{safe}{FILE_SUFFIX}"'})
+
     @app.post("/c/<int:cid>/connection/forget")
     def connection_forget(cid: int) -> ResponseReturnValue:
         """Remove the congregation from this computer: configuration, record, password; never its media."""

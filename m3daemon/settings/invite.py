@@ -30,7 +30,7 @@ from typing import Any
 from m3daemon.errors import UsageError
 from m3daemon.i18n import _
 
-__all__ = ["FILE_SUFFIX", "PREFIX", "VERSION", "Invitation", "qr_code", "read_invitation"]
+__all__ = ["FILE_SUFFIX", "PREFIX", "VERSION", "Invitation", "invitation_for", "qr_code", "read_invitation"]
 
 PREFIX = "M3I"
 VERSION = 1
@@ -148,6 +148,28 @@ def read_invitation(given: str) -> Invitation:
             raise _bad(_("The invitation file is damaged."))
         text = code
     return Invitation.from_code(text)
+
+
+def invitation_for(cfg: Any, username: str | None = None, password: str | None = None) -> Invitation:
+    """The invitation that repeats this computer's connection (no network): its address, folder,
+    name, layout and the fingerprint of its pinned CA."""
+    from m3daemon.settings.pinning import fingerprint, load_pem_certs
+
+    conn = cfg.connection
+    if conn is None:
+        raise UsageError(_("Congregation sync is not set up on this computer, so there is nothing to invite to."),
+                         _("Set it up first (`m3daemon setup` or the dashboard's Connection page)."))
+    ca_sha256 = None
+    if conn.ca_file is not None:
+        try:
+            certs = load_pem_certs(Path(conn.ca_file).read_bytes())
+        except OSError as exc:
+            raise UsageError(_("The CA file {path} cannot be read: {reason}.").format(
+                path=conn.ca_file, reason=exc.strerror or exc), _("Check [connection] ca_file.")) from None
+        if certs:
+            ca_sha256 = fingerprint(certs[-1])
+    return Invitation(url=conn.url, folder=conn.folder, name=cfg.display_name, layout=cfg.local.layout,
+                      ca_sha256=ca_sha256, username=username or None, password=password)
 
 
 def qr_code(code: str) -> Any:

@@ -272,6 +272,11 @@
           box.appendChild(pin);
         }
         result.appendChild(box);
+        if (!res.ok && res.kind === "FolderNotFoundError") {
+          // a wrong folder: the folders that are there, one level up (nothing needs to be saved first)
+          browser.hidden = false;
+          load(folder.value.trim().replace(/\/+$/, "").replace(/\/[^/]*$/, "") || "/");
+        }
       });
     });
   }
