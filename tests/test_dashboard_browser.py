@@ -504,7 +504,7 @@ def test_the_coordinator_makes_an_invitation_on_the_dashboard(hall: Hall, page: 
     m = hall.members[0]
     page.goto(hall.login_url(m))
     page.get_by_role("link", name="Connection", exact=True).click()
-    page.get_by_label("User name for the other computer").fill("av")
+    page.get_by_label("Account the other computer signs in with").fill("av")
     page.get_by_role("button", name="Make an invitation").click()
     code = page.get_by_label("Invitation code to copy").input_value()
     inv = Invitation.from_code(code)
