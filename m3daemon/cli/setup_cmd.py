@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         url=args.url or (provider.url if provider and not provider.needs_host else None) or (conn.url if conn else None),
         username=args.username or (conn.username if conn else None),
         folder=args.folder,
-        name=args.name or (current.name if path.exists() else None),
+        name=args.name or (current.name if path.exists() and current.name != path.stem else None),
         media_dir=str(Path(args.media_dir).expanduser().resolve()) if args.media_dir else str(current.local.media_dir),
         layout=args.layout,
         # A path typed on the command line is relative to where the person is, not to the config file.
