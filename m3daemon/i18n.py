@@ -119,10 +119,13 @@ class Translated(str):
 
     english: str
 
-    def __new__(cls, text: str, source: str) -> Self:
+    def __new__(cls, text: str, source: str | None = None) -> Self:
         obj = super().__new__(cls, text)
-        obj.english = source
+        obj.english = text if source is None else source
         return obj
+
+    def __getnewargs__(self) -> tuple[str, str]:  # type: ignore[override]  # copy, deepcopy, pickle
+        return (str.__str__(self), self.english)
 
     def format(self, *args: object, **kwargs: object) -> str:
         return Translated(
@@ -210,6 +213,9 @@ class _LazyFormatted(LazyText):
     _template: str
     _args: tuple[object, ...]
     _kwargs: dict[str, object]
+
+    def __getnewargs__(self) -> tuple[str, tuple[object, ...], dict[str, object]]:  # type: ignore[override]
+        return (self._template, self._args, self._kwargs)
 
     def __str__(self) -> str:
         return _(self._template).format(*self._args, **self._kwargs)

@@ -39,3 +39,15 @@ def test_a_reader_never_creates_or_changes_the_record(tmp_path: Path) -> None:
     assert reader.get_meta("missing", "default") == "default"
     reader.close()
     assert (path.stat().st_mtime_ns, path.stat().st_size) == before
+
+
+def test_a_reader_of_a_damaged_record_gets_the_plain_words_error_and_leaves_it_to_the_sync(tmp_path: Path) -> None:
+    import pytest
+
+    from m3daemon.errors import LocalFolderError
+
+    path = tmp_path / "record.sqlite"
+    path.write_bytes(b"this is not a database, it is a text file" * 100)
+    with pytest.raises(LocalFolderError, match="cannot be opened"):
+        Record(path, readonly=True)
+    assert path.read_bytes().startswith(b"this is not a database")  # untouched: only the sync moves it aside

@@ -65,6 +65,11 @@ class Record:
             try:
                 self._db = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True,
                                            isolation_level=None, check_same_thread=False, timeout=5)
+                try:
+                    self._db.execute("SELECT 1 FROM meta LIMIT 1").fetchall()  # a damaged file shows here
+                except BaseException:
+                    self._db.close()
+                    raise
             except (OSError, sqlite3.Error, ValueError) as exc:
                 raise LocalFolderError(
                     _("The sync record {path} cannot be opened: {reason}.").format(path=db_path, reason=exc),
