@@ -51,3 +51,13 @@ def test_a_reader_of_a_damaged_record_gets_the_plain_words_error_and_leaves_it_t
     with pytest.raises(LocalFolderError, match="cannot be opened"):
         Record(path, readonly=True)
     assert path.read_bytes().startswith(b"this is not a database")  # untouched: only the sync moves it aside
+
+
+def test_a_reader_of_a_record_the_first_sync_has_only_just_created_sees_an_empty_record(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "record.sqlite"
+    sqlite3.connect(path).close()  # the file exists, its tables do not yet
+    reader = Record(path, readonly=True)
+    assert reader.get_meta("effective_prefs") is None and reader.load() == {}
+    reader.close()

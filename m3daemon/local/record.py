@@ -67,6 +67,13 @@ class Record:
                                            isolation_level=None, check_same_thread=False, timeout=5)
                 try:
                     self._db.execute("SELECT 1 FROM meta LIMIT 1").fetchall()  # a damaged file shows here
+                except sqlite3.OperationalError as exc:
+                    self._db.close()
+                    if "no such table" not in str(exc):
+                        raise
+                    # A record the first sync has only just created: it holds nothing yet.
+                    self._db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+                    self._db.executescript(SCHEMA)
                 except BaseException:
                     self._db.close()
                     raise
