@@ -24,7 +24,7 @@ from m3daemon.core import prefs as m3prefs
 from m3daemon.core.dates import DATE_FORMATS
 from m3daemon.engine.context import local_prefs
 from m3daemon.errors import LockedSettingError, M3Error, UsageError
-from m3daemon.i18n import _, weekday_name
+from m3daemon.i18n import _, _l, weekday_name
 from m3daemon.settings.config import load_config, save_config
 
 from .access import Access
@@ -54,7 +54,8 @@ WEEKDAYS = tuple(_WeekdayName(str(i)) for i in range(7))
 CHOICES: dict[str, tuple[tuple[str, str], ...]] = {
     "app.outputFolderDateFormat": tuple((f, f) for f in DATE_FORMATS),
     "media.maxRes": tuple((r, r) for r in m3prefs.MAX_RES),
-    "meeting.musicFadeOutType": tuple((t, t) for t in m3prefs.MUSIC_FADE_OUT_TYPES),
+    "meeting.musicFadeOutType": (("smart", _l("Before the meeting starts (by its start time)")),
+                                 ("timer", _l("After a set time of playing"))),
     "meeting.mwDay": tuple((str(i), d) for i, d in enumerate(WEEKDAYS)),
     "meeting.weDay": tuple((str(i), d) for i, d in enumerate(WEEKDAYS)),
 }
