@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -157,3 +158,35 @@ def proxy_for(server: DavServer, cls: type[FaultProxy] = FaultProxy) -> Iterator
     )
     with proxy:
         yield proxy
+
+
+class SharingViolation:
+    """``os.replace`` / ``os.unlink`` fail as on Windows for the chosen paths while M³ holds them
+    (open without FILE_SHARE_DELETE: the file can be neither renamed, nor replaced, nor deleted)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, *held: Path) -> None:
+        self.held = {str(p) for p in held}
+        real_replace, real_unlink = os.replace, os.unlink
+
+        def replace(src: object, dst: object, *a: object, **k: object) -> None:
+            self._check(src)
+            self._check(dst)
+            real_replace(src, dst, *a, **k)  # type: ignore[arg-type]
+
+        def unlink(path: object, *a: object, **k: object) -> None:
+            self._check(path)
+            real_unlink(path, *a, **k)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(os, "replace", replace)
+        monkeypatch.setattr(os, "unlink", unlink)
+
+    def _check(self, path: object) -> None:
+        if str(path) in self.held:
+            err = PermissionError(13, "The process cannot access the file because it is being used by "
+                                      "another process", str(path))
+            err.winerror = 32  # type: ignore[attr-defined]  # what Windows sets
+            raise err
+
+    def release(self) -> None:
+        """M³ let go of the files (the meeting is over)."""
+        self.held.clear()

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import wait_until
+from faulthelpers import SharingViolation
 from member import Member, iso
 from servers import DavServer, make_tree
 
@@ -26,36 +27,7 @@ from m3daemon.daemon.app import Daemon
 from m3daemon.engine.status import SyncState
 from m3daemon.tray.menu import build_menu, tooltip
 
-
-class HeldOpen:
-    """os.replace/os.unlink on the held paths fail as on Windows when M³ shows the file (open without
-    FILE_SHARE_DELETE: it can be neither renamed away, nor replaced, nor deleted)."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, *held: Path) -> None:
-        self.held = {str(p) for p in held}
-        real_replace, real_unlink = os.replace, os.unlink
-
-        def replace(src: object, dst: object, *a: object, **k: object) -> None:
-            self._check(src)
-            self._check(dst)
-            real_replace(src, dst, *a, **k)  # type: ignore[arg-type]
-
-        def unlink(path: object, *a: object, **k: object) -> None:
-            self._check(path)
-            real_unlink(path, *a, **k)  # type: ignore[arg-type]
-
-        monkeypatch.setattr(os, "replace", replace)
-        monkeypatch.setattr(os, "unlink", unlink)
-
-    def _check(self, path: object) -> None:
-        if str(path) in self.held:
-            err = PermissionError(13, "The process cannot access the file because it is being used by another "
-                                      "process", str(path))
-            err.winerror = 32  # type: ignore[attr-defined]
-            raise err
-
-    def release(self) -> None:
-        self.held.clear()
+HeldOpen = SharingViolation  # M³ holds the file open, as on Windows, until ``release()``
 
 
 def _content(path: Path) -> bytes | None:
