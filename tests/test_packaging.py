@@ -24,17 +24,30 @@ def test_the_one_file_linux_build_runs_the_demo(tmp_path: Path) -> None:
     assert exe.is_file() and os.access(exe, os.X_OK)
     assert "Member's second update: downloaded 0," in proc.stdout
     assert "403 (members may only read)" in proc.stdout
+    french = subprocess.run([str(exe), "--lang", "fr", "status", "--help"], capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert french.returncode == 0 and "utilisation" in french.stdout, french.stdout + french.stderr
     if sys.platform.startswith("linux"):  # the tray menu's typelibs (tests/test_tray_xvfb.py runs the build's tray)
         assert "bundling PyGObject's GTK and AyatanaAppIndicator typelibs" in proc.stdout + proc.stderr
 
 
-def test_a_wheel_carries_the_service_templates(tmp_path: Path) -> None:
+def test_a_wheel_carries_the_service_templates_and_the_compiled_catalogues(tmp_path: Path) -> None:
+    import gettext
+    import io
+
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
                     str(tmp_path), str(REPO)], check=True, capture_output=True, timeout=300)
     [wheel] = tmp_path.glob("m3daemon-*.whl")
-    names = zipfile.ZipFile(wheel).namelist()
+    archive = zipfile.ZipFile(wheel)
+    names = archive.namelist()
     assert any(n.startswith("m3daemon/service/templates/") for n in names)
     assert "m3daemon/py.typed" in names
+    # the build compiles every catalogue (setup.py); the .mo files are never in git
+    shipped = {p.parent.parent.name for p in (REPO / "m3daemon" / "locale").glob("*/LC_MESSAGES/m3daemon.po")}
+    compiled = {n.split("/")[2] for n in names if n.endswith("/LC_MESSAGES/m3daemon.mo")}
+    assert shipped and compiled == shipped
+    french = gettext.GNUTranslations(io.BytesIO(archive.read("m3daemon/locale/fr/LC_MESSAGES/m3daemon.mo")))
+    assert french.gettext("usage: ") != "usage: "
 
 
 def test_the_desktop_entry_runs_without_a_console_and_drops_finders_psn_argument(tmp_path: Path) -> None:
