@@ -15,6 +15,7 @@ from m3daemon.core.layout import Layout
 from m3daemon.core.meetings import Meeting, MeetingDays, meetings_between
 from m3daemon.core.names import name_problem
 from m3daemon.engine.context import Context
+from m3daemon.local.longpaths import for_os
 from m3daemon.settings.config import Config
 
 IMAGE_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "gif", "webp", "bmp"})
@@ -81,7 +82,7 @@ def local_file(cfg: Config, effective: dict[str, Any], day: date, name: str) -> 
     """
     if name_problem(name) is not None:
         return None
-    root = cfg.local.media_dir
+    root = for_os(cfg.local.media_dir)  # the \\?\ form on Windows: long paths preview too
     try:
         root_real = root.resolve(strict=True)
         candidate = (root / layout_of(cfg, effective).date_dir(day) / name).resolve(strict=True)
@@ -98,7 +99,7 @@ def local_dates(cfg: Config, effective: dict[str, Any], start: date, end: date) 
     out: list[tuple[date, list[str]]] = []
     d = start
     while d <= end:
-        folder = cfg.local.media_dir / layout.date_dir(d)
+        folder = for_os(cfg.local.media_dir) / layout.date_dir(d)
         try:
             names = sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
         except OSError:
