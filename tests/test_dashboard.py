@@ -146,11 +146,15 @@ def start_hall(members: list[Member], env: dict[str, str] | None = None, settle:
         except AssertionError:
             return False
 
-    wait_until("the daemon to answer", answering)
-    if settle:
-        for m in members:
-            wait_until(f"{m.config_path.stem}'s first sync",
-                       lambda m=m: hall.status(m)["state"] in ("up-to-date", "error", "offline"))
+    try:
+        wait_until("the daemon to answer", answering)
+        if settle:
+            for m in members:
+                wait_until(f"{m.config_path.stem}'s first sync",
+                           lambda m=m: hall.status(m)["state"] in ("up-to-date", "error", "offline"))
+    except BaseException:
+        hall.stop()  # a daemon that never became ready is not left running after the test
+        raise
     return hall
 
 
