@@ -85,9 +85,10 @@ def register(app: Flask, dash: Dashboard) -> None:
         meta = record_meta(cfg)
         meetings = [(meeting_when(m.start), _(MEETING_KINDS.get(m.kind, m.kind)))
                     for m in next_meetings(cfg, effective_of(cfg, meta))]
-        result = st.last_result or meta.get("last_result") or None
+        result = next((r for r in (st.last_result, meta.get("last_result")) if isinstance(r, dict)), {})
+        errors = [e for e in result.get("errors", []) if isinstance(e, dict)]
         problems = [(e.get("message", ""), e.get("remedy", ""), remedy_link(str(e.get("kind", "")), cid))
-                    for e in (result or {}).get("errors", [])[:5]]
+                    for e in errors[:5]]
         held = [(h["path"], h["change"]) for h in st.held_for_meeting]
         until = short_time(st.held_for_meeting[0]["until"]) if st.held_for_meeting else None
         return render_template(
