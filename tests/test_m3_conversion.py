@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import time
 from pathlib import Path
 
 import pytest
 from member import Member, day, run_cli
-from servers import DavServer, make_tree
+from servers import DavServer, bump, make_tree
 
 FOLDER = "/dav/Cong"
 D = day(2)
@@ -48,14 +46,6 @@ def image(path: Path) -> tuple[str, tuple[int, int]]:
 
     with Image.open(path) as im:
         return str(im.format), im.size
-
-
-def bump(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    later = time.time() + 5
-    os.utime(tmp, (later, later))
-    os.replace(tmp, path)
 
 
 @pytest.fixture

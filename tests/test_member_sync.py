@@ -7,13 +7,11 @@ the way M³ 22–24 wrote them.
 from __future__ import annotations
 
 import json
-import os
-import time
 from pathlib import Path
 
 import pytest
 from member import Member, day, iso
-from servers import DavServer, make_tree
+from servers import DavServer, bump, make_tree
 
 FOLDER = "/dav/Cong"
 
@@ -24,15 +22,6 @@ def cong(server: DavServer) -> Path:
 
 def lay_out(server: DavServer, files: dict[str, bytes | str]) -> None:
     make_tree(cong(server), files)
-
-
-def bump(path: Path, data: bytes) -> None:
-    """Change a file on the server the way an upload does: new inode, newer mtime."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    later = time.time() + 5
-    os.utime(tmp, (later, later))
-    os.replace(tmp, path)
 
 
 @pytest.fixture
