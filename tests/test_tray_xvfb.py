@@ -126,6 +126,15 @@ APP = textwrap.dedent('''
     for name in ("icon", "title", "menu", "visible"):
         prop = getattr(Icon, name)
         setattr(Icon, name, property(prop.fget, noted(name, prop.fset)))
+    import m3daemon.tray as _tray
+    _refresh = _tray.refresh_open_menu
+
+    def refresh_open_menu(*args):
+        refreshed = _refresh(*args)
+        if refreshed:
+            calls.append(("refresh_open_menu", threading.current_thread() is main, threading.current_thread().name))
+        return refreshed
+    _tray.refresh_open_menu = refresh_open_menu
 
     control = Control()
     stop = threading.Event()
@@ -401,14 +410,15 @@ def _click_update_now(app: TrayApp, backend: str, icon: tuple[int, int, int, int
     app.x.xdotool("key", "--delay", "60", "Down", "Return")
 
 
-def _assert_all_on_the_main_thread(app: TrayApp, changed: bool = True) -> None:
+def _assert_all_on_the_main_thread(app: TrayApp, changed: bool = True, menu: str = "menu") -> None:
     """pystray's run() and every icon/menu change (icon, title, menu, visible, notify, stop) ran
-    on the main thread: what macOS requires, enforced here with the Linux backends."""
+    on the main thread: what macOS requires, enforced here with the Linux backends. ``menu``:
+    how the menu changed ("refresh_open_menu" when it changed while open)."""
     calls = [tuple(c) for c in json.loads(app.read("threads") or "[]")]
     kinds = {what for what, _main, _name in calls}
     assert {"run", "visible", "stop"} <= kinds, f"the instrumented Icon saw only {sorted(kinds)}"
     if changed:
-        assert {"icon", "title", "menu", "update_menu"} <= kinds, sorted(kinds)
+        assert {"icon", "title", menu, "update_menu"} <= kinds, sorted(kinds)
         if app.read("backend") != "xorg":  # pystray's xorg backend has no notifications
             assert "notify" in kinds, sorted(kinds)
     elsewhere = [(what, name) for what, main, name in calls if not main]
@@ -572,3 +582,68 @@ def test_the_xorg_backend_changes_the_icon_and_stops_on_the_main_thread(tray_app
     assert app.proc.wait(10) == 0, app.log()
     assert "did not end within its time" not in app.log()  # no forced end: the wake reached the loop
     _assert_all_on_the_main_thread(app)
+
+
+def _open_menu(app: TrayApp, backend: str) -> int:
+    """Open the icon's menu as a person does (gtk: right click; appindicator: left click); its window id."""
+    x, y, w, h = app.icon_window()
+    before = app.x.visible_toplevels()
+    app.x.xdotool("mousemove", str(x + w // 2), str(y + h // 2), "click", "3" if backend == "gtk" else "1")
+
+    def menu() -> int | None:
+        new = {wid: g for wid, g in app.x.visible_toplevels().items() if wid not in before}
+        return next((wid for wid, g in new.items() if g[2] > 80 and g[3] > 60), None)
+
+    wid: int = wait_until("the menu to open", menu, 5, diagnose=app.log)
+    return wid
+
+
+def _menu_picture(app: TrayApp, wid: int) -> Any:
+    """The open menu as painted: two grabs 50 ms apart that agree (GTK paints after mapping)."""
+    frames: list[Any] = []
+
+    def painted() -> bool:
+        geometry = app.x.visible_toplevels().get(wid)
+        assert geometry is not None, "the menu closed by itself" + app.log()
+        frames.append(app.x.grab(*geometry))
+        return (len(frames) > 1 and frames[-1].size == frames[-2].size
+                and frames[-1].tobytes() == frames[-2].tobytes() and len(set(frames[-1].tobytes())) > 1)
+
+    wait_until("GTK to paint the menu", painted, 5, every=0.05, diagnose=app.log)
+    return frames[-1]
+
+
+@pytest.mark.parametrize("tray_app", ["appindicator", "gtk"], indirect=True)
+def test_the_open_menu_follows_a_sync_that_starts_and_ends_while_it_is_open(
+        tray_app: TrayApp, request: pytest.FixtureRequest) -> None:
+    """A person opens the menu and leaves it open while a sync runs: the same menu, still open,
+    changes to "Updating…" and back, and its items still work."""
+    backend = request.node.callspec.params["tray_app"]
+    app = tray_app
+    assert app.wait_file("backend", 15, "the tray icon to come up") == backend
+    app.wait_colour(app.icon_window(), SyncState.UP_TO_DATE)
+    wid = _open_menu(app, backend)
+    idle = _menu_picture(app, wid)
+
+    (app.work / "update").write_text("test")  # a sync starts from elsewhere (the schedule, `m3daemon update`)
+    wait_until("the app to draw 'syncing 30 %'", lambda: app.read("icon") == "syncing 30", 5, diagnose=app.log)
+
+    def changed_from(before: Any) -> Any:
+        def check() -> Any:
+            now = _menu_picture(app, wid)
+            return now if now.tobytes() != before.tobytes() else None
+        return check
+
+    syncing = wait_until("the open menu to show the sync", changed_from(idle), 5, diagnose=app.log)
+    (app.work / "release").write_text("done")
+    wait_until("the app to draw 'up to date'", lambda: app.read("icon") == "up-to-date None", 5, diagnose=app.log)
+    wait_until("the open menu to show the end of the sync", changed_from(syncing), 5, diagnose=app.log)
+    if os.environ.get("M3DAEMON_UPDATE_SCREENSHOTS") == "1" and backend == "gtk":
+        syncing.save(SCREENSHOT.parent / "tray-menu-open-syncing.png")
+
+    (app.work / "update_now").unlink()
+    app.x.xdotool("key", "--delay", "60", "Down", "Return")  # the refreshed first item: Update now
+    assert app.wait_file("update_now", 10, "the refreshed menu's first item to run update_now") == "None"
+    (app.work / "stop").write_text("test")
+    assert app.proc.wait(10) == 0, app.log()
+    _assert_all_on_the_main_thread(app, menu="refresh_open_menu")

@@ -44,7 +44,14 @@ from typing import Any
 
 from m3daemon.engine.status import CongregationStatus, DaemonControl, SyncState
 from m3daemon.errors import TrayUnavailable
-from m3daemon.tray.backends import backend_name, candidates, has_display, have_gi, import_pystray
+from m3daemon.tray.backends import (
+    backend_name,
+    candidates,
+    has_display,
+    have_gi,
+    import_pystray,
+    refresh_open_menu,
+)
 from m3daemon.tray.icons import icon_for, quantize_percent
 from m3daemon.tray.loop import LoopDispatcher, wake_for
 from m3daemon.tray.menu import (
@@ -391,7 +398,8 @@ class Tray:
 
             def set_menu() -> None:
                 self._loop.assert_loop_thread("Icon.menu")
-                icon.menu = menu
+                if not refresh_open_menu(self.backend, icon, menu):
+                    icon.menu = menu
 
             self._loop.call_soon(set_menu)
 

@@ -90,3 +90,36 @@ def import_pystray(backend: str) -> Any:
             os.environ.pop("PYSTRAY_BACKEND", None)
         else:
             os.environ["PYSTRAY_BACKEND"] = previous
+
+
+def refresh_open_menu(backend: str, icon: Any, menu: Any) -> bool:
+    """Show ``menu`` in the menu that is open on the screen now; False when none is open.
+
+    pystray's gtk backend (and appindicator's fallback to a status icon, as under trayer) builds
+    a new ``Gtk.Menu`` on every change and leaves the one on the screen as it was: a person
+    watching "Updating… 30 %" would see it forever. While a menu is mapped, its items are
+    replaced by the new menu's, so it changes where it stands. Through a StatusNotifier host the
+    menu is drawn by the desktop (dbusmenu), never mapped here, and pystray's own update refreshes
+    it. Called on the loop thread; any surprise in pystray's internals means False (the plain
+    update then runs).
+    """
+    if backend not in ("gtk", "appindicator"):
+        return False
+    try:
+        shown = getattr(icon, "_menu_handle", None)
+        if shown is None or not shown.get_mapped():
+            return False
+        fresh = icon._create_menu(menu)
+        if fresh is None:
+            return False
+        for child in shown.get_children():
+            shown.remove(child)
+        for child in fresh.get_children():
+            fresh.remove(child)
+            shown.append(child)
+        shown.show_all()
+        icon._menu = menu  # what the `menu` property returns; the open Gtk.Menu stays the handle
+        return True
+    except Exception:  # the plain update is always there to fall back on
+        log.debug("could not refresh the open menu in place", exc_info=True)
+        return False
