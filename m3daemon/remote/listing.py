@@ -7,11 +7,13 @@ listing would look like deleted files to the planner.
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import logging
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from urllib.parse import urlsplit
 
@@ -49,9 +51,30 @@ Found = tuple[list[RemoteEntry], list[tuple[str, str]], "str | None"]
 
 Window = tuple[date, date]
 
+# An answer up to this size is held whole and hashed before it is parsed (the daemon's memo);
+# a larger one is parsed as it arrives, as it is without a memo.
+MEMO_MAX_BYTES = 8 * 1024 * 1024
+
+
+@dataclass
+class AnswerMemo:
+    """The last answer of each PROPFIND, by its digest, and what was read from it.
+
+    Kept by the daemon between polls with its session: a folder whose answer is byte for byte the
+    answer of the last poll is not parsed again. Parsing costs about 20 µs per entry in Python
+    (40 ms for 2,000 files, most of a poll on a server that answers in 2 ms); hashing 100 kB costs
+    0.1 ms. The same bytes parsed for the same folder give the same entries, so nothing the sync
+    sees changes; a server that answers differently (a changed date, ETag, one byte) is parsed.
+    """
+
+    answers: dict[tuple[str, tuple[str, ...], str], tuple[bytes, Found]] = field(default_factory=dict)
+    hits: int = 0
+    walked: list[tuple[str, ...]] = field(default_factory=list)  # the folders the last walk opened
+
 
 def list_tree(
-    session: DavSession, *, workers: int = 4, prefer_infinity: bool = True, window: Window | None = None
+    session: DavSession, *, workers: int = 4, prefer_infinity: bool = True, window: Window | None = None,
+    memo: AnswerMemo | None = None,
 ) -> Listing:
     """List everything below the congregation folder that can matter for a sync.
 
@@ -60,13 +83,13 @@ def list_tree(
     decides past folders from the local side, and a date beyond the window waits until it comes
     in. Their names are still listed (a date with its own folder gets the recurring media). A
     congregation with years of past date folders then costs the same requests as a new one.
-    ``Depth: infinity`` lists everything in one request either way.
+    ``Depth: infinity`` lists everything in one request either way. ``memo``: see :class:`AnswerMemo`.
     """
     if prefer_infinity:
-        result = _try_infinity(session)
+        result = _try_infinity(session, memo)
         if result is not None:
             return result
-    return _walk(session, workers, window)
+    return _walk(session, workers, window, memo)
 
 
 def list_children(session: DavSession, parts: tuple[str, ...]) -> list[RemoteEntry]:
@@ -86,9 +109,9 @@ def root_tag(session: DavSession) -> str | None:
     return found[2]
 
 
-def _try_infinity(session: DavSession) -> Listing | None:
+def _try_infinity(session: DavSession, memo: AnswerMemo | None = None) -> Listing | None:
     before = session.stats.requests
-    found = _propfind(session, (), "infinity")
+    found = _propfind(session, (), "infinity", memo)
     if found is None:
         return None
     entries, skipped, tag = found
@@ -99,15 +122,31 @@ def _try_infinity(session: DavSession) -> Listing | None:
     return Listing(entries, "infinity", session.stats.requests - before, skipped, tag)
 
 
-def _walk(session: DavSession, workers: int, window: Window | None = None) -> Listing:
+def _walk(session: DavSession, workers: int, window: Window | None = None, memo: AnswerMemo | None = None) -> Listing:
+    """Level by level: the root, then ``Media/`` and ``Hidden/``, then their date folders.
+
+    With a memo of the last walk, every folder it opened that is still worth opening is asked
+    for at once, in parallel: one round trip instead of three when nothing changed. Each level is
+    then checked against what its parent's answer says, so a folder that appeared is still
+    listed, and one that went away is dropped from the result.
+    """
     before = session.stats.requests
     entries: list[RemoteEntry] = []
     skipped: list[tuple[str, str]] = []
     level: list[tuple[str, ...]] = [()]
     tag: str | None = None
+    walked: list[tuple[str, ...]] = []
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="propfind") as pool:
+        early = {}
+        if memo is not None:
+            early = {parts: pool.submit(_propfind, session, parts, "1", memo)
+                     for parts in memo.walked if parts and _worth_walking(parts, window)}
         for depth in range(WALK_LEVELS):
-            results = list(pool.map(lambda p: _propfind(session, p, "1"), level))
+            asked = {parts: early.pop(parts) for parts in level if parts in early}
+            asked.update((parts, pool.submit(_propfind, session, parts, "1", memo))
+                         for parts in level if parts not in asked)
+            results = [asked[parts].result() for parts in level]
+            walked.extend(level)
             next_level: list[tuple[str, ...]] = []
             for result in results:
                 assert result is not None
@@ -121,6 +160,10 @@ def _walk(session: DavSession, workers: int, window: Window | None = None) -> Li
             level = next_level
             if not level:
                 break
+        for future in early.values():  # asked for a folder that is gone: its answer is not used
+            future.cancel()
+    if memo is not None:
+        memo.walked = walked
     return Listing(entries, "walk", session.stats.requests - before, skipped, tag)
 
 
@@ -137,7 +180,7 @@ def _worth_walking(parts: tuple[str, ...], window: Window | None = None) -> bool
     return window[0] <= parsed[0] <= window[1]
 
 
-def _propfind(session: DavSession, parts: tuple[str, ...], depth: str) -> Found | None:
+def _propfind(session: DavSession, parts: tuple[str, ...], depth: str, memo: AnswerMemo | None = None) -> Found | None:
     """One PROPFIND, read to the end. A body cut off mid-way is asked for again (PROPFIND is
     idempotent) within the session's attempts, which also cover connection failures and retryable
     statuses: at most ``retry.attempts`` requests in all. After the last one the listing fails as a
@@ -149,7 +192,7 @@ def _propfind(session: DavSession, parts: tuple[str, ...], depth: str) -> Found 
             log.debug("Depth: infinity refused with %s; walking with Depth 1", resp.status_code)
             return None
         _check_multistatus(resp, parts)
-        return _collect(session, resp, parts)
+        return _collect(session, resp, parts, None if memo is None else (memo, (session.base_url, parts, depth)))
 
     def interrupted(exc: httpx.TransportError) -> ListingError:
         return ListingError(
@@ -193,15 +236,42 @@ def _check_multistatus(resp: httpx.Response, parts: tuple[str, ...]) -> None:
     raise err
 
 
-def _collect(session: DavSession, resp: httpx.Response, parts: tuple[str, ...]) -> Found:
+def _collect(
+    session: DavSession, resp: httpx.Response, parts: tuple[str, ...],
+    memo: tuple[AnswerMemo, tuple[str, tuple[str, ...], str]] | None = None,
+) -> Found:
+    what = _("the listing of {what}").format(what="/".join(parts) or _("the congregation folder"))
+    counted = _cancellable(decoded(resp, what, MAX_LISTING_BYTES, session.stats.add_bytes), session.cancel)
+    if memo is None:
+        return _read_entries(session, counted, parts)
+    answers, key = memo
+    held: list[bytes] = []
+    size = 0
+    digest = hashlib.blake2b(digest_size=20)
+    for chunk in counted:
+        held.append(chunk)
+        digest.update(chunk)
+        size += len(chunk)
+        if size > MEMO_MAX_BYTES:  # too large to hold: parsed as it arrives, not remembered
+            return _read_entries(session, itertools.chain(held, counted), parts)
+    seen = digest.digest()
+    last = answers.answers.get(key)
+    if last is not None and last[0] == seen:
+        answers.hits += 1
+        entries, skipped, tag = last[1]
+        return list(entries), list(skipped), tag
+    found = _read_entries(session, iter(held), parts)
+    answers.answers[key] = (seen, (list(found[0]), list(found[1]), found[2]))
+    return found
+
+
+def _read_entries(session: DavSession, chunks: Iterator[bytes], parts: tuple[str, ...]) -> Found:
     base = session.folder_segments() + list(parts)
     entries: list[RemoteEntry] = []
     skipped: list[tuple[str, str]] = []
     tag: str | None = None
-    what = _("the listing of {what}").format(what="/".join(parts) or _("the congregation folder"))
-    counted = _cancellable(decoded(resp, what, MAX_LISTING_BYTES, session.stats.add_bytes), session.cancel)
     host = urlsplit(session.base_url).netloc.lower()
-    for raw in parse_multistatus(counted):
+    for raw in parse_multistatus(chunks):
         if "://" in raw.href and urlsplit(raw.href).netloc.lower() != host:
             skipped.append((raw.href, "another server"))
             continue

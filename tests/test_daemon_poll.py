@@ -1,0 +1,86 @@
+"""The daemon's poll when little or nothing changed, on every server kind: an answer that is byte
+for byte the last one is not parsed again, an unchanged folder is not planned again, and the
+walk asks for every folder it knows at once. None of that may hide a change: each one, on the
+server or in the media folder, is still seen at the next poll.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from faulthelpers import cong, member_for
+from member import Member, iso
+from servers import DavServer, bump, make_tree
+
+import m3daemon.engine.sync as sync
+from m3daemon.engine.sync import ListingCache, SyncReport
+
+
+def poll(m: Member, cache: ListingCache) -> SyncReport:
+    report = m.update(cache=cache)
+    assert report.ok, report.errors
+    return report
+
+
+@pytest.fixture
+def plans(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How often the planner ran (one entry per call)."""
+    calls: list[int] = []
+    real = sync.plan_sync
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sync, "plan_sync", counted)
+    return calls
+
+
+def test_an_unchanged_poll_parses_and_plans_nothing_again(
+    dav_server: DavServer, isolated_env: Path, plans: list[int]
+) -> None:
+    make_tree(cong(dav_server), {f"Media/{iso(1)}/a.jpg": b"a", f"Media/{iso(2)}/b.jpg": b"b"})
+    m = member_for(dav_server, isolated_env)
+    cache = ListingCache()
+    assert poll(m, cache).downloaded == 2
+    assert poll(m, cache).downloaded == 0  # the first no-op: its plan is remembered
+    hits, planned = cache.answers.hits, len(plans)
+
+    report = poll(m, cache)
+    assert (report.downloaded, report.unchanged) == (0, 2)
+    answers = 1 if report.listing == "infinity" else report.requests  # every answer was the last one
+    assert cache.answers.hits - hits == answers and answers >= 1
+    assert len(plans) == planned, "the same folder, record and files: the planner is not asked again"
+    assert m.files() == {f"{iso(1)}/a.jpg": b"a", f"{iso(2)}/b.jpg": b"b"}
+
+
+def test_every_change_between_polls_is_seen_at_the_next_one(
+    dav_server: DavServer, isolated_env: Path, plans: list[int]
+) -> None:
+    root = cong(dav_server)
+    make_tree(root, {f"Media/{iso(1)}/a.jpg": b"a", f"Media/{iso(2)}/b.jpg": b"b"})
+    m = member_for(dav_server, isolated_env)
+    cache = ListingCache()
+    poll(m, cache)
+    poll(m, cache)
+
+    bump(root / "Media" / iso(1) / "a.jpg", b"a, replaced by the coordinator")
+    assert poll(m, cache).downloaded == 1
+    assert m.files()[f"{iso(1)}/a.jpg"] == b"a, replaced by the coordinator"
+
+    make_tree(root, {f"Media/{iso(3)}/c.jpg": b"c"})  # a date folder the last walk did not know
+    assert poll(m, cache).downloaded == 1
+
+    shutil.rmtree(root / "Media" / iso(2))  # a date folder the last walk asked for is gone
+    report = poll(m, cache)
+    assert report.removed == 1 and report.ok
+
+    poll(m, cache)
+    planned = len(plans)
+    (m.media / iso(3) / "c.jpg").unlink()  # a person deletes a file: the poll puts it back
+    assert poll(m, cache).downloaded == 1
+    assert len(plans) == planned + 1
+    assert m.files() == {f"{iso(1)}/a.jpg": b"a, replaced by the coordinator", f"{iso(3)}/c.jpg": b"c"}
