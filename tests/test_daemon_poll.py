@@ -15,7 +15,7 @@ from faulthelpers import cong, member_for
 from member import Member, iso
 from servers import DavServer, bump, make_tree
 
-import m3daemon.engine.sync as sync
+from m3daemon.engine import sync
 from m3daemon.engine.sync import ListingCache, SyncReport
 
 
