@@ -234,11 +234,11 @@ def test_the_server_stopped_mid_listing_changes_nothing_and_the_restarted_server
     real = listing._propfind
     stopped: list[tuple[str, ...]] = []
 
-    def stop_midway(session: object, parts: tuple[str, ...], depth: str) -> object:
+    def stop_midway(session: object, parts: tuple[str, ...], depth: str, *memo: object) -> object:
         if parts == ("Media", iso(2)) and not stopped:
             stopped.append(parts)
             server.stop()
-        return real(session, parts, depth)  # type: ignore[arg-type]
+        return real(session, parts, depth, *memo)  # type: ignore[arg-type]
 
     monkeypatch.setattr(listing, "_propfind", stop_midway)
     rc, out, err = run_cli(m, "update")
