@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from faulthelpers import cong, member_for
+from faulthelpers import cong, member_for, proxied_member
+from faultproxy import FaultProxy, Rule
 from member import Member, iso
-from servers import DavServer, bump, make_tree
+from servers import DavServer, ServerPool, bump, make_tree
 
 from m3daemon.engine import sync
 from m3daemon.engine.sync import ListingCache, SyncReport
@@ -84,3 +85,25 @@ def test_every_change_between_polls_is_seen_at_the_next_one(
     assert poll(m, cache).downloaded == 1
     assert len(plans) == planned + 1
     assert m.files() == {f"{iso(1)}/a.jpg": b"a, replaced by the coordinator", f"{iso(3)}/c.jpg": b"c"}
+
+
+def test_a_poll_asks_for_every_folder_it_knows_at_once(dav_server_pool: ServerPool, isolated_env: Path) -> None:
+    """On a server that is walked (Apache refuses Depth infinity), a poll does not wait for the
+    root's answer before asking for the date folders: one round trip instead of three."""
+    server = dav_server_pool.fresh("apache")
+    make_tree(cong(server), {f"Media/{iso(1)}/a.jpg": b"a", f"Media/{iso(2)}/b.jpg": b"b"})
+    with FaultProxy(server.url, server.ca_file) as proxy:
+        m = proxied_member(proxy, server, isolated_env)
+        cache = ListingCache()
+        poll(m, cache)
+        first = [p for meth, p, _s in proxy.log if meth == "PROPFIND"]
+        assert first[-4:-2] == ["/dav/Cong/", "/dav/Cong/Media/"], "the first walk goes level by level"
+
+        proxy.log.clear()
+        proxy.add(Rule("PROPFIND", lambda p: p == "/dav/Cong/", stall=0.5, times=1))  # a slow root
+        report = poll(m, cache)
+        answered = [p for meth, p, _s in proxy.log if meth == "PROPFIND"]
+        assert sorted(answered) == sorted(["/dav/Cong/", "/dav/Cong/Media/", f"/dav/Cong/Media/{iso(1)}/",
+                                           f"/dav/Cong/Media/{iso(2)}/"])
+        assert answered[-1] == "/dav/Cong/", f"the date folders were asked for while the root was slow: {answered}"
+        assert (report.requests, report.downloaded) == (4, 0)
