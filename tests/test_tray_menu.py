@@ -236,6 +236,10 @@ def test_an_error_a_person_can_fix_has_the_button_that_fixes_it() -> None:
     assert "Check the connection…" in labels(build_menu([status(state=SyncState.ERROR, last_error=tls)], url))
     disk = labels(build_menu([status(state=SyncState.ERROR, last_error=DISK)], url))
     assert "Fix password…" not in disk and "Check the connection…" not in disk  # nothing here fixes a full disk
+    kept = ErrorView("MassDeletionRefused", "4 synced files are missing from the server listing; they were kept.",
+                     "If the coordinator really removed them, run `m3daemon update --allow-deletions`.", False)
+    review = find(build_menu([status(state=SyncState.ERROR, last_error=kept)], url), "Review the files kept…")
+    assert review.action == Action(ActionKind.OPEN_DASHBOARD, "East", url)  # the status page, with its button
 
 
 # --- tooltip -------------------------------------------------------------------------------

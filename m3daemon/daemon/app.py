@@ -218,11 +218,14 @@ class Daemon:
             ))
         return out
 
-    def update_now(self, name: str | None = None, *, during_meeting: bool = False) -> None:
+    def update_now(self, name: str | None = None, *, during_meeting: bool = False,
+                   allow_deletions: bool = False) -> None:
         """A person's "Update now"; ``during_meeting``: they confirmed that changes held for a
-        running meeting are applied at once."""
+        running meeting are applied at once; ``allow_deletions``: that the files the mass-deletion
+        guard kept are removed (the coordinator really removed them)."""
         for runner in self._select(name):
-            runner.request_sync("manual", force=True, during_meeting=during_meeting)
+            runner.request_sync("manual", force=True, during_meeting=during_meeting,
+                                allow_deletions=allow_deletions)
 
     def pause(self, name: str | None = None) -> None:
         for runner in self._select(name):

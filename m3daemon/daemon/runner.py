@@ -49,6 +49,7 @@ class Request:
     reason: str
     repair_only: bool
     during_meeting: bool = False  # a person confirmed: apply what a running meeting holds back
+    allow_deletions: bool = False  # a person confirmed: remove what the mass-deletion guard kept
 
 
 def _now_iso() -> str:
@@ -117,7 +118,7 @@ class CongregationRunner:
             self._thread.join(timeout)
 
     def request_sync(self, reason: str, *, repair_only: bool = False, force: bool = False,
-                     during_meeting: bool = False) -> int:
+                     during_meeting: bool = False, allow_deletions: bool = False) -> int:
         """Ask for a sync; returns the sequence number a caller can wait for.
 
         Scheduled syncs are skipped while paused; a person's "Update now" (``force``) is not.
@@ -132,10 +133,11 @@ class CongregationRunner:
             self._requested_seq += 1
             pending = self._pending
             if pending is None or (pending.repair_only and not repair_only):
-                self._pending = Request(self._requested_seq, reason, repair_only, during_meeting)
+                self._pending = Request(self._requested_seq, reason, repair_only, during_meeting, allow_deletions)
             else:
                 self._pending = Request(self._requested_seq, pending.reason, pending.repair_only and repair_only,
-                                        pending.during_meeting or during_meeting)
+                                        pending.during_meeting or during_meeting,
+                                        pending.allow_deletions or allow_deletions)
             self._cond.notify_all()
             return self._requested_seq
 
@@ -237,6 +239,8 @@ class CongregationRunner:
                 if repair:
                     self._begin()
                 extra = {"during_meeting": True} if request.during_meeting else {}
+                if request.allow_deletions:
+                    extra["allow_deletions"] = True
                 now = self.clock.now()
                 report = self._sync_fn(self.cfg, progress=self.progress, cancel=self.cancel, today=now.date(),
                                        now=now, **extra)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from m3daemon.coordinator.context import Coordinator
 from m3daemon.coordinator.writes import PROBE_PREFIX
+from m3daemon.engine.wording import on_screen_remedy
 from m3daemon.errors import M3Error
 from m3daemon.settings.config import Config
 
@@ -53,7 +54,7 @@ class AccessMemo:
 
     def read_only(self, cfg: Config, err: M3Error) -> Access:
         log.info("%s: the account may only read (%s)", cfg.name, err.message)
-        return self._set(cfg, Access(False, err.message, err.remedy))
+        return self._set(cfg, Access(False, err.message, on_screen_remedy(err.kind, err.remedy)))
 
     def writable(self, cfg: Config) -> Access:
         return self._set(cfg, Access(True))

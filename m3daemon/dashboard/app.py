@@ -28,6 +28,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from m3daemon.engine.language import UI_LANGUAGE_KEY, language_for
 from m3daemon.engine.status import CongregationStatus, SyncState
+from m3daemon.engine.wording import on_screen_remedy
 from m3daemon.errors import M3Error
 from m3daemon.i18n import _, choose_language, ngettext, pop_language, push_language
 from m3daemon.settings.config import Config
@@ -60,7 +61,8 @@ class DashboardHost(Protocol):
 
     def statuses(self) -> list[CongregationStatus]: ...
 
-    def update_now(self, name: str | None = None, *, during_meeting: bool = False) -> None: ...
+    def update_now(self, name: str | None = None, *, during_meeting: bool = False,
+                   allow_deletions: bool = False) -> None: ...
 
     def pause(self, name: str | None = None) -> None: ...
 
@@ -216,7 +218,8 @@ def reply(ok: bool, message: str, remedy: str = "", *, to: str, data: dict[str, 
 
 
 def error_reply(err: M3Error, *, to: str) -> ResponseReturnValue:
-    return reply(False, err.message, err.remedy, to=to, data={"kind": err.kind}, status=err.http_status)
+    return reply(False, err.message, on_screen_remedy(err.kind, err.remedy), to=to, data={"kind": err.kind},
+                 status=err.http_status)
 
 
 def unexpected_reply(exc: Exception, *, to: str) -> ResponseReturnValue:

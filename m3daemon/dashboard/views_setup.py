@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, render_template, request
 from flask.typing import ResponseReturnValue
 
+from m3daemon.engine.wording import on_screen_remedy
 from m3daemon.errors import M3Error, MissingPasswordError, TLSError, UsageError
 from m3daemon.i18n import _
 from m3daemon.settings import config as cfgmod
@@ -200,7 +201,7 @@ def register(app: Flask, dash: Dashboard) -> None:
                                  _("Paste the invitation code, or drop the .m3invite file on the box."))
             inv = read_invitation(text if text.strip().startswith(("M3I", "{")) else "M3I" + text)
         except M3Error as err:
-            note("error", err.message, err.remedy)
+            note("error", err.message, on_screen_remedy(err.kind, err.remedy))
             return page(cid, prefill_of(cfg)), 400
         fill = replace(prefill_of(cfg), url=inv.url, folder=inv.folder, name=inv.name, layout=inv.layout,
                        username=inv.username or "", ca_file="", ca_fingerprint=inv.ca_sha256 or "", invited=True)
@@ -224,10 +225,10 @@ def register(app: Flask, dash: Dashboard) -> None:
                     "hint": {"suggested": hint.suggested, "reason": hint.reason} if hint else None}
         except TLSError as err:
             problem, data = tls_problem(new, err) if new is not None else (err, {})
-            return {"ok": False, "message": problem.message, "remedy": problem.remedy, "kind": problem.kind,
+            return {"ok": False, "message": problem.message, "remedy": on_screen_remedy(problem.kind, problem.remedy), "kind": problem.kind,
                     **data}, 400
         except M3Error as err:
-            return {"ok": False, "message": err.message, "remedy": err.remedy, "kind": err.kind}, 400
+            return {"ok": False, "message": err.message, "remedy": on_screen_remedy(err.kind, err.remedy), "kind": err.kind}, 400
         except Exception as exc:  # noqa: BLE001 - shown in the browser panel
             return unexpected_reply(exc, to=f"/c/{cid}/connection")
 
@@ -244,7 +245,7 @@ def register(app: Flask, dash: Dashboard) -> None:
             return reply(True, summary, to=f"/c/{cid}/connection")
         except TLSError as err:
             problem, data = tls_problem(new, err) if new is not None else (err, {})
-            return reply(False, problem.message, problem.remedy, to=f"/c/{cid}/connection",
+            return reply(False, problem.message, on_screen_remedy(problem.kind, problem.remedy), to=f"/c/{cid}/connection",
                          data={"kind": problem.kind, **data}, status=problem.http_status)
         except M3Error as err:
             return error_reply(err, to=f"/c/{cid}/connection")
@@ -278,7 +279,7 @@ def register(app: Flask, dash: Dashboard) -> None:
             dash.host.replace_config(cfgmod.load_config(cfg.path))
         except TLSError as err:
             problem, data = tls_problem(new, err) if new is not None else (err, {})
-            return reply(False, problem.message, problem.remedy, to=f"/c/{cid}/connection",
+            return reply(False, problem.message, on_screen_remedy(problem.kind, problem.remedy), to=f"/c/{cid}/connection",
                          data={"kind": problem.kind, **data}, status=problem.http_status)
         except M3Error as err:
             return error_reply(err, to=f"/c/{cid}/connection")

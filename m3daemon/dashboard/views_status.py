@@ -10,7 +10,14 @@ from flask.typing import ResponseReturnValue
 
 from m3daemon.coordinator.media import human_size
 from m3daemon.engine.status import CongregationStatus, SyncState
-from m3daemon.engine.wording import progress_text, remedy_action, short_time, state_label, waiting_text
+from m3daemon.engine.wording import (
+    on_screen_remedy,
+    progress_text,
+    remedy_action,
+    short_time,
+    state_label,
+    waiting_text,
+)
 from m3daemon.i18n import _, day_text, time_text
 
 from .app import N_, reply
@@ -27,6 +34,8 @@ def remedy_link(kind: str, cid: int) -> dict[str, str] | None:
     action = remedy_action(kind)
     if action is None:
         return None
+    if action == "allow-deletions":
+        return {"href": f"/c/{cid}/status#kept", "label": _("Review the files kept…")}
     label = _("Fix password…") if action == "fix-password" else _("Open the Connection page…")
     return {"href": f"/c/{cid}/connection", "label": label}
 
@@ -60,7 +69,8 @@ def live_view(st: CongregationStatus, cid: int = 0) -> dict[str, Any]:
         "last_sync": short_time(st.last_sync) or _("not yet"),
         "last_attempt": short_time(st.last_attempt) or _("not yet"),
         "next_sync": short_time(st.next_sync) or _("not planned"),
-        "error": {"message": err.message, "remedy": err.remedy, "action": remedy_link(err.kind, cid)} if err else None,
+        "error": {"message": err.message, "remedy": on_screen_remedy(err.kind, err.remedy),
+                  "action": remedy_link(err.kind, cid)} if err else None,
         # files whose new version waits because another program (M³ showing it) holds the old one
         "waiting": list(st.waiting),
         "waiting_text": waiting_text(st.waiting),
@@ -87,14 +97,15 @@ def register(app: Flask, dash: Dashboard) -> None:
                     for m in next_meetings(cfg, effective_of(cfg, meta))]
         result = next((r for r in (st.last_result, meta.get("last_result")) if isinstance(r, dict)), {})
         errors = [e for e in result.get("errors", []) if isinstance(e, dict)]
-        problems = [(e.get("message", ""), e.get("remedy", ""), remedy_link(str(e.get("kind", "")), cid))
-                    for e in errors[:5]]
+        problems = [(e.get("message", ""), on_screen_remedy(str(e.get("kind", "")), str(e.get("remedy", ""))),
+                     remedy_link(str(e.get("kind", "")), cid)) for e in errors[:5]]
+        kept = [p for p in result.get("held_deletions", []) if isinstance(p, str)]
         held = [(h["path"], h["change"]) for h in st.held_for_meeting]
         until = short_time(st.held_for_meeting[0]["until"]) if st.held_for_meeting else None
         return render_template(
             "status.html", cfg=cfg, st=st, live=live_view(st, cid), meetings=meetings,
             readiness=st.readiness, held=held, held_until=until,
-            summary=result_summary(result), problems=problems,
+            summary=result_summary(result), problems=problems, kept=kept,
             warnings=list(dict.fromkeys((result or {}).get("warnings", [])))[:5],
         )
 
@@ -115,6 +126,14 @@ def register(app: Flask, dash: Dashboard) -> None:
         cfg = dash.config(cid)
         dash.host.update_now(str(cfg.path), during_meeting=True)
         return reply(True, _("Applying the held changes of {name} now.").format(name=cfg.name),
+                     to=f"/c/{cid}/status", status=202)
+
+    @app.post("/c/<int:cid>/allow-deletions")
+    def status_allow_deletions(cid: int) -> ResponseReturnValue:
+        """"Update now" that also removes the files the mass-deletion guard kept (the page asked first)."""
+        cfg = dash.config(cid)
+        dash.host.update_now(str(cfg.path), allow_deletions=True)
+        return reply(True, _("Removing the files the coordinator removed from {name}.").format(name=cfg.name),
                      to=f"/c/{cid}/status", status=202)
 
     @app.post("/c/<int:cid>/pause")

@@ -140,11 +140,37 @@ _CONNECTION_KINDS = frozenset({"TLSError", "FolderNotFoundError", "ConfigError",
                                "NotWebDAVError", "PermissionDeniedError"})
 
 
+_DELETION_KINDS = frozenset({"MassDeletionRefused"})
+
+
 def remedy_action(kind: str) -> str | None:
     """What a button next to this error does: ``fix-password`` or ``connection`` (both open the
-    Connection page), or None when nothing on this computer fixes it (a server down, a full disk)."""
+    Connection page), ``allow-deletions`` (the status page's list of the files kept, with the
+    button that removes them), or None when nothing on this computer fixes it (a server down, a
+    full disk)."""
     if kind in _PASSWORD_KINDS:
         return "fix-password"
     if kind in _CONNECTION_KINDS:
         return "connection"
+    if kind in _DELETION_KINDS:
+        return "allow-deletions"
     return None
+
+
+def on_screen_remedy(kind: str, remedy: str) -> str:
+    """The remedy as the dashboard says it. The errors carry the terminal's words ("Check them
+    with m3daemon setup"); where a button next to the error does the fix, the words name the
+    button's page instead, so a person is never sent to a terminal."""
+    action = remedy_action(kind)
+    if action == "fix-password":
+        return _("Enter the user name and the password again on the Connection page. Box and Koofr need an "
+                 "app password, not the account password.")
+    if action == "allow-deletions":
+        return _("If the coordinator really removed them, remove them from this computer too with the "
+                 "button next to the list of the files kept.")
+    if action == "connection" and "m3daemon " in remedy:
+        if kind == "FolderNotFoundError":
+            return _("Choose the congregation folder on the Connection page: its Browse button lists the "
+                     "server's folders.")
+        return _("Check the server address, the folder and the certificate on the Connection page.")
+    return remedy

@@ -216,6 +216,9 @@ def _remedy_item(status: CongregationStatus, url: str | None) -> MenuItemSpec | 
     action = remedy_action(err.kind)
     if action is None:
         return None
+    if action == "allow-deletions":  # the status page lists the files kept, with the button
+        return MenuItemSpec(_("Review the files kept…"), Action(ActionKind.OPEN_DASHBOARD, status.name, url),
+                            enabled=url is not None)
     label = _("Fix password…") if action == "fix-password" else _("Check the connection…")
     return MenuItemSpec(label, Action(ActionKind.OPEN_DASHBOARD, status.name, url, page="connection"),
                         enabled=url is not None)
