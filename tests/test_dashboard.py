@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import wait_until
+from dashhelpers import csrf_of
 from member import Member, day, iso
 from servers import DavServer, make_tree
 
@@ -168,12 +169,6 @@ def hall(wsgidav_server: DavServer, isolated_env: Path) -> Iterator[Hall]:
         yield h
     finally:
         assert h.stop() == 0
-
-
-def csrf_of(html: str) -> str:
-    m = re.search(r'<meta name="csrf-token" content="([^"]+)"', html)
-    assert m, html[:500]
-    return m.group(1)
 
 
 def test_the_key_the_cookie_and_every_change_are_checked(hall: Hall) -> None:

@@ -4,12 +4,11 @@ mass-deletion guard kept are listed with a button that removes them."""
 
 from __future__ import annotations
 
-import re
-import time as clock
 from pathlib import Path
 
 import httpx
 import pytest
+from dashhelpers import csrf_of, dashboard_of
 from faulthelpers import cong, member_for
 from member import iso
 from servers import DavServer, make_tree
@@ -77,17 +76,10 @@ def test_files_the_coordinator_removed_are_removed_from_the_dashboard_after_a_qu
     daemon.start()
     try:
         runner = next(iter(daemon.runners.values()))
-        deadline = clock.monotonic() + 20
-        while runner.completed_seq < 1 and clock.monotonic() < deadline:
-            clock.sleep(0.05)
+        assert runner.wait_for(1, timeout=20), "the first sync"
         assert runner.state is SyncState.ERROR and runner.last_error is not None
         assert runner.last_error.kind == "MassDeletionRefused"
-        login = daemon.dashboard.login_url()
-        base = login.split("/login")[0]
-        with httpx.Client(base_url=base, trust_env=False) as web:
-            page = web.get(login.removeprefix(base), follow_redirects=True)
-            assert page.status_code == 200
-            text = page.text
+        with dashboard_of(daemon) as (web, base, text):
             assert "4 synced files are missing from the server listing; they were kept." in text
             assert all(f"{iso(1)}/{n}" in text for n in names)
             assert "Review the files kept…" in text and 'href="/c/0/status#kept"' in text
@@ -97,7 +89,7 @@ def test_files_the_coordinator_removed_are_removed_from_the_dashboard_after_a_qu
             live = web.get("/c/0/status.json").json()
             assert "m3daemon" not in live["error"]["remedy"]
 
-            token = re.search(r'<meta name="csrf-token" content="([^"]+)"', text).group(1)  # type: ignore[union-attr]
+            token = csrf_of(text)
             done = runner.completed_seq
             removed = web.post("/c/0/allow-deletions", data={"csrf_token": token}, headers={"Origin": base})
             assert removed.status_code in (202, 303)

@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from contextlib import redirect_stdout
 from pathlib import Path
 
-import httpx
 import pytest
 from conftest import wait_until
+from dashhelpers import dashboard_of
 from faulthelpers import SharingViolation
 from member import Member, iso
 from servers import DavServer, make_tree
@@ -71,11 +71,7 @@ def test_a_file_m3_is_showing_is_named_in_the_dashboard_and_the_tray_until_it_is
     assert talk.read_bytes() == b"version 1"
 
     sentence = f"{rel} is in use by another program; it will be updated after the meeting."
-    login = daemon.dashboard.login_url()  # a one-time key
-    assert login is not None
-    base = login.split("/login", 1)[0]
-    with httpx.Client(base_url=base, trust_env=False, follow_redirects=True) as web:
-        assert web.get(login.removeprefix(base)).status_code == 200
+    with dashboard_of(daemon) as (web, _base, _page):  # logged in with a one-time key
         page = web.get("/c/0/status").text
         assert sentence in page
         live = web.get("/c/0/status.json").json()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dashhelpers import csrf_of, dashboard_of
 from member import Member, day, run_cli
 from servers import DavServer, make_tree
 
@@ -195,10 +196,6 @@ def test_the_dashboard_shows_what_is_held_and_ready_and_applies_when_asked(
 ) -> None:
     """One computer's dashboard during the meeting: the held changes with *Apply them now*, each
     coming meeting's readiness, a file M³ never shows, and the circuit overseer's part refused."""
-    import re
-
-    import httpx
-
     from m3daemon.daemon.app import Daemon
 
     assert hall.update(today=D, now=at(hall, D, 18)).ok
@@ -212,21 +209,14 @@ def test_the_dashboard_shows_what_is_held_and_ready_and_applies_when_asked(
     daemon.start()
     try:
         runner = next(iter(daemon.runners.values()))
-        deadline = clock.monotonic() + 20
-        while runner.completed_seq < 1 and clock.monotonic() < deadline:
-            clock.sleep(0.05)
+        assert runner.wait_for(1, timeout=20), "the first sync"
         assert runner.held_for_meeting, runner.status()
-        login = daemon.dashboard.login_url()
-        base = login.split("/login")[0]
-        with httpx.Client(base_url=base, trust_env=False) as web:
-            page = web.get(login.removeprefix(base), follow_redirects=True)
-            assert page.status_code == 200
-            text = page.text
+        with dashboard_of(daemon) as (web, base, text):
             assert "A meeting is running: 2 changes in its folder wait until it ends" in text
             assert f"{D}/Talk.mp4" in text and "Apply them now" in text
             assert "M³ is showing this folder now. Apply the changes anyway?" in text  # the page asks
             assert "— 3 of 3 files ready" in text  # the held ones are still there, the new one came
-            token = re.search(r'<meta name="csrf-token" content="([^"]+)"', text).group(1)  # type: ignore[union-attr]
+            token = csrf_of(text)
             upcoming = web.get("/c/0/upcoming").text
             assert "M³ 25+ never shows this file" in upcoming
             refused = web.post("/c/0/manage/upload", data={"csrf_token": token, "date": D.isoformat(),

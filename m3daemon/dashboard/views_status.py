@@ -120,21 +120,22 @@ def register(app: Flask, dash: Dashboard) -> None:
         return reply(True, _("Updating the media folders of {name}.").format(name=cfg.name),
                      to=f"/c/{cid}/status", status=202)
 
+    def update_confirmed(cid: int, said: str, **confirmed: bool) -> ResponseReturnValue:
+        """"Update now" with what the person confirmed on the page (it asked first)."""
+        cfg = dash.config(cid)
+        dash.host.update_now(str(cfg.path), **confirmed)
+        return reply(True, said.format(name=cfg.name), to=f"/c/{cid}/status", status=202)
+
     @app.post("/c/<int:cid>/apply-held")
     def status_apply_held(cid: int) -> ResponseReturnValue:
-        """"Update now" that also applies what a running meeting holds back (the page asked first)."""
-        cfg = dash.config(cid)
-        dash.host.update_now(str(cfg.path), during_meeting=True)
-        return reply(True, _("Applying the held changes of {name} now.").format(name=cfg.name),
-                     to=f"/c/{cid}/status", status=202)
+        """Also apply what a running meeting holds back."""
+        return update_confirmed(cid, _("Applying the held changes of {name} now."), during_meeting=True)
 
     @app.post("/c/<int:cid>/allow-deletions")
     def status_allow_deletions(cid: int) -> ResponseReturnValue:
-        """"Update now" that also removes the files the mass-deletion guard kept (the page asked first)."""
-        cfg = dash.config(cid)
-        dash.host.update_now(str(cfg.path), allow_deletions=True)
-        return reply(True, _("Removing the files the coordinator removed from {name}.").format(name=cfg.name),
-                     to=f"/c/{cid}/status", status=202)
+        """Also remove the files the mass-deletion guard kept."""
+        return update_confirmed(cid, _("Removing the files the coordinator removed from {name}."),
+                                allow_deletions=True)
 
     @app.post("/c/<int:cid>/pause")
     def status_pause(cid: int) -> ResponseReturnValue:

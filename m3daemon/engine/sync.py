@@ -126,16 +126,20 @@ class NoopMemo:
     def recall(self, folder: CongregationFolder, inputs: tuple[Any, ...]) -> Plan | None:
         if self.plan is None or folder is not self.folder or inputs != self.inputs:
             return None
-        p = self.plan
-        return replace(p, actions=[], keep=list(p.keep), vanished=list(p.vanished), unconverted=set(p.unconverted),
-                       unconverted_targets=list(p.unconverted_targets), unshowable=list(p.unshowable))
+        return _copy_plan(self.plan)
 
     def remember(self, folder: CongregationFolder, inputs: tuple[Any, ...], plan: Plan) -> None:
         if plan.actions:
             self.folder, self.inputs, self.plan = None, (), None
             return
-        self.folder, self.inputs = folder, inputs
-        self.plan = replace(plan, keep=list(plan.keep), vanished=list(plan.vanished))
+        self.folder, self.inputs, self.plan = folder, inputs, _copy_plan(plan)
+
+
+def _copy_plan(plan: Plan) -> Plan:
+    """A plan whose lists are its own (the mass-deletion guard changes the plan it is given)."""
+    return replace(plan, actions=list(plan.actions), keep=list(plan.keep), vanished=list(plan.vanished),
+                   unconverted=set(plan.unconverted), unconverted_targets=list(plan.unconverted_targets),
+                   unshowable=list(plan.unshowable))
 
 
 @dataclass
@@ -148,7 +152,7 @@ class ListingCache:
     # the last answer of each folder's PROPFIND on that session (remote/listing.py), and the last
     # plan that had nothing to do (make_plan): an unchanged poll parses and plans nothing again
     answers: AnswerMemo = field(default_factory=AnswerMemo)
-    noop: NoopMemo = field(default_factory=lambda: NoopMemo())
+    noop: NoopMemo = field(default_factory=NoopMemo)
 
     def session_for(self, cfg: Config, retry: RetryPolicy | None) -> tuple[DavSession, bool]:
         """The kept session when it is for the same server, account and password; else a new one
@@ -317,7 +321,7 @@ def make_plan(
     if convert is not None and layout.kind == "watch":
         window = [today + timedelta(days=i) for i in range(cfg.local.days_ahead + 1)]
         conversions = convert(wanted_convertibles(cong.folder, window, set(meetings)))
-    inputs = (dict(record_rows), local, today, cfg.local.days_ahead, meetings, layout, conversions)
+    inputs = (dict(record_rows), local, today, cfg.local.days_ahead, meetings, layout, conversions) if noop is not None else ()
     plan = noop.recall(cong.folder, inputs) if noop is not None else None
     if plan is None:
         plan = plan_sync(
