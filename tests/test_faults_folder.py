@@ -319,12 +319,12 @@ def test_the_watcher_watches_a_media_folder_again_after_it_was_deleted_and_resto
         assert watcher.mode == "events"
         shutil.rmtree(media)  # a person deletes the whole media folder
         wait_until("the repair request for the deleted folder", changed.is_set)
-        wait_until("the quiet period", lambda: not watcher._timers)
+        wait_until("the quiet period", lambda: not watcher.pending)
         changed.clear()
         (media / iso(1)).mkdir(parents=True)  # the repair (or a person) brings it back
         (media / iso(1) / "a.jpg").write_bytes(b"a")
         wait_until("the folder to be watched again (it asks for a repair)", changed.is_set, timeout=5)
-        wait_until("the quiet period after the restore", lambda: not watcher._timers)
+        wait_until("the quiet period after the restore", lambda: not watcher.pending)
         changed.clear()
         (media / iso(1) / "a.jpg").unlink()  # later, a person deletes one synced file
         wait_until("the repair request for the later deletion", changed.is_set)

@@ -3,12 +3,20 @@
 The watcher is only a hint. It asks for a *repair* (a sync from the remembered listing, with no
 listing request), debounced, and the scheduled syncs still repair anything it missed. Where
 inotify cannot watch (its limit reached), it falls back to polling, and says so in the log.
+
+It must cost nothing while the sync writes. inotify reports every ``write()`` as a modification:
+a 200 MiB download gave some 12,800 events, each handled in three of watchdog's threads, and the
+download waited for Python's GIL behind them (2.5 s instead of 0.3 s, docs/performance.md). So on
+Linux the kernel is asked only for what a person's change ends with: a file closed after writing,
+deleted or moved. Events are debounced in one thread, not a timer thread per event.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,8 +35,11 @@ class MediaWatcher:
     def __init__(self, on_change: Callable[[Path], None], debounce: float = DEBOUNCE) -> None:
         self._on_change = on_change
         self._debounce = debounce
-        self._timers: dict[Path, threading.Timer] = {}
+        self._due: dict[Path, float] = {}  # media folder -> when its quiet period ends (monotonic)
         self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._debouncer: threading.Thread | None = None
+        self._filter: list[Any] | None = None  # the events the kernel is asked for (None: all)
         self._observer: Any = None
         self._watches: dict[Path, Any] = {}
         self._stopping = threading.Event()
@@ -39,6 +50,9 @@ class MediaWatcher:
         from watchdog.observers import Observer
 
         self._stopping.clear()
+        self._debouncer = threading.Thread(target=self._debounce_loop, name="watch-debounce", daemon=True)
+        self._debouncer.start()
+        self._filter = _kernel_filter()
         self._observer = self._schedule(Observer(), folders)
         if self._observer is not None:
             self.mode = "events"
@@ -47,6 +61,7 @@ class MediaWatcher:
 
         log.warning("the media folders cannot be watched for changes (inotify limit?); "
                     "checking them every 10 seconds instead")
+        self._filter = None
         self._observer = self._schedule(PollingObserver(timeout=10), folders)
         self.mode = "polling" if self._observer is not None else "off"
 
@@ -61,11 +76,18 @@ class MediaWatcher:
 
         return Handler()
 
+    @property
+    def pending(self) -> bool:
+        """Whether a change waits for its quiet period to end."""
+        with self._lock:
+            return bool(self._due)
+
     def _schedule(self, observer: Any, folders: list[Path]) -> Any:
         try:
             for folder in folders:
                 folder.mkdir(parents=True, exist_ok=True)
-                self._watches[folder] = observer.schedule(self._handler(folder), str(folder), recursive=True)
+                self._watches[folder] = observer.schedule(self._handler(folder), str(folder), recursive=True,
+                                                          event_filter=self._filter)
             observer.start()
         except OSError as exc:
             log.debug("watching failed: %s", exc)
@@ -92,7 +114,8 @@ class MediaWatcher:
                             self._observer.unschedule(old)
                         except (KeyError, ValueError):
                             pass
-                    self._watches[root] = self._observer.schedule(self._handler(root), str(root), recursive=True)
+                    self._watches[root] = self._observer.schedule(self._handler(root), str(root), recursive=True,
+                                                                  event_filter=self._filter)
                 except OSError as exc:
                     log.debug("watching %s again failed (%s); trying again", root, exc)
                     continue
@@ -106,9 +129,11 @@ class MediaWatcher:
     def stop(self) -> None:
         self._stopping.set()
         with self._lock:
-            for t in self._timers.values():
-                t.cancel()
-            self._timers.clear()
+            self._due.clear()
+            self._wake.notify_all()
+        if self._debouncer is not None:
+            self._debouncer.join(timeout=5)
+            self._debouncer = None
         if self._observer is not None:
             self._observer.stop()
             self._observer.join(timeout=5)
@@ -132,18 +157,54 @@ class MediaWatcher:
 
     def _debounced(self, root: Path) -> None:
         with self._lock:
-            old = self._timers.pop(root, None)
-            if old is not None:
-                old.cancel()
-            timer = threading.Timer(self._debounce, self._fire, args=(root,))
-            timer.daemon = True
-            self._timers[root] = timer
-            timer.start()
+            new = root not in self._due
+            self._due[root] = time.monotonic() + self._debounce
+            if new:  # a later end of an already pending period needs no wake-up: the loop re-reads it
+                self._wake.notify()
+
+    def _debounce_loop(self) -> None:
+        with self._lock:
+            while not self._stopping.is_set():
+                if not self._due:
+                    self._wake.wait()
+                    continue
+                now = time.monotonic()
+                ready = [root for root, due in self._due.items() if due <= now]
+                if not ready:
+                    self._wake.wait(min(self._due.values()) - now)
+                    continue
+                for root in ready:
+                    del self._due[root]
+                self._lock.release()
+                try:
+                    for root in ready:
+                        self._call(root)
+                finally:
+                    self._lock.acquire()
 
     def _fire(self, root: Path) -> None:
         with self._lock:
-            self._timers.pop(root, None)
+            self._due.pop(root, None)
+        self._call(root)
+
+    def _call(self, root: Path) -> None:
         try:
             self._on_change(root)
         except Exception:
             log.exception("watcher callback failed")
+
+
+def _kernel_filter() -> list[Any] | None:
+    """On Linux, the events inotify is asked for (None elsewhere: every event). Without IN_MODIFY
+    and IN_ATTRIB: an edit still ends with IN_CLOSE_WRITE, a replacement with a move."""
+    if not sys.platform.startswith("linux"):
+        return None
+    from watchdog.events import (
+        DirDeletedEvent,
+        DirMovedEvent,
+        FileClosedEvent,
+        FileDeletedEvent,
+        FileMovedEvent,
+    )
+
+    return [FileDeletedEvent, DirDeletedEvent, FileMovedEvent, DirMovedEvent, FileClosedEvent]
