@@ -324,6 +324,16 @@ class ServiceError(M3Error):
     """Installing, removing or inspecting the start-at-login entry failed."""
 
 
+class DaemonRequestError(M3Error):
+    """The running daemon answered a request of the CLI with an error (an older or a stuck daemon)."""
+
+    default_remedy = _("Restart m3daemon (m3daemon quit, then m3daemon run) and try again.")
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 def remedy_for_status(status: int) -> str:
     """A short hint for an HTTP status that has no dedicated error class."""
     if status == 423:

@@ -31,12 +31,12 @@ def add_parser(sub: Any, name: str, help_text: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from m3daemon.cli.main import config_path_from
-    from m3daemon.engine.results import Progress
-    from m3daemon.engine.sync import update
     from m3daemon.settings.config import load_config
 
     cfg = load_config(config_path_from(args))  # type: ignore[arg-type]
     if not args.dry_run and not args.allow_deletions:
+        # The daemon's sync: this process imports nothing of the engine, and the daemon has its
+        # last listing and its connections at hand.
         from m3daemon.daemon.control import ControlClient
 
         client = ControlClient.connect(cfg.state_dir)
@@ -49,6 +49,9 @@ def run(args: argparse.Namespace) -> int:
                 return code
             finally:
                 client.close()
+    from m3daemon.engine.results import Progress
+    from m3daemon.engine.sync import update
+
     progress = Progress()
     show = sys.stderr.isatty() and not args.json
     stop = threading.Event()
@@ -156,11 +159,34 @@ def _start_progress(progress: Any, stop: threading.Event) -> threading.Thread:
     return t
 
 
+def _wait_for(client: Any, key: str, seq: int) -> dict[str, Any]:
+    """The congregation's status once the daemon's sync ``seq`` has ended: the daemon answers
+    when it ends (``/api/wait``); a daemon older than that is asked every 0.2 s."""
+    import time
+
+    from m3daemon.daemon.control import WAIT_MAX
+    from m3daemon.errors import DaemonRequestError
+
+    while True:
+        try:
+            answer = client.call("POST", "wait", {"config": key, "seq": seq, "timeout": WAIT_MAX},
+                                 timeout=WAIT_MAX + 10)
+        except DaemonRequestError as err:
+            if err.status != 404:
+                raise
+            break
+        if answer["done"]:
+            return dict(answer["congregation"])
+    while True:
+        status = next(c for c in client.call("GET", "status")["congregations"] if c["config"] == key)
+        if status["completed_seq"] >= seq:
+            return dict(status)
+        time.sleep(0.2)
+
+
 def _through_daemon(client: Any, cfg: Any, args: argparse.Namespace) -> tuple[int, dict[str, Any] | None]:
     """The daemon runs the sync (never two at once); we wait for it and report its result
     (the exit code, and the sync's result when it ran)."""
-    import time
-
     from m3daemon.errors import ErrorInfo
 
     key = str(cfg.path)
@@ -170,11 +196,7 @@ def _through_daemon(client: Any, cfg: Any, args: argparse.Namespace) -> tuple[in
     seq = client.call("POST", "update", body)["seq"][key]
     if not args.json:
         print(_("The running m3daemon is updating the media folders..."), file=sys.stderr)
-    while True:
-        status = next(c for c in client.call("GET", "status")["congregations"] if c["config"] == key)
-        if status["completed_seq"] >= seq:
-            break
-        time.sleep(0.2)
+    status = _wait_for(client, key, seq)
     if status["state"] in ("offline", "error") and status.get("last_error"):
         err = ErrorInfo.from_dict(status["last_error"])
         if args.json:

@@ -20,6 +20,7 @@ from typing import Any
 from m3daemon.core.meetings import MeetingDays
 from m3daemon.daemon import sdnotify
 from m3daemon.daemon.control import (
+    WAIT_MAX,
     ControlApp,
     ControlInfo,
     ControlServer,
@@ -203,20 +204,21 @@ class Daemon:
     # --- DaemonControl -----------------------------------------------------------------------
 
     def statuses(self) -> list[CongregationStatus]:
-        out = []
-        for path, runner in self.runners.items():
-            st = runner.status()
-            nxt = self.scheduler.next_run(f"poll:{path}") if self.scheduler else None
-            pre = self.scheduler.next_run(f"pre:{path}:") if self.scheduler else None
-            soonest = min((t for t in (nxt, pre) if t is not None), default=None)
-            meeting = self._next_meeting(runner)
-            out.append(replace(
-                st,
-                next_sync=soonest.isoformat() if soonest else None,
-                next_meeting=meeting[1] if meeting else None,
-                next_meeting_kind=meeting[0] if meeting else None,
-            ))
-        return out
+        return [self._status_of(runner) for runner in self.runners.values()]
+
+    def _status_of(self, runner: CongregationRunner) -> CongregationStatus:
+        """The runner's status with the schedule's next sync and the next meeting."""
+        path = runner.cfg.path
+        nxt = self.scheduler.next_run(f"poll:{path}") if self.scheduler else None
+        pre = self.scheduler.next_run(f"pre:{path}:") if self.scheduler else None
+        soonest = min((t for t in (nxt, pre) if t is not None), default=None)
+        meeting = self._next_meeting(runner)
+        return replace(
+            runner.status(),
+            next_sync=soonest.isoformat() if soonest else None,
+            next_meeting=meeting[1] if meeting else None,
+            next_meeting_kind=meeting[0] if meeting else None,
+        )
 
     def update_now(self, name: str | None = None, *, during_meeting: bool = False,
                    allow_deletions: bool = False) -> None:
@@ -373,6 +375,20 @@ class Daemon:
             return 202, {"seq": {str(r.cfg.path): r.request_sync("manual", force=True, during_meeting=during)
                                  for r in runners}}
 
+        def wait(body: dict[str, Any]) -> tuple[int, Any]:
+            # The CLI waits here for its sync instead of asking for the status every fraction of a
+            # second: it hears of the end at once. Bounded, so a long sync is a few calls.
+            runners = self._select(body.get("config"))
+            if len(runners) != 1:
+                return 404, {"error": "no such congregation"}
+            try:
+                seq = int(body.get("seq", 0))
+                timeout = min(max(float(body.get("timeout", WAIT_MAX)), 0.0), WAIT_MAX)
+            except (TypeError, ValueError):
+                return 400, {"error": "seq and timeout must be numbers"}
+            done = runners[0].wait_for(seq, timeout)
+            return 200, {"done": done, "congregation": self._status_of(runners[0]).to_json()}
+
         def simple(action: Callable[[str | None], None]) -> Callable[[dict[str, Any]], tuple[int, Any]]:
             def handler(body: dict[str, Any]) -> tuple[int, Any]:
                 action(body.get("config"))
@@ -382,6 +398,7 @@ class Daemon:
         app.route("GET", "/api/ping", lambda b: (200, {"pid": os.getpid()}))
         app.route("GET", "/api/status", status)
         app.route("POST", "/api/update", update_)
+        app.route("POST", "/api/wait", wait)
         app.route("POST", "/api/pause", simple(self.pause))
         app.route("POST", "/api/resume", simple(self.resume))
         def quit_(_body: dict[str, Any]) -> tuple[int, Any]:
