@@ -440,6 +440,8 @@ def test_a_new_computer_is_set_up_from_the_dashboard_with_an_invitation_and_a_pi
             page.wait_for_selector("#connection-result .flash-error")
             page.wait_for_selector("#folder-browser:not([hidden])")
             page.wait_for_function("() => document.querySelector('[data-browser-path]').textContent === '/'")
+            # the folder browser, once open, still shows why it opened
+            assert "/Nope" in page.locator("#connection-result .flash-error").inner_text()
             page.get_by_label("Congregation sync folder").fill(srv.folder)
 
             # the easy way: the invitation fills everything but the password

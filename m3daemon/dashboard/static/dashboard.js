@@ -203,7 +203,8 @@
     const hintBox = browser.querySelector("[data-browser-hint]");
     const hintText = browser.querySelector("[data-browser-hint-text]");
     let current = null, parent = null, suggested = null;
-    const load = (path) => {
+    // keep: the browse that a failed test opens must not clear the error that says why it opened
+    const load = (path, keep = false) => {
       const data = new FormData(conn);
       data.set("path", path);
       msg.textContent = "…";
@@ -219,7 +220,7 @@
         }
         current = res.path; parent = res.parent;
         pathEl.textContent = res.path;
-        result.textContent = "";  // a good browse clears an old error
+        if (!keep) result.textContent = "";  // a good browse the person asked for clears an old error
         suggested = res.hint ? res.hint.suggested : null;
         if (res.hint) { hintText.textContent = res.hint.reason + " "; hintBox.hidden = false; }
         msg.textContent = res.folders.length ? "" : browser.dataset.textEmpty;
@@ -275,7 +276,7 @@
         if (!res.ok && res.kind === "FolderNotFoundError") {
           // a wrong folder: the folders that are there, one level up (nothing needs to be saved first)
           browser.hidden = false;
-          load(folder.value.trim().replace(/\/+$/, "").replace(/\/[^/]*$/, "") || "/");
+          load(folder.value.trim().replace(/\/+$/, "").replace(/\/[^/]*$/, "") || "/", true);
         }
       });
     });
