@@ -6,6 +6,7 @@ the servers' roots, the clients' targets, m3daemon's config, state and media fol
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -16,6 +17,7 @@ import sys
 import tempfile
 import time
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -316,6 +318,26 @@ class Member:
         if run.returncode != 0 or report.get("failed"):
             raise RuntimeError(f"m3daemon update failed (exit {run.returncode}): {json.dumps(report)[:3000]}\n{run.stderr}")
         return run, report
+
+    @contextlib.contextmanager
+    def daemon(self) -> Iterator[subprocess.Popen[bytes]]:
+        """``m3daemon run --no-tray`` for this member, from its control port answering to its end."""
+        proc = subprocess.Popen([PYTHON, "-m", "m3daemon", "run", "--no-tray"], env=self.env,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"m3daemon run ended with {proc.returncode}")
+                status = self.cli("status", "--json")
+                if status.returncode == 0 and json.loads(status.stdout).get("daemon"):
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError("m3daemon run did not answer in 30 s")
+            yield proc
+        finally:
+            proc.terminate()
+            proc.wait(30)
 
     def update_inprocess(self, **kwargs: Any) -> tuple[float, float, Any]:
         """update() in this process: (seconds to the plan, total seconds, SyncReport)."""

@@ -1,7 +1,7 @@
 """m3daemon performance benchmark: one command, every scenario, real servers, ratios in the same run.
 
     .venv/bin/python bench/run.py [--runs N] [--quick] [--server apache|wsgidav|all]
-                                  [--scenarios bulk,small,noop,scale] [--work /dev/shm/m3bench]
+                                  [--scenarios bulk,small,noop,daemon,scale] [--work /dev/shm/m3bench]
                                   [--json FILE] [--markdown FILE] [--keep]
 
 Servers: the test suite's private Apache 2.4 mod_dav (HTTPS, Basic auth, Depth infinity refused,
@@ -15,6 +15,8 @@ Scenarios (see docs/performance.md for the goals and the analysis):
          and `rclone copy`                                                         (runs: N; rclone 1)
   noop   everything synced: the whole CLI process vs `rclone copy` again; requests from the
          server's access log; files opened (strace) and atimes; `-X importtime`   (runs: N)
+  daemon the CLI while `m3daemon run` runs (it hands the sync to the daemon): the same no-op vs
+         `rclone copy`, and a new version of one 200 MiB file vs curl           (runs: N; bulk 3)
   scale  listings of 10k, 25k, 50k entries: `update --dry-run` time and ru_maxrss (runs: 2)
 
 m3daemon runs as `python -m m3daemon update --json` in a subprocess (the whole process is timed)
@@ -43,6 +45,7 @@ sys.path.insert(0, str(HERE))
 
 from common import (
     MIB,
+    OLD,
     PYTHON,
     Member,
     Server,
@@ -59,6 +62,7 @@ from common import (
     run_timed,
     start_server,
     write_curl_config,
+    write_file,
 )
 
 BULK_SIZE = 200 * MIB
@@ -316,6 +320,15 @@ def import_profile(member: Member) -> dict[str, Any]:
     }
 
 
+def rclone_synced(server: Server, work: Path) -> Path:
+    """rclone's copy of the 2,000 files, made once (untimed) and kept for its no-op re-runs."""
+    dest = work / f"rclone-small-{server.kind}"
+    if count_files(dest) != (SMALL_COUNT, SMALL_COUNT * SMALL_SIZE):
+        rm(dest)
+        rclone_copy(server, "Media", dest)
+    return dest
+
+
 def scenario_noop(server: Server, work: Path, runs: int, res: Results) -> None:
     log(f"{server.kind}: no-op re-run of {SMALL_COUNT} files, {runs} runs")
     if not (server.cong / "Media").is_dir() or sum(1 for _ in (server.cong / "Media").rglob("*.jpg")) != SMALL_COUNT:
@@ -324,10 +337,7 @@ def scenario_noop(server: Server, work: Path, runs: int, res: Results) -> None:
     member.clean()
     member.update_json()  # the first sync (untimed)
     member.update_json()  # and one no-op to warm the page cache and the bytecode cache
-    dest = work / f"rclone-small-{server.kind}"
-    if count_files(dest) != (SMALL_COUNT, SMALL_COUNT * SMALL_SIZE):
-        rm(dest)
-        rclone_copy(server, "Media", dest)  # rclone's first sync (untimed)
+    dest = rclone_synced(server, work)
     t_cli, t_rclone, t_inproc, reqs, rreqs, cpu = [], [], [], [], [], []
     t_poll, poll_reqs = [], []
     from m3daemon.engine.sync import ListingCache
@@ -389,6 +399,51 @@ def scenario_noop(server: Server, work: Path, runs: int, res: Results) -> None:
         "rclone_requests": rreqs, "listed_folders": folders, "strace": opens, "atime": atimes,
         "daemon_poll_s": t_poll, "daemon_poll_requests": poll_reqs,
     }
+
+
+def scenario_daemon(server: Server, work: Path, runs: int, res: Results) -> None:
+    """The CLI while the daemon runs, as on an A/V computer: `m3daemon update` hands the sync to
+    the daemon, which keeps its last listing and its connections. The same no-op and the same
+    200 MiB download as above, the whole CLI process timed, against rclone and curl in this run."""
+    log(f"{server.kind}: the CLI with the daemon running, {runs} runs")
+    lay_out_small(server, SMALL_COUNT, SMALL_SIZE, SMALL_FOLDERS)
+    member = Member.create(work / "home", server, f"daemon-{server.kind}")
+    member.clean()
+    member.update_json()  # the first sync, without the daemon (untimed)
+    dest = rclone_synced(server, work)
+    t_noop, t_rclone, t_big, t_curl, synced = [], [], [], [], []
+    with member.daemon():
+        member.update_json()  # the daemon's first sync of its own (untimed)
+        for _ in range(runs):
+            run, rep = member.update_json()
+            assert rep["downloaded"] == 0 and rep["unchanged"] == SMALL_COUNT, rep
+            t_noop.append(run.seconds)
+            t_rclone.append(rclone_copy(server, "Media", dest).seconds)
+    rel = lay_out_bulk(server, BULK_SIZE)
+    big = server.cong / rel
+    out = work / "curl-bulk.bin"
+    member = Member.create(work / "home", server, f"daemon-bulk-{server.kind}")
+    member.clean()
+    with member.daemon():
+        member.update_json()  # the first version, untimed
+        for i in range(min(3, runs)):
+            write_file(big, os.urandom(MIB) * (BULK_SIZE // MIB - 1) + os.urandom(MIB))
+            os.utime(big, (OLD + 1 + i, OLD + 1 + i))  # a new version: Apache's ETag is inode, size and date
+            rm(out)
+            t_curl.append(curl_one(server, rel, out).seconds)
+            rm(out)
+            run, rep = member.update_json()
+            assert rep["downloaded"] == 1 and rep["bytes"] >= BULK_SIZE, rep
+            t_big.append(run.seconds)
+            synced.append(rep["seconds"])
+    member.clean()
+    n, rc, b, c = median(t_noop), median(t_rclone), median(t_big), median(t_curl)
+    res.add(Row("no-op: CLI process, daemon running", server.kind, s(n), "—", s(rc), "—", ratio(n, rc),
+                "≤ 0.8× rclone", yes(n <= 0.8 * rc)))
+    res.add(Row("bulk 200 MiB (a new version): CLI process, daemon running", server.kind, s(b), s(c), "—",
+                ratio(b, c), "—", "≤ 1.0× curl", yes(b <= c)))
+    res.details[f"daemon/{server.kind}"] = {"noop_cli_s": t_noop, "rclone_s": t_rclone, "bulk_cli_s": t_big,
+                                           "bulk_daemon_sync_s": synced, "curl_s": t_curl}
 
 
 def startup_baseline(work: Path, runs: int, res: Results, env: dict[str, str]) -> None:
@@ -587,7 +642,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=5, help="runs per scenario (bulk: min(3, N)); default 5")
     ap.add_argument("--quick", action="store_true", help="one run of everything but scale, which needs two (about 2 minutes)")
     ap.add_argument("--server", default="all", choices=["apache", "wsgidav", "all"])
-    ap.add_argument("--scenarios", default="bulk,small,noop,scale")
+    ap.add_argument("--scenarios", default="bulk,small,noop,daemon,scale")
     ap.add_argument("--rclone-small-runs", type=int, default=1,
                     help="rclone runs for the 2,000 files (each ~22 s: rclone 1.60's 10 ms pacer); default 1")
     ap.add_argument("--work", default="/dev/shm/m3bench", help="work folder, on tmpfs (default /dev/shm/m3bench)")
@@ -631,6 +686,8 @@ def main() -> int:
                 scenario_small(server, work, runs, args.rclone_small_runs, inproc_runs, res)
             if "noop" in scenarios:
                 scenario_noop(server, work, runs, res)
+            if "daemon" in scenarios:
+                scenario_daemon(server, work, runs, res)
             if "scale" in scenarios:
                 scenario_scale(server, work, scale_runs, SCALE_SIZES, res)
         finally:
