@@ -226,7 +226,9 @@ class DavSession:
             path = href
         if not path.startswith("/"):
             return None
-        return [unquote(s, errors="surrogateescape") for s in path.split("/") if s]
+        if "%" not in path:
+            return [s for s in path.split("/") if s]
+        return [unquote(s, errors="surrogateescape") if "%" in s else s for s in path.split("/") if s]
 
     # --- requests ------------------------------------------------------------------------
 

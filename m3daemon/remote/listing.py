@@ -271,11 +271,12 @@ def _read_entries(session: DavSession, chunks: Iterator[bytes], parts: tuple[str
     skipped: list[tuple[str, str]] = []
     tag: str | None = None
     host = urlsplit(session.base_url).netloc.lower()
+    depth = len(session.folder_segments())
     for raw in parse_multistatus(chunks):
         if "://" in raw.href and urlsplit(raw.href).netloc.lower() != host:
             skipped.append((raw.href, "another server"))
             continue
-        entry, why = _to_entry(raw, base, len(session.folder_segments()))
+        entry, why = _to_entry(raw, base, depth)
         if entry is not None:
             entries.append(entry)
         elif why:
