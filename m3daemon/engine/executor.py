@@ -226,8 +226,9 @@ class Executor:
             sidecars = set()
         jobs: list[Job] = []
         for i, action in enumerate(fetches):
-            part = self._part(action)
-            if part.with_suffix(".json").name in sidecars or self._ready_paths(action.target)[1].name in sidecars:
+            name = staging_name(action.remote.parts)
+            part = self.staging / (name + ".part")  # (as _part and _ready_paths name them, on strings)
+            if name + ".json" in sidecars or staging_name((action.target,)) + ".ready.json" in sidecars:
                 # a download to resume, or one that waited for its target: httpx's path does those
                 futures[i] = pool.submit(self._fetch, action)
             else:

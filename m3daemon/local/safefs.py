@@ -49,12 +49,16 @@ def is_link(path: Path) -> bool:
 
 def linked_folder(root: Path, rel: str) -> Path | None:
     """The first folder between ``root`` (itself may be a link: a person's choice) and the file
-    ``rel`` that is a link, or None."""
-    cur = root
-    for part in Path(rel).parts[:-1]:
-        cur = cur / part
-        if is_link(cur):
-            return cur
+    ``rel`` that is a link, or None. (On strings: it runs for every file a sync places.)"""
+    isjunction = getattr(os.path, "isjunction", None)  # Python 3.12+, Windows
+    cur = os.fspath(root)
+    parts = rel.replace(os.sep, "/").split("/") if os.altsep else rel.split("/")
+    for part in parts[:-1]:
+        if not part:
+            continue
+        cur = os.path.join(cur, part)
+        if os.path.islink(cur) or (isjunction is not None and isjunction(cur)):
+            return Path(cur)
     return None
 
 

@@ -53,6 +53,8 @@ except ImportError:  # pragma: no cover - httpx does every download then
 log = logging.getLogger(__name__)
 
 BUFFER = 256 * 1024  # libcurl's receive buffer: one write per 256 KiB instead of one per TLS record
+# The first bytes of the header lines on_header reads: ETag, Retry-After, the status line, the end
+_HEADERS_READ = frozenset((b"E", b"e", b"R", b"r", b"H", b"\r", b"\n"))
 SELECT_MAX = 0.25  # seconds; how soon a cancel is noticed while every transfer waits
 
 
@@ -246,6 +248,8 @@ class MultiDownloader:
 
         def on_header(line: bytes) -> None:
             job.active_at = time.monotonic()
+            if line[:1] not in _HEADERS_READ:
+                return  # (most header lines: nothing read from them)
             if line[:5].lower() == b"etag:":
                 job.etag_seen = normalize_etag(line[5:].decode("latin-1").strip())
             elif line[:12].lower() == b"retry-after:":

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Self, TypeVar
 from urllib.parse import quote, unquote, urlsplit
@@ -153,6 +154,12 @@ def system_trust_context() -> ssl.SSLContext:
     return ctx
 
 
+@lru_cache(maxsize=1024)
+def _quote_segment(segment: str) -> str:
+    """One path segment, percent-encoded (a date folder's name is asked for once per file in it)."""
+    return quote(segment, safe="")
+
+
 class DavSession:
     """One keep-alive HTTPS client for one congregation folder, shared by all worker threads."""
 
@@ -199,7 +206,7 @@ class DavSession:
     def url_path(self, parts: tuple[str, ...] = (), collection: bool = False) -> str:
         """The percent-encoded absolute URL path of ``parts`` below the congregation folder."""
         segments = [s for s in self.endpoint.folder_path.split("/") if s] + list(parts)
-        path = "/" + "/".join(quote(s, safe="") for s in segments)
+        path = "/" + "/".join(map(_quote_segment, segments))
         if collection and not path.endswith("/"):
             path += "/"
         return path
