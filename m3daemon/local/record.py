@@ -147,12 +147,8 @@ class Record:
         return rows
 
     def _rows(self, table: str) -> dict[str, Placed]:
-        return {
-            path: Placed(path, size, mtime_ns, version, source)
-            for path, size, mtime_ns, version, source in self._db.execute(
-                f"SELECT path, size, mtime_ns, version, source FROM {table}"
-            )
-        }
+        return {row.path: row for row in map(Placed._make, self._db.execute(
+            f"SELECT path, size, mtime_ns, version, source FROM {table}"))}
 
     def note_pending(self, row: Placed) -> None:
         self._as_loaded = None
@@ -169,7 +165,7 @@ class Record:
         """
         rows = list(rows)
         same = self._as_loaded is not None and len(rows) == len(self._as_loaded) and all(
-            self._as_loaded.get(r.path) == r for r in rows)
+            self._as_loaded.get(r.path) == r for r in rows)  # (tuples: compared in C)
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
