@@ -20,7 +20,6 @@ import contextlib
 import hashlib
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import platformdirs
@@ -139,6 +138,8 @@ def write_private_file(path: Path, data: bytes) -> None:
     """
     folder = path.parent
     ensure_private_dir(folder)
+    import tempfile  # (it imports shutil and random: only writers need it)
+
     fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:

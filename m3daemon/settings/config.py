@@ -56,8 +56,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import tomli_w
-
 from m3daemon.errors import ConfigError
 from m3daemon.i18n import _
 from m3daemon.local import paths
@@ -237,6 +235,8 @@ def save_config(cfg: Config) -> None:
     """Write ``cfg`` to ``cfg.path`` atomically, mode 0600 (the folder is created 0700 if missing).
 
     Comments of a hand-edited file are not kept."""
+    import tomli_w  # (only a save writes TOML: `update` never loads the writer)
+
     text = tomli_w.dumps(config_to_dict(cfg))
     try:
         paths.write_private_file(cfg.path, text.encode("utf-8"))

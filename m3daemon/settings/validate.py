@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import zoneinfo
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, cast
@@ -195,6 +194,8 @@ def _local(table: Mapping[str, Any], checker: _Checker, config_path: Path) -> Lo
 
 
 def _timezone_known(name: str) -> bool:
+    import zoneinfo  # (only a configured time zone is checked: most configurations have none)
+
     try:
         zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
