@@ -27,6 +27,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO / "tests"))
 
+# The Python of every m3daemon CLI process (and daemon) the benchmark starts: the dev venv's
+# until install_cli() points it at a copy installed as users install it.
 PYTHON = sys.executable
 FOLDER = "/dav/Cong"  # the congregation folder on every server
 MIB = 1 << 20
@@ -160,7 +162,7 @@ class WsgidavHandle(Server):
 
     def __init__(self, workdir: Path) -> None:
         self._proc = subprocess.Popen(
-            [PYTHON, str(HERE / "wsgidav_server.py"), str(workdir)],
+            [sys.executable, str(HERE / "wsgidav_server.py"), str(workdir)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
         )
         assert self._proc.stdout is not None
@@ -361,6 +363,34 @@ class Member:
         if report.failed:
             raise RuntimeError(f"in-process update failed: {report.errors[:3]}")
         return (marks[0] - t0 if marks else float("nan")), total, report
+
+
+def install_cli(work: Path) -> str:
+    """m3daemon installed as ``pip install .`` installs it (a built wheel: no editable finder), in
+    a venv of its own under ``work`` whose other packages are the dev venv's; returns its Python.
+
+    Why: the dev install's editable finder runs at every interpreter start (``python -c pass``:
+    20-30 ms against 10 ms here), and no user has it: pipx, ``pip install .`` and the one-file
+    build all install the package itself.
+    """
+    import sysconfig
+
+    venv = work / "installed"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = Path(subprocess.run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                               check=True, capture_output=True, text=True).stdout.strip())
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(REPO)],
+                   check=True, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # the dependencies: the dev venv's packages, as a plain path (its .pth files, the editable
+    # finder's among them, are not run)
+    deps = {sysconfig.get_path("purelib"), sysconfig.get_path("platlib")}
+    (site / "m3bench-dependencies.pth").write_text("\n".join(sorted(deps)) + "\n")
+    python = str(venv / "bin" / "python")
+    found = subprocess.run([python, "-c", "import m3daemon, httpx; print(m3daemon.__file__)"], check=True,
+                           capture_output=True, text=True, cwd=work).stdout.strip()
+    if not found.startswith(str(site)):
+        raise RuntimeError(f"the installed copy is not the one imported: {found}")
+    return python
 
 
 def member_env(home: Path, password: str) -> dict[str, str]:

@@ -43,10 +43,10 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import common
 from common import (
     MIB,
     OLD,
-    PYTHON,
     Member,
     Server,
     count_files,
@@ -448,8 +448,8 @@ def scenario_daemon(server: Server, work: Path, runs: int, res: Results) -> None
 
 def startup_baseline(work: Path, runs: int, res: Results, env: dict[str, str]) -> None:
     """Interpreter start and the imports of `update`, for the no-op analysis."""
-    bare = [run_timed([PYTHON, "-c", "pass"], env=env).seconds for _ in range(runs)]
-    imp = [run_timed([PYTHON, "-c", "import m3daemon.cli.main, m3daemon.cli.update_cmd, m3daemon.engine.sync"],
+    bare = [run_timed([common.PYTHON, "-c", "pass"], env=env).seconds for _ in range(runs)]
+    imp = [run_timed([common.PYTHON, "-c", "import m3daemon.cli.main, m3daemon.cli.update_cmd, m3daemon.engine.sync"],
                      env=env).seconds for _ in range(runs)]
     res.details["startup"] = {"python_c_pass_s": median(bare), "import_update_modules_s": median(imp)}
 
@@ -649,6 +649,8 @@ def main() -> int:
     ap.add_argument("--json", help="also write all figures as JSON here")
     ap.add_argument("--markdown", help="also write the table as Markdown here")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
+    ap.add_argument("--editable", action="store_true",
+                    help="run the CLI from the dev venv (with its editable finder) instead of an installed copy")
     args = ap.parse_args()
 
     runs = 1 if args.quick else args.runs
@@ -667,7 +669,10 @@ def main() -> int:
     os.environ["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
 
     started = time.perf_counter()
+    if not args.editable:
+        common.PYTHON = common.install_cli(work)
     env_info = environment()
+    env_info["m3daemon CLI"] = "dev venv (editable install)" if args.editable else "installed copy (pip install .)"
     res = Results()
     print("m3daemon benchmark — " + ", ".join(f"{k}: {v}" for k, v in env_info.items()), flush=True)
     print("\nRows as they are measured:", flush=True)
