@@ -32,11 +32,11 @@ def wanted_by_date(plan: Plan, layout: Layout, meeting_days: list[Any]) -> dict[
     # a file whose images could not be made counts as missing under its own name
     paths = ([r.path for r in plan.keep] + [a.target for a in plan.actions if isinstance(a, (Fetch, Copy))]
              + plan.unconverted_targets)
-    out: dict[str, list[str]] = {iso: [] for iso in folders.values()}
+    out: dict[str, set[str]] = {iso: set() for iso in folders.values()}
     for p in paths:
         iso = folders.get(p.rpartition("/")[0])
-        if iso is not None and p not in out[iso]:
-            out[iso].append(p)
+        if iso is not None:
+            out[iso].add(p)
     return {iso: sorted(v) for iso, v in out.items()}
 
 

@@ -76,6 +76,7 @@ class Job:
     etag_seen: str | None = None
     retry_after: str | None = None
     active_at: float = 0.0  # when the last header or byte arrived (the stall timeout)
+    headers: list[bytes] | None = field(default=None, repr=False)  # a small file's, read at its end
     deadline: float = 0.0  # the request's overall deadline (monotonic), as on the httpx path
 
 
@@ -90,6 +91,28 @@ class HandBack:
     retry_after: float | None = None
     # the answer was complete but wrong (size, version): this error, without another try
     final: Exception | None = None
+
+
+def _read_header(job: Job, line: bytes) -> None:
+    """What a download needs from one header line: the status, the ETag, Retry-After."""
+    if line[:1] not in _HEADERS_READ:
+        return  # (most header lines: nothing read from them)
+    if line[:5].lower() == b"etag:":
+        job.etag_seen = normalize_etag(line[5:].decode("latin-1").strip())
+    elif line[:12].lower() == b"retry-after:":
+        job.retry_after = line[12:].decode("latin-1").strip()
+    elif line[:5] == b"HTTP/":
+        # a new response (after a 100 or an auth round)
+        bits = line.split()
+        job.status = int(bits[1]) if len(bits) > 1 and bits[1].isdigit() else 0
+        job.etag_seen = None
+
+
+def _read_kept_headers(job: Job) -> None:
+    if job.headers:
+        for line in job.headers:
+            _read_header(job, line)
+        job.headers = None
 
 
 def trust_options(ca_file: Path | None) -> list[tuple[int, Any]] | None:
@@ -196,6 +219,7 @@ class MultiDownloader:
         finally:
             for handle, job in list(active.values()):
                 multi.remove_handle(handle)
+                _read_kept_headers(job)
                 self._count(handle, job)
                 self._close(job, keep=job.status == 200)
                 handle.close()
@@ -248,18 +272,8 @@ class MultiDownloader:
 
         def on_header(line: bytes) -> None:
             job.active_at = time.monotonic()
-            if line[:1] not in _HEADERS_READ:
-                return  # (most header lines: nothing read from them)
-            if line[:5].lower() == b"etag:":
-                job.etag_seen = normalize_etag(line[5:].decode("latin-1").strip())
-            elif line[:12].lower() == b"retry-after:":
-                job.retry_after = line[12:].decode("latin-1").strip()
-            elif line[:5] == b"HTTP/":
-                # a new response (after a 100 or an auth round)
-                bits = line.split()
-                job.status = int(bits[1]) if len(bits) > 1 and bits[1].isdigit() else 0
-                job.etag_seen = None
-            elif line in (b"\r\n", b"\n") and job.status == 200 and job.size >= RESUME_SIDECAR_FROM:
+            _read_header(job, line)
+            if line in (b"\r\n", b"\n") and job.status == 200:
                 # The body of the listed file starts: large enough to be worth resuming after a
                 # kill, so its sidecar is written now (an error page never gets one).
                 try:
@@ -267,7 +281,13 @@ class MultiDownloader:
                 except Exception as exc:  # noqa: BLE001 - without it the next run starts again
                     log.debug("no resume sidecar for %s: %s", job.part_file, exc)
 
-        c.setopt(pycurl.HEADERFUNCTION, on_header)
+        if job.size >= RESUME_SIDECAR_FROM:
+            c.setopt(pycurl.HEADERFUNCTION, on_header)
+        else:
+            # A small file: its header lines are only kept (a C call, no Python frame each) and
+            # read once it has ended. Its stall clock runs on the bytes of its body.
+            job.headers = []
+            c.setopt(pycurl.HEADERFUNCTION, job.headers.append)
         file = job.file
         if self.limiter is None:
             c.setopt(pycurl.WRITEDATA, file)  # libcurl calls the file's C write: no Python per chunk
@@ -302,6 +322,7 @@ class MultiDownloader:
         assert pycurl is not None
         _h, job = active.pop(id(handle))
         multi.remove_handle(handle)
+        _read_kept_headers(job)
         self._count(handle, job)
         status = int(handle.getinfo(pycurl.RESPONSE_CODE))
         self._free.append(handle)
