@@ -62,14 +62,31 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
                "then M³'s own language setting, then the system's)"),
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    wanted = next((a for a in argv if a in COMMANDS), None)
+    # Only the command given is built in full (its module imported): the others, and all of them
+    # for `--help` or `--version`, need only their name and help line.
+    wanted = command_in(argv)
     for name, (module, func, help_text) in COMMANDS.items():
-        if wanted is not None and name != wanted:
+        if name != wanted:
             sub.add_parser(name, help=str(help_text), add_help=False)
             continue
         mod = importlib.import_module(module)
         getattr(mod, func)(sub, name, str(help_text))
     return parser
+
+
+def command_in(argv: Sequence[str]) -> str | None:
+    """The command named in ``argv``: its first word that is neither an option nor the value of
+    ``--config`` or ``--lang`` (a configuration file called ``update`` is not the command)."""
+    takes_value = {"--config", "--lang"}
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in takes_value:
+            skip = True
+        elif not arg.startswith("-"):
+            return arg if arg in COMMANDS else None
+    return None
 
 
 def setup_logging(verbose: int) -> None:
