@@ -61,7 +61,7 @@ from m3daemon.local.safefs import (
 )
 from m3daemon.local.space import SpaceBudget
 from m3daemon.remote.http import DavSession
-from m3daemon.remote.transfer import Limiter, download, local_error, unservable
+from m3daemon.remote.transfer import Limiter, download, local_error, resume_sidecar_name, unservable
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,11 @@ FSYNC_SAMPLE = 8
 CHEAP_FSYNC = 0.0005
 # A download whose connection broke is resumed this many times within one sync.
 RESUME_ATTEMPTS = 3
+
+
+def _ready_name(target_rel: str) -> str:
+    """The staging name of a verified download that waits for its target (in use)."""
+    return staging_name((target_rel,)) + ".ready"
 
 
 class Executor:
@@ -226,9 +231,8 @@ class Executor:
             sidecars = set()
         jobs: list[Job] = []
         for i, action in enumerate(fetches):
-            name = staging_name(action.remote.parts)
-            part = self.staging / (name + ".part")  # (as _part and _ready_paths name them, on strings)
-            if name + ".json" in sidecars or staging_name((action.target,)) + ".ready.json" in sidecars:
+            part = self._part(action)
+            if resume_sidecar_name(part.name) in sidecars or _ready_name(action.target) + ".json" in sidecars:
                 # a download to resume, or one that waited for its target: httpx's path does those
                 futures[i] = pool.submit(self._fetch, action)
             else:
@@ -284,7 +288,7 @@ class Executor:
     # --- one file --------------------------------------------------------------------------
 
     def _part(self, action: Fetch) -> Path:
-        return self.staging / (staging_name(action.remote.parts) + ".part")
+        return self.staging / (staging_name(action.remote.parts) + ".part")  # (its sidecar: remote/transfer.py)
 
     def _fsync_is_cheap(self) -> bool:
         """Whether the flushes measured so far took under :data:`CHEAP_FSYNC` seconds on average."""
@@ -535,8 +539,8 @@ class Executor:
     # --- files that waited because their target was in use -------------------------------------
 
     def _ready_paths(self, target_rel: str) -> tuple[Path, Path]:
-        base = self.staging / staging_name((target_rel,))
-        return base.with_suffix(".ready"), base.with_suffix(".ready.json")
+        ready = self.staging / _ready_name(target_rel)
+        return ready, ready.with_name(ready.name + ".json")
 
     def _keep_waiting(self, staged: Path, target_rel: str, version: str, source: str) -> None:
         """Keep a verified file whose target is in use, with what it is, for the next sync."""

@@ -42,22 +42,22 @@ def write_new_text(path: Path, text: str) -> None:
         f.write(text.encode("utf-8"))
 
 
-def is_link(path: Path) -> bool:
-    isjunction = getattr(os.path, "isjunction", None)  # Python 3.12+
-    return path.is_symlink() or bool(isjunction is not None and isjunction(path))
+def is_link(path: str | os.PathLike[str]) -> bool:
+    """A symbolic link, or a Windows junction (Python 3.12+ tells those apart)."""
+    isjunction = getattr(os.path, "isjunction", None)
+    return os.path.islink(path) or bool(isjunction is not None and isjunction(path))
 
 
 def linked_folder(root: Path, rel: str) -> Path | None:
     """The first folder between ``root`` (itself may be a link: a person's choice) and the file
     ``rel`` that is a link, or None. (On strings: it runs for every file a sync places.)"""
-    isjunction = getattr(os.path, "isjunction", None)  # Python 3.12+, Windows
     cur = os.fspath(root)
     parts = rel.replace(os.sep, "/").split("/") if os.altsep else rel.split("/")
     for part in parts[:-1]:
         if not part:
             continue
         cur = os.path.join(cur, part)
-        if os.path.islink(cur) or (isjunction is not None and isjunction(cur)):
+        if is_link(cur):
             return Path(cur)
     return None
 

@@ -110,7 +110,7 @@ def download(
     or the modification date where a server lists no ETag, as nginx does); a server that ignores
     the range or changed the file restarts from zero, never splicing two versions.
     """
-    meta_file = part_file.with_suffix(".json")
+    meta_file = resume_sidecar(part_file)
     # If-Range takes only a strong validator (RFC 9110 §13.1.5): a weak ETag is never sent with
     # its W/ stripped (a server rightly refuses that, and every resume restarted from zero);
     # the resume is validated by the Last-Modified date instead, as where no ETag is listed.
@@ -224,18 +224,27 @@ def open_staging(part_file: Path, *, resume: bool = False) -> BinaryIO:
     return open_existing(part_file) if resume else open_new(part_file)
 
 
+def resume_sidecar_name(part_name: str) -> str:
+    """The name of the sidecar that says which version a partial file ``part_name`` holds."""
+    return part_name.rpartition(".")[0] + ".json" if "." in part_name else part_name + ".json"
+
+
+def resume_sidecar(part_file: Path) -> Path:
+    return part_file.with_name(resume_sidecar_name(part_file.name))
+
+
 def keep_for_resume(
     part_file: Path, etag: str | None, modified: datetime | None, size: int, weak_etag: bool = False
 ) -> None:
     """Write the sidecar that lets the next attempt resume ``part_file`` (same version only)."""
     validator = _validator(etag, modified, weak_etag)
     if validator:
-        _write_meta(part_file.with_suffix(".json"), validator, size)
+        _write_meta(resume_sidecar(part_file), validator, size)
 
 
 def discard_resume(part_file: Path) -> None:
     """Forget that ``part_file`` could be resumed (what it holds is not the start of the file)."""
-    _discard(part_file.with_suffix(".json"))
+    _discard(resume_sidecar(part_file))
 
 
 def _check_response(resp: httpx.Response, offset: int, what: str, still_listed: Callable[[], bool]) -> int:
