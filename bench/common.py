@@ -379,8 +379,10 @@ def install_cli(work: Path) -> str:
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     site = Path(subprocess.run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
                                check=True, capture_output=True, text=True).stdout.strip())
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(REPO)],
-                   check=True, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(REPO)],
+                         check=False, cwd=work, capture_output=True, text=True)
+    if pip.returncode != 0:
+        raise RuntimeError(f"installing m3daemon for the benchmark failed:\n{pip.stdout}{pip.stderr}")
     # the dependencies: the dev venv's packages, as a plain path (its .pth files, the editable
     # finder's among them, are not run)
     deps = {sysconfig.get_path("purelib"), sysconfig.get_path("platlib")}

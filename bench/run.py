@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/run.py [--runs N] [--quick] [--server apache|wsgidav|all]
                                   [--scenarios bulk,small,noop,daemon,scale] [--work /dev/shm/m3bench]
-                                  [--json FILE] [--markdown FILE] [--keep]
+                                  [--json FILE] [--markdown FILE] [--keep] [--editable]
 
 Servers: the test suite's private Apache 2.4 mod_dav (HTTPS, Basic auth, Depth infinity refused,
 so m3daemon walks with Depth 1) and WsgiDAV 4.4 (in its own process; Depth infinity allowed).
@@ -19,7 +19,8 @@ Scenarios (see docs/performance.md for the goals and the analysis):
          `rclone copy`, and a new version of one 200 MiB file vs curl           (runs: N; bulk 3)
   scale  listings of 10k, 25k, 50k entries: `update --dry-run` time and ru_maxrss (runs: 2)
 
-m3daemon runs as `python -m m3daemon update --json` in a subprocess (the whole process is timed)
+m3daemon runs as `python -m m3daemon update --json` in a subprocess (the whole process is timed;
+from a copy installed as `pip install .` installs it, or with `--editable` from the dev venv)
 and, for the breakdowns, as `update()` in this process. Medians of the runs; every ratio compares
 figures measured in the same run against the same server.
 """
