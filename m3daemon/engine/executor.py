@@ -244,9 +244,14 @@ class Executor:
             assert isinstance(i, int)
             self.progress.file_ended(fetches[i].target)
             if back is None:
-                if self._fsync_is_cheap():
+                if job.synced:
+                    arrivals.add(i, fetches[i], job.part_file)
+                elif self._fsync_is_cheap():
                     # On tmpfs or a fast SSD the flush costs next to nothing: placing here spares
-                    # the hand-over to another thread (and the GIL contention it brings).
+                    # the hand-over to another thread (and the GIL contention it brings). From now
+                    # on libcurl's loop flushes each file as it closes it, and they are placed a
+                    # few at a time (engine/arrivals.py).
+                    multi.sync_arrived = True
                     placed: Future[Placed | None] = Future()
                     try:
                         placed.set_result(self._arrived(fetches[i], job.part_file))
@@ -265,7 +270,12 @@ class Executor:
                 pause = session.retry.delay(0, back.retry_after) if back.busy else 0.0
                 futures[i] = pool.submit(self._fetch, fetches[i], 2 if back.interrupted else 1, pause)
 
+        from m3daemon.engine.arrivals import Arrivals
+
+        arrivals = Arrivals(self, self.record.note_pending_many, futures)
+        multi.on_turn = arrivals.flush_if_due
         multi.run(jobs, done)
+        arrivals.flush()
         return [(a, futures[i]) for i, a in enumerate(fetches)]
 
     def _name_repeated_failure(self, target: str, exc: M3Error, out: Outcome) -> M3Error:
@@ -310,7 +320,10 @@ class Executor:
             unlink_quiet(part)
             raise local_error(exc, part) from exc
         # (no resume sidecar is left: the fast path removed a large file's when it checked it)
-        return self._place(part, action.target, action.existing, action.here, action.remote.version,
+        return self._place_arrived(action, part)
+
+    def _place_arrived(self, action: Fetch, staged: Path) -> Placed | None:
+        return self._place(staged, action.target, action.existing, action.here, action.remote.version,
                            "/".join(action.remote.parts), action.remote.modified)
 
     def _fetch(self, action: Fetch, first_attempt: int = 1, pause: float = 0.0) -> Placed | None:
@@ -386,15 +399,7 @@ class Executor:
         identical, else moved to the trash first.
         """
         target = self.media_dir / target_rel
-        when = on_time_grid(modified.timestamp() if modified is not None else time.time())
-        os.utime(staged, ns=(when, when))
-        st = staged.stat()
-        row = Placed(target_rel, st.st_size, st.st_mtime_ns, version, source)
-        try:
-            check_no_link(self.media_dir, target_rel)
-        except M3Error:
-            unlink_quiet(staged)
-            raise
+        row = self._staged_row(staged, target_rel, version, source, modified)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             current = stat_or_none(target)
@@ -404,7 +409,7 @@ class Executor:
             )
             if current is not None and not still_ours:
                 # A person's file with the wanted name: adopt it when identical, else trash it.
-                if (stat.S_ISREG(current.st_mode) and current.st_size == st.st_size
+                if (stat.S_ISREG(current.st_mode) and current.st_size == row.size
                         and filecmp.cmp(staged, target, shallow=False)):
                     unlink_quiet(staged)
                     self.progress.file_done(target_rel)
@@ -422,18 +427,38 @@ class Executor:
             else:
                 self._replace(staged, target, moved_away=not still_ours)
         except OSError as exc:
-            if in_use(exc):
-                self._keep_waiting(staged, target_rel, version, source)
-                raise FileInUse(
-                    _("{path} is in use by another program; it will be replaced after the meeting.").format(
-                        path=target_rel),
-                    _("Nothing to do: the new version is downloaded and waits; the next update puts it "
-                      "in place without downloading it again."),
-                ) from exc
-            unlink_quiet(staged)
-            raise local_error(exc, target) from exc
+            raise self._not_placed(exc, staged, target_rel, version, source) from exc
         self.progress.file_done(target_rel)
         return row
+
+    def _staged_row(
+        self, staged: Path, target_rel: str, version: str, source: str, modified: datetime | None
+    ) -> Placed:
+        """Give a verified staged file the server's date; its record row, once no folder on the
+        way to its target is a link (else it is removed)."""
+        when = on_time_grid(modified.timestamp() if modified is not None else time.time())
+        os.utime(staged, ns=(when, when))
+        st = os.stat(staged)
+        try:
+            check_no_link(self.media_dir, target_rel)
+        except M3Error:
+            unlink_quiet(staged)
+            raise
+        return Placed(target_rel, st.st_size, st.st_mtime_ns, version, source)
+
+    def _not_placed(self, exc: OSError, staged: Path, target_rel: str, version: str, source: str) -> M3Error:
+        """The error for a staged file that could not be put in place: one whose target is in use
+        waits for the next sync; any other is removed."""
+        if in_use(exc):
+            self._keep_waiting(staged, target_rel, version, source)
+            return FileInUse(
+                _("{path} is in use by another program; it will be replaced after the meeting.").format(
+                    path=target_rel),
+                _("Nothing to do: the new version is downloaded and waits; the next update puts it "
+                  "in place without downloading it again."),
+            )
+        unlink_quiet(staged)
+        return local_error(exc, self.media_dir / target_rel)
 
     def _replace(self, staged: Path, target: Path, *, moved_away: bool) -> None:
         """Put ``staged`` where a file is, so that M³ 25+ sees the old one removed and the new one

@@ -13,7 +13,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -156,6 +156,23 @@ class Record:
             "INSERT OR REPLACE INTO pending VALUES (?, ?, ?, ?, ?)",
             (row.path, row.size, row.mtime_ns, row.version, row.source),
         )
+
+    def note_pending_many(self, rows: Sequence[Placed]) -> None:
+        """:meth:`note_pending` for several files in one transaction: one commit instead of one
+        per file (about 70 µs each here), before any of their renames."""
+        if len(rows) == 1:
+            self.note_pending(rows[0])
+            return
+        self._as_loaded = None
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany("INSERT OR REPLACE INTO pending VALUES (?, ?, ?, ?, ?)",
+                           [(r.path, r.size, r.mtime_ns, r.version, r.source) for r in rows])
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def commit(self, rows: Iterable[Placed], meta: dict[str, Any] | None = None) -> None:
         """Replace the whole record with ``rows`` in one transaction.
