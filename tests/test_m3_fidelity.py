@@ -122,18 +122,19 @@ def test_the_classic_layout_uses_the_servers_folder_name_as_it_is(
 ) -> None:
     """Before: an English member re-formatted `06-12-2026 - dimanche` as `06-12-2026 - Sunday`, so M³
     24's own media and the congregation's split into two folders. After: the server's name."""
-    sunday = next(day(n) for n in range(1, 8) if day(n).weekday() == 6)
+    # today … today+6 holds each weekday once, whichever day the suite runs on
+    sunday = next(day(n) for n in range(7) if day(n).weekday() == 6)
     name = format_folder_date(sunday, fmt, weekday_name_for(sunday, lang or "en"))
     if weekday:
         assert name.endswith(weekday)
-    thursday = next(day(n) for n in range(1, 8) if day(n).weekday() == 3)
+    thursday = next(day(n) for n in range(7) if day(n).weekday() == 3)
     make_tree(cong(wsgidav_server), {
         f"Media/{name}/Outline.jpg": b"outline",
         "Media/Recurring/Year text.mp4": b"yeartext",
         "forcedPrefs.json": json.dumps({"app": {"outputFolderDateFormat": fmt},
                                         "meeting": {"mwDay": 3, "weDay": 6}}),
     })
-    m = person(wsgidav_server, isolated_env, "classic", layout="classic", days_ahead=7)
+    m = person(wsgidav_server, isolated_env, "classic", layout="classic", days_ahead=6)
     assert m.update().ok
     files = m.files()
     assert files[f"E/{name}/Outline.jpg"] == b"outline"
@@ -168,14 +169,15 @@ def test_the_classic_recurring_folder_stays_empty_so_m3_24_copies_nothing_back(
 ) -> None:
     """Before: `E/Recurring/Year text.mp4`, which M³ 24 copies into every date of the week, bringing
     back the item hidden for one date. After: `E/Recurring/` holds nothing of the sync's."""
-    thursday = next(day(n) for n in range(1, 8) if day(n).weekday() == 3)
-    sunday = next(day(n) for n in range(1, 8) if day(n).weekday() == 6)
+    # today … today+6 holds each weekday once, whichever day the suite runs on
+    thursday = next(day(n) for n in range(7) if day(n).weekday() == 3)
+    sunday = next(day(n) for n in range(7) if day(n).weekday() == 6)
     make_tree(cong(wsgidav_server), {
         "Media/Recurring/Year text.mp4": b"yeartext",
         f"Hidden/{sunday.isoformat()}/Year text.mp4": b"",
         "forcedPrefs.json": json.dumps({"meeting": {"mwDay": 3, "weDay": 6}}),
     })
-    m = person(wsgidav_server, isolated_env, "classic", layout="classic", days_ahead=7)
+    m = person(wsgidav_server, isolated_env, "classic", layout="classic", days_ahead=6)
     # a person's own file there stays (what an older m3daemon put there goes: tests/test_planner.py)
     (m.media / "E" / "Recurring").mkdir(parents=True)
     mine = m.media / "E" / "Recurring" / "my own.mp4"
