@@ -7,6 +7,8 @@ does not pay for the tray, the scheduler or the demo server.
 from __future__ import annotations
 
 import argparse
+import atexit
+import gc
 import importlib
 import json
 import logging
@@ -133,7 +135,17 @@ def choose_cli_language(argv: Sequence[str]) -> str:
         logging.disable(logging.NOTSET)
 
 
+def _freeze_at_exit() -> None:
+    """Spare the interpreter's collections at shutdown: after a sync they walk every object left,
+    25-35 ms of a 200 MiB ``update`` here (curl takes 0.4 s for the whole file). Objects are
+    still freed by their counts and the atexit handlers run (logging's flush among them); only
+    cycles are left to the operating system, and every file a command writes is closed before."""
+    gc.freeze()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    atexit.unregister(_freeze_at_exit)  # once, however often tests call main() in one process
+    atexit.register(_freeze_at_exit)
     args_list = list(sys.argv[1:] if argv is None else argv)
     from m3daemon.i18n import set_language
 
