@@ -1,6 +1,6 @@
 """A command builds, and imports, only what it needs: ``--version`` and ``--help`` start without
-any command's module, the command is told from a file name that looks like one, and the process ends without the
-final collections."""
+any command's module, the command is told from a file name that looks like one, and the process
+ends without the final collections."""
 
 from __future__ import annotations
 
