@@ -21,13 +21,17 @@ O_BINARY = getattr(os, "O_BINARY", 0)
 
 
 def open_new(path: Path) -> BinaryIO:
-    """A new, empty file at ``path``; whatever was there (a planted link included) is unlinked
-    first, and the create refuses to follow a link that appears in between."""
+    """A new, empty file at ``path``; whatever was there (a planted link included) is unlinked,
+    and the create never follows a link (``O_EXCL``), not even one that appears in between.
+
+    The create is tried first: in a sync nothing is there, and an unlink that fails costs a
+    system call and an exception for each file."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_NOFOLLOW | O_BINARY
     try:
+        fd = os.open(path, flags, 0o644)
+    except FileExistsError:
         os.unlink(path)
-    except FileNotFoundError:
-        pass
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_NOFOLLOW | O_BINARY, 0o644)
+        fd = os.open(path, flags, 0o644)  # a second file planted in between: the error stands
     return os.fdopen(fd, "wb")
 
 
