@@ -34,7 +34,6 @@ from m3daemon.engine.context import (
 from m3daemon.engine.conversions import Prepared, wanted_convertibles
 from m3daemon.engine.conversions import prepare as prepare_conversions
 from m3daemon.engine.executor import Executor
-from m3daemon.engine.prescan import LocalAhead, scan_dirs
 from m3daemon.engine.readiness import META_KEY as READINESS_META
 from m3daemon.engine.readiness import wanted_by_date
 from m3daemon.engine.results import Outcome, Progress
@@ -43,7 +42,7 @@ from m3daemon.i18n import _, ngettext
 from m3daemon.local.locks import FileLock
 from m3daemon.local.longpaths import for_os
 from m3daemon.local.record import Record
-from m3daemon.local.scan import scan_local
+from m3daemon.local.scan import list_subdirs, scan_local
 from m3daemon.remote.bounded import MAX_SETTINGS_BYTES, read_small_file
 from m3daemon.remote.http import DavSession
 from m3daemon.remote.listing import AnswerMemo, Listing, list_tree, root_tag
@@ -154,7 +153,6 @@ class ListingCache:
     # plan that had nothing to do (make_plan): an unchanged poll parses and plans nothing again
     answers: AnswerMemo = field(default_factory=AnswerMemo)
     noop: NoopMemo = field(default_factory=NoopMemo)
-    ahead: LocalAhead = field(default_factory=LocalAhead)
 
     def session_for(self, cfg: Config, retry: RetryPolicy | None) -> tuple[DavSession, bool]:
         """The kept session when it is for the same server, account and password; else a new one
@@ -301,18 +299,24 @@ def _forced_prefs(session: DavSession, entries: list[RemoteEntry], record: Recor
 def make_plan(
     cfg: Config, cong: Congregation, record_rows: Mapping[str, Any], today: date, *, guard: bool = True,
     convert: Callable[[list[RemoteFile]], Conversions] | None = None, noop: NoopMemo | None = None,
-    ahead: LocalAhead | None = None,
 ) -> tuple[Plan, list[str], Layout, MeetingDays]:
     """The plan for ``today``. ``convert`` (the ``watch`` layout) gives the images of the PDF, SVG
-    and HEIC files the window wants (engine/conversions.py). ``noop``: see :class:`NoopMemo`;
-    ``ahead``: the daemon's scan of the media folder, started with the listing (engine/prescan.py)."""
+    and HEIC files the window wants (engine/conversions.py). ``noop``: see :class:`NoopMemo`."""
     layout = layout_for(cfg, cong.effective, cong.folder)
     days = MeetingDays.from_prefs(cong.effective)
     end = today + timedelta(days=cfg.local.days_ahead)
     meetings = meeting_dates(days, today, end)
     media_dir = for_os(cfg.local.media_dir)  # the long form on Windows (local/longpaths.py)
-    dirs = scan_dirs(layout, today, cfg.local.days_ahead, media_dir)
-    local = ahead.take(media_dir, record_rows.keys(), dirs) if ahead else scan_local(media_dir, record_rows.keys(), dirs)
+    dirs = {layout.date_dir(today + timedelta(days=i)) for i in range(cfg.local.days_ahead + 1)}
+    rec_dir = layout.recurring_dir()
+    if rec_dir:
+        dirs.add(rec_dir)
+    for name in list_subdirs(media_dir / layout.root if layout.root else media_dir):
+        rel = f"{layout.root}/{name}" if layout.root else name
+        d = layout.parse_date_dir(rel)
+        if d is not None and d < today:
+            dirs.add(rel)
+    local = scan_local(media_dir, record_rows.keys(), dirs)
     conversions = None
     if convert is not None and layout.kind == "watch":
         window = [today + timedelta(days=i) for i in range(cfg.local.days_ahead + 1)]
@@ -382,10 +386,6 @@ def update(
                 session.cancel = cancel
                 cong = cache.cong if from_cache and cache is not None else None
                 if cong is None and cache is not None and cache.cong is not None:
-                    media = for_os(cfg.local.media_dir)
-                    layout = layout_for(cfg, cache.cong.effective, cache.cong.folder)
-                    cache.ahead.start(media, scan_dirs(layout, today, cfg.local.days_ahead, media))
-                if cong is None and cache is not None and cache.cong is not None:
                     cong = unchanged_since(session, cfg, record, cache.cong, today)
                 if cong is None:
                     cong = read_congregation(session, cfg, record, today,
@@ -399,7 +399,6 @@ def update(
                     limiter=limiter_for(bandwidth_limit_bps or _configured_limit(cfg)),
                     now=now.astimezone(clock.tz), during_meeting=during_meeting,
                     noop=cache.noop if cache is not None else None,
-                    ahead=cache.ahead if cache is not None else None,
                 )
                 report.requests = session.stats.requests - requests_before
                 report.bytes = session.stats.bytes_in - bytes_before
@@ -454,7 +453,7 @@ def _update_locked(
     cfg: Config, session: DavSession, record: Record, cong: Congregation, *, dry_run: bool, today: date,
     progress: Progress | None, cancel: threading.Event | None, allow_deletions: bool,
     on_plan: Callable[[Plan], None] | None, now: datetime, limiter: Limiter | None = None,
-    during_meeting: bool = False, noop: NoopMemo | None = None, ahead: LocalAhead | None = None,
+    during_meeting: bool = False, noop: NoopMemo | None = None,
 ) -> SyncReport:
     on_os = for_os(cfg.local.media_dir)  # the long form on Windows (local/longpaths.py)
     rows = record.load(on_disk=lambda rel: _size_and_mtime(on_os / rel))
@@ -471,7 +470,7 @@ def _update_locked(
         return prepared.conversions
 
     plan, held, layout, days = make_plan(cfg, cong, rows, today, guard=not allow_deletions, convert=convert,
-                                         noop=noop, ahead=ahead)
+                                         noop=noop)
     running = running_meetings(days, now, now.tzinfo or UTC, timedelta(minutes=cfg.schedule.meeting_minutes))
     meeting_held = [] if during_meeting else hold_for_meetings(
         plan, rows, [(layout.date_dir(w.day), w) for w in running])
