@@ -6,6 +6,7 @@ server or in the media folder, is still seen at the next poll.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,10 @@ from typing import Any
 import pytest
 from faulthelpers import cong, member_for, proxied_member
 from faultproxy import FaultProxy, Rule
-from member import Member, iso
+from member import Member, day, iso
 from servers import DavServer, ServerPool, bump, make_tree
 
+from m3daemon.core.dates import format_folder_date
 from m3daemon.engine import sync
 from m3daemon.engine.sync import ListingCache, SyncReport
 
@@ -107,3 +109,23 @@ def test_a_poll_asks_for_every_folder_it_knows_at_once(dav_server_pool: ServerPo
                                            f"/dav/Cong/Media/{iso(2)}/"])
         assert answered[-1] == "/dav/Cong/", f"the date folders were asked for while the root was slow: {answered}"
         assert (report.requests, report.downloaded) == (4, 0)
+
+
+def test_a_new_date_format_between_polls_moves_the_meetings_folder(dav_server: DavServer, isolated_env: Path) -> None:
+    """The coordinator forces another date format while the daemon runs: the meeting's folder
+    (none on the server) takes the new name and the sync takes its file out of the old one; a
+    folder the server has keeps the server's name (as M³ 24 does)."""
+    root = cong(dav_server)
+    make_tree(root, {f"Media/{iso(1)}/a.jpg": b"a", "Media/Recurring/y.mp4": b"y",
+                     "forcedPrefs.json": json.dumps({"meeting": {"mwDay": day(2).weekday()}})})
+    m = member_for(dav_server, isolated_env, layout="classic", days_ahead=6)
+    cache = ListingCache()
+    poll(m, cache)
+    poll(m, cache)
+    assert m.files() == {f"E/{iso(1)}/a.jpg": b"a", f"E/{iso(1)}/y.mp4": b"y", f"E/{iso(2)}/y.mp4": b"y"}
+    (root / "forcedPrefs.json").write_text(json.dumps({"meeting": {"mwDay": day(2).weekday()},
+                                                       "app": {"outputFolderDateFormat": "DD-MM-YYYY"}}))
+    poll(m, cache)
+    meeting = format_folder_date(day(2), "DD-MM-YYYY")
+    assert m.files() == {f"E/{iso(1)}/a.jpg": b"a", f"E/{iso(1)}/y.mp4": b"y", f"E/{meeting}/y.mp4": b"y"}
+    assert poll(m, cache).downloaded == 0
