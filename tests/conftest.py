@@ -163,7 +163,6 @@ def one_file_program() -> Path:
     from servers import skip_or_fail
 
     build = onefile.result()
-    exe = onefile.REPO / "dist" / "m3daemon"
-    if (build is not None and build.returncode != 0) or not exe.is_file():
+    if (build is not None and build.returncode != 0) or not onefile.EXE.is_file():
         skip_or_fail("no one-file build: run packaging/build.sh first (in CI the suite builds it)")
-    return exe
+    return onefile.EXE

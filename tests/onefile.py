@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+EXE = REPO / "dist" / "m3daemon"  # what packaging/build.sh makes
 FIXTURES = ("one_file_build", "one_file_program")  # tests that ask for either start the build
 TIMEOUT = 1200
 
@@ -35,10 +36,6 @@ class Build:
     returncode: int
     stdout: str
     stderr: str
-
-    @property
-    def exe(self) -> Path:
-        return REPO / "dist" / "m3daemon"
 
 
 class Background:

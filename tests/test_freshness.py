@@ -36,4 +36,3 @@ def test_a_change_below_with_a_new_tag_agrees_and_with_the_same_tag_refutes() ->
     assert (agreed.agreed, agreed.refuted) == (1, False)
     refuted = after_full_listing(first, '"t1"', listing(size=101), WINDOW)
     assert refuted.refuted
-

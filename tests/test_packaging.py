@@ -9,7 +9,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from onefile import Build
+from onefile import EXE, Build
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parent.parent
 def test_the_one_file_linux_build_runs_the_demo(one_file_build: Build) -> None:
     proc = one_file_build  # packaging/build.sh, run while the other tests ran (tests/onefile.py)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    exe = one_file_build.exe
+    exe = EXE
     assert exe.is_file() and os.access(exe, os.X_OK)
     assert "Member's second update: downloaded 0," in proc.stdout
     assert "403 (members may only read)" in proc.stdout

@@ -541,12 +541,7 @@ def test_the_one_file_build_shows_the_tray_with_its_menu(
         icon = app.icon_window()
         app.wait_colour(icon, SyncState.UP_TO_DATE, timeout=20)
         assert "tray icon shown (pystray backend appindicator)" in log.read_text(), log.read_text()[-2000:]
-        x, y, w, h = icon
-        before = xsession.visible_toplevels()
-        xsession.xdotool("mousemove", str(x + w // 2), str(y + h // 2), "click", "1")
-        wait_until("the menu to open", lambda: any(
-            g[2] > 80 and g[3] > 60 for wid, g in xsession.visible_toplevels().items() if wid not in before), 5,
-            diagnose=lambda: log.read_text()[-2000:])
+        _open_menu(app, "appindicator")
         xsession.xdotool("key", "Escape")
     finally:
         proc.terminate()
