@@ -46,10 +46,21 @@ def popen_cli(m: Member, *args: str, limit_bps: int = 0) -> subprocess.Popen[str
 
 
 def part_bytes(m: Member) -> int:
+    """The bytes in the staging files now. The sync renames them while this looks: a file gone
+    between the listing and its stat is placed, not partial, and counts for nothing."""
     staging = m.media / ".m3daemon" / "staging"
-    if not staging.exists():
+    total = 0
+    try:
+        with os.scandir(staging) as entries:
+            for e in entries:
+                if e.name.endswith(".part"):
+                    try:
+                        total += e.stat().st_size
+                    except FileNotFoundError:
+                        pass
+    except FileNotFoundError:
         return 0
-    return sum(p.stat().st_size for p in staging.glob("*.part"))
+    return total
 
 
 def record_rows(m: Member, table: str) -> set[str]:
