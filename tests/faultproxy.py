@@ -52,6 +52,7 @@ class FaultProxy:
         self.upstream = upstream.rstrip("/")
         self.rules: list[Rule] = []
         self.log: list[tuple[str, str, int]] = []
+        self.connections = 0  # TCP connections accepted (a kept-alive one is counted once)
         self._client = httpx.Client(verify=ssl.create_default_context(cafile=str(ca_file)), timeout=30)
         proxy = self
 
@@ -60,6 +61,10 @@ class FaultProxy:
 
             def log_message(self, *args: object) -> None:
                 pass
+
+            def setup(self) -> None:
+                proxy.connections += 1
+                super().setup()
 
             def _handle(self) -> None:
                 proxy._serve(self)

@@ -20,6 +20,7 @@ from servers import DavServer, ServerPool, bump, make_tree
 from m3daemon.core.dates import format_folder_date
 from m3daemon.engine import sync
 from m3daemon.engine.sync import ListingCache, SyncReport
+from m3daemon.errors import PermissionDeniedError
 
 
 def poll(m: Member, cache: ListingCache) -> SyncReport:
@@ -129,3 +130,58 @@ def test_a_new_date_format_between_polls_moves_the_meetings_folder(dav_server: D
     meeting = format_folder_date(day(2), "DD-MM-YYYY")
     assert m.files() == {f"E/{iso(1)}/a.jpg": b"a", f"E/{iso(1)}/y.mp4": b"y", f"E/{meeting}/y.mp4": b"y"}
     assert poll(m, cache).downloaded == 0
+
+
+def test_a_poll_whose_quick_answer_broke_off_asks_again_and_loses_nothing(
+    dav_server_pool: ServerPool, isolated_env: Path
+) -> None:
+    """The daemon asks the folders it knows on libcurl; an answer cut off there is asked for again
+    on httpx (its retries and its errors), within the same poll."""
+    server = dav_server_pool.fresh("apache")
+    make_tree(cong(server), {f"Media/{iso(1)}/a.jpg": b"a", f"Media/{iso(2)}/b.jpg": b"b"})
+    with FaultProxy(server.url, server.ca_file) as proxy:
+        m = proxied_member(proxy, server, isolated_env)
+        cache = ListingCache()
+        poll(m, cache)
+        poll(m, cache)
+        proxy.log.clear()
+        folder = f"/dav/Cong/Media/{iso(1)}/"
+        proxy.add(Rule("PROPFIND", lambda p: p == folder, truncate_after=120, times=1))
+        report = poll(m, cache)
+        asked = [p for meth, p, _s in proxy.log if meth == "PROPFIND"]
+        assert asked.count(folder) == 2 and len(asked) == 5 == report.requests
+        assert (report.downloaded, report.removed) == (0, 0)
+        assert m.files() == {f"{iso(1)}/a.jpg": b"a", f"{iso(2)}/b.jpg": b"b"}
+
+
+def test_a_poll_the_server_keeps_refusing_fails_in_plain_words_and_deletes_nothing(
+    dav_server_pool: ServerPool, isolated_env: Path
+) -> None:
+    server = dav_server_pool.fresh("apache")
+    make_tree(cong(server), {f"Media/{iso(1)}/a.jpg": b"a"})
+    with FaultProxy(server.url, server.ca_file) as proxy:
+        m = proxied_member(proxy, server, isolated_env)
+        cache = ListingCache()
+        poll(m, cache)
+        poll(m, cache)
+        proxy.add(Rule("PROPFIND", lambda p: p == "/dav/Cong/Media/", status=403))
+        with pytest.raises(PermissionDeniedError) as refused:
+            m.update(cache=cache)
+        assert "may not read Media" in str(refused.value) and refused.value.remedy
+        assert m.files() == {f"{iso(1)}/a.jpg": b"a"}
+
+
+def test_polls_reuse_their_open_connections(dav_server_pool: ServerPool, isolated_env: Path) -> None:
+    """No TCP connection (and on HTTPS no TLS handshake) per poll: once the daemon's walk has its
+    connections, later polls open none."""
+    server = dav_server_pool.fresh("apache")
+    make_tree(cong(server), {f"Media/{iso(1)}/a.jpg": b"a", f"Media/{iso(2)}/b.jpg": b"b"})
+    with FaultProxy(server.url, server.ca_file) as proxy:
+        m = proxied_member(proxy, server, isolated_env)
+        cache = ListingCache()
+        for _ in range(3):
+            poll(m, cache)
+        opened = proxy.connections
+        for _ in range(3):
+            assert poll(m, cache).requests == 4
+        assert proxy.connections == opened

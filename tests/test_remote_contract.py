@@ -19,10 +19,12 @@ import pytest
 from servers import DavServer, ServerPool, make_tree
 
 from m3daemon.core.entries import RemoteEntry, normalize_etag
-from m3daemon.errors import FolderNotFoundError
+from m3daemon.errors import Cancelled, FolderNotFoundError
+from m3daemon.remote import listing
+from m3daemon.remote.curl_listing import PollLister
 from m3daemon.remote.http import DavSession, Endpoint
-from m3daemon.remote.listing import list_children, list_tree
-from m3daemon.remote.transfer import Cancelled, download
+from m3daemon.remote.listing import AnswerMemo, list_children, list_tree
+from m3daemon.remote.transfer import download
 
 FOLDER = "Cong"
 MiB = 1024 * 1024
@@ -90,6 +92,67 @@ class RemoteContract:
     def test_a_missing_folder_is_named_as_not_found(self, session: DavSession) -> None:
         with pytest.raises(FolderNotFoundError):
             list_children(session, ("No such folder",))
+
+    # --- the daemon's walk on libcurl (remote/curl_listing.py) -------------------------------------
+
+    @pytest.fixture
+    def memo(self, session: DavSession) -> Iterator[AnswerMemo]:
+        memo = AnswerMemo(lister=PollLister.for_session(session))
+        assert memo.lister is not None, "libcurl verifies this server as httpx does"
+        yield memo
+        memo.close()
+
+    @staticmethod
+    def httpx_requests(session: DavSession, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, ...]]:
+        asked: list[tuple[str, ...]] = []
+        real = session.fetch
+
+        def counted(method: str, parts: tuple[str, ...], *args: object, **kwargs: object) -> object:
+            asked.append(parts)
+            return real(method, parts, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(session, "fetch", counted)
+        return asked
+
+    @staticmethod
+    def files(found: listing.Listing) -> dict[str, int | None]:
+        return {e.path: e.size for e in found.entries if not e.is_dir}
+
+    def test_a_walk_asks_the_folders_it_knows_again_on_libcurl_and_sees_every_change(
+        self, server: DavServer, session: DavSession, memo: AnswerMemo, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        self.lay_out(server, {"Media/2026-12-01/a.jpg": b"a", "Media/2026-12-02/b.jpg": b"b",
+                              "Hidden/2026-12-01/a.jpg": b""})
+        first = list_tree(session, prefer_infinity=False, memo=memo)
+        on_httpx = self.httpx_requests(session, monkeypatch)
+        again = list_tree(session, prefer_infinity=False, memo=memo)
+        assert on_httpx == [] and again.requests == first.requests == 6
+        assert again.entries == first.entries and memo.hits == 6, "the same answers, not parsed again"
+
+        make_tree(server.root / FOLDER, {"Media/2026-12-01/a.jpg": b"a, replaced"}, mtime=AN_HOUR_AGO + 60)
+        for folder in ("Media/2026-12-02", "Hidden/2026-12-01", "Hidden"):
+            for path in sorted(self.on_server(server, folder).rglob("*"), reverse=True):
+                path.unlink() if path.is_file() else path.rmdir()
+            self.on_server(server, folder).rmdir()
+        changed = list_tree(session, prefer_infinity=False, memo=memo)
+        assert self.files(changed) == {"Media/2026-12-01/a.jpg": len(b"a, replaced")}
+        assert on_httpx == [], "folders that went away are dropped by their parents' answers, not asked for"
+        assert changed.entries == list_tree(session, prefer_infinity=False).entries
+
+    def test_an_answer_too_large_to_hold_or_a_cancelled_sync_leaves_libcurl(
+        self, server: DavServer, session: DavSession, memo: AnswerMemo, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        self.lay_out(server, {"Media/2026-12-01/a.jpg": b"a"})
+        first = list_tree(session, prefer_infinity=False, memo=memo)
+        monkeypatch.setattr(listing, "MEMO_MAX_BYTES", 100)
+        on_httpx = self.httpx_requests(session, monkeypatch)
+        assert list_tree(session, prefer_infinity=False, memo=memo).entries == first.entries
+        assert sorted(on_httpx) == [(), ("Media",), ("Media", "2026-12-01")], "asked again on httpx"
+
+        session.cancel = threading.Event()
+        session.cancel.set()
+        with pytest.raises(Cancelled):
+            list_tree(session, prefer_infinity=False, memo=memo)
 
     # --- download and resume -----------------------------------------------------------------------
 

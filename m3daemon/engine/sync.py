@@ -166,8 +166,12 @@ class ListingCache:
             return kept, False
         if kept is not None:
             kept.close()
-        self.answers = AnswerMemo()  # another server or account: nothing of the old one applies
+        self.answers.close()
+        from m3daemon.remote.curl_listing import PollLister  # (pycurl: only where a cache is kept)
+
         self.session = open_session(cfg, password=password)
+        # another server or account: nothing of the old one applies
+        self.answers = AnswerMemo(lister=PollLister.for_session(self.session))
         return self.session, False
 
 

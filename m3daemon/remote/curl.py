@@ -167,6 +167,33 @@ def trust_options(ca_file: Path | None) -> list[tuple[int, Any]] | None:
     return common + found if found else None
 
 
+def new_handle(session: DavSession, trust: Sequence[tuple[int, Any]]) -> Any:
+    """An easy handle that talks to the session's server as the httpx session does: the same
+    trust, Basic auth, user agent and connection timeout; no proxy, no redirects, and only the
+    session's scheme."""
+    assert pycurl is not None
+    c = pycurl.Curl()
+    endpoint = session.endpoint
+    for opt, value in trust:
+        if value is None:
+            c.unsetopt(opt)
+        else:
+            c.setopt(opt, value)
+    c.setopt(pycurl.HTTPAUTH, pycurl.HTTPAUTH_BASIC)
+    c.setopt(pycurl.USERNAME, endpoint.username)
+    c.setopt(pycurl.PASSWORD, session.password or "")
+    c.setopt(pycurl.USERAGENT, f"m3daemon/{__version__}")
+    c.setopt(pycurl.NOSIGNAL, 1)
+    c.setopt(pycurl.NOPROXY, "*")  # as the httpx session: never an environment proxy
+    c.setopt(pycurl.FOLLOWLOCATION, 0)
+    c.setopt(pycurl.CONNECTTIMEOUT_MS, int(min(endpoint.timeout, 15.0) * 1000))
+    if session.base_url.startswith("http://"):
+        c.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP)
+    else:
+        c.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTPS)
+    return c
+
+
 class MultiDownloader:
     """Runs fresh downloads ``parallel`` at a time on one ``CurlMulti`` in the calling thread."""
 
@@ -276,28 +303,10 @@ class MultiDownloader:
         assert pycurl is not None
         if self._free:
             return self._free.pop()
-        c = pycurl.Curl()
-        endpoint = self.session.endpoint
-        for opt, value in self.trust:
-            if value is None:
-                c.unsetopt(opt)
-            else:
-                c.setopt(opt, value)
-        c.setopt(pycurl.HTTPAUTH, pycurl.HTTPAUTH_BASIC)
-        c.setopt(pycurl.USERNAME, endpoint.username)
-        c.setopt(pycurl.PASSWORD, self.session.password or "")
-        c.setopt(pycurl.USERAGENT, f"m3daemon/{__version__}")
+        c = new_handle(self.session, self.trust)
         c.setopt(pycurl.HTTPHEADER, ["Accept-Encoding: identity"])
-        c.setopt(pycurl.NOSIGNAL, 1)
-        c.setopt(pycurl.NOPROXY, "*")  # as the httpx session: never an environment proxy
-        c.setopt(pycurl.FOLLOWLOCATION, 0)
-        c.setopt(pycurl.CONNECTTIMEOUT_MS, int(min(endpoint.timeout, 15.0) * 1000))
         # (No byte for `timeout` seconds is a stall: checked in run(), to the tenth of a second.)
         c.setopt(pycurl.BUFFERSIZE, BUFFER)
-        if self.session.base_url.startswith("http://"):
-            c.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP)
-        else:
-            c.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTPS)
         return c
 
     def _start(self, job: Job, done: Callable[[Job, HandBack | None], None]) -> Any:

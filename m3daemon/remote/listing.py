@@ -11,10 +11,11 @@ import hashlib
 import itertools
 import logging
 import threading
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import httpx
@@ -26,6 +27,9 @@ from m3daemon.i18n import _
 from m3daemon.remote.bounded import ACCEPT_ENCODING, MAX_LISTING_BYTES, decoded, read_start
 from m3daemon.remote.http import DavSession, classify_status
 from m3daemon.remote.multistatus import PROPFIND_BODY, RawEntry, parse_multistatus
+
+if TYPE_CHECKING:
+    from m3daemon.remote.curl_listing import PollLister
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +74,14 @@ class AnswerMemo:
     answers: dict[tuple[str, tuple[str, ...], str], tuple[bytes, Found]] = field(default_factory=dict)
     hits: int = 0
     walked: list[tuple[str, ...]] = field(default_factory=list)  # the folders the last walk opened
+    # The daemon's libcurl connections that ask for ``walked`` again (remote/curl_listing.py);
+    # None: the walk asks on httpx.
+    lister: PollLister | None = None
+
+    def close(self) -> None:
+        if self.lister is not None:
+            self.lister.close()
+            self.lister = None
 
 
 def list_tree(
@@ -126,7 +138,8 @@ def _walk(session: DavSession, workers: int, window: Window | None = None, memo:
     """Level by level: the root, then ``Media/`` and ``Hidden/``, then their date folders.
 
     With a memo of the last walk, every folder it opened that is still worth opening is asked
-    for at once, in parallel: one round trip instead of three when nothing changed. Each level is
+    for at once, in parallel (on the memo's libcurl connections where it has them): one round trip
+    instead of three when nothing changed. Each level is
     then checked against what its parent's answer says, so a folder that appeared is still
     listed, and one that went away is dropped from the result.
     """
@@ -137,10 +150,17 @@ def _walk(session: DavSession, workers: int, window: Window | None = None, memo:
     tag: str | None = None
     walked: list[tuple[str, ...]] = []
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="propfind") as pool:
-        early = {}
+        early: dict[tuple[str, ...], Future[Found | None]] = {}
         if memo is not None:
-            early = {parts: pool.submit(_propfind, session, parts, "1", memo)
-                     for parts in memo.walked if parts and _worth_walking(parts, window)}
+            again = [parts for parts in memo.walked if not parts or _worth_walking(parts, window)]
+            if memo.lister is None:
+                early = {parts: pool.submit(_propfind, session, parts, "1", memo) for parts in again}
+            elif again:
+                for parts, body in memo.lister.ask(again, MEMO_MAX_BYTES).items():
+                    # (a folder whose answer was not a clean one is asked on httpx with its level)
+                    if body is not None:
+                        early[parts] = Future()
+                        early[parts].set_result(_recalled(session, parts, "1", (body,), memo))
         for depth in range(WALK_LEVELS):
             asked = {parts: early.pop(parts) for parts in level if parts in early}
             asked.update((parts, pool.submit(_propfind, session, parts, "1", memo))
@@ -192,7 +212,7 @@ def _propfind(session: DavSession, parts: tuple[str, ...], depth: str, memo: Ans
             log.debug("Depth: infinity refused with %s; walking with Depth 1", resp.status_code)
             return None
         _check_multistatus(resp, parts)
-        return _collect(session, resp, parts, None if memo is None else (memo, (session.base_url, parts, depth)))
+        return _collect(session, resp, parts, depth, memo)
 
     def interrupted(exc: httpx.TransportError) -> ListingError:
         return ListingError(
@@ -237,31 +257,39 @@ def _check_multistatus(resp: httpx.Response, parts: tuple[str, ...]) -> None:
 
 
 def _collect(
-    session: DavSession, resp: httpx.Response, parts: tuple[str, ...],
-    memo: tuple[AnswerMemo, tuple[str, tuple[str, ...], str]] | None = None,
+    session: DavSession, resp: httpx.Response, parts: tuple[str, ...], depth: str, memo: AnswerMemo | None = None,
 ) -> Found:
     what = _("the listing of {what}").format(what="/".join(parts) or _("the congregation folder"))
     counted = _cancellable(decoded(resp, what, MAX_LISTING_BYTES, session.stats.add_bytes), session.cancel)
     if memo is None:
         return _read_entries(session, counted, parts)
-    answers, key = memo
     held: list[bytes] = []
     size = 0
-    digest = hashlib.blake2b(digest_size=20)
     for chunk in counted:
         held.append(chunk)
-        digest.update(chunk)
         size += len(chunk)
         if size > MEMO_MAX_BYTES:  # too large to hold: parsed as it arrives, not remembered
             return _read_entries(session, itertools.chain(held, counted), parts)
+    return _recalled(session, parts, depth, held, memo)
+
+
+def _recalled(
+    session: DavSession, parts: tuple[str, ...], depth: str, body: Iterable[bytes], memo: AnswerMemo
+) -> Found:
+    """What the last answer of ``parts`` gave when ``body`` is that answer byte for byte; else
+    ``body`` parsed, and remembered for the next poll."""
+    digest = hashlib.blake2b(digest_size=20)
+    for chunk in body:
+        digest.update(chunk)
     seen = digest.digest()
-    last = answers.answers.get(key)
+    key = (session.base_url, parts, depth)
+    last = memo.answers.get(key)
     if last is not None and last[0] == seen:
-        answers.hits += 1
+        memo.hits += 1
         entries, skipped, tag = last[1]
         return list(entries), list(skipped), tag
-    found = _read_entries(session, iter(held), parts)
-    answers.answers[key] = (seen, (list(found[0]), list(found[1]), found[2]))
+    found = _read_entries(session, iter(body), parts)
+    memo.answers[key] = (seen, (list(found[0]), list(found[1]), found[2]))
     return found
 
 
