@@ -185,3 +185,16 @@ def test_polls_reuse_their_open_connections(dav_server_pool: ServerPool, isolate
         for _ in range(3):
             assert poll(m, cache).requests == 4
         assert proxy.connections == opened
+
+
+def test_the_polls_of_a_server_that_lists_everything_at_once_load_no_libcurl(
+    wsgidav_server: DavServer, isolated_env: Path
+) -> None:
+    """One Depth-infinity request a poll: nothing to ask again, so the daemon at rest does not
+    carry libcurl's connections (nor, until a download needs it, the library) for its polls."""
+    make_tree(cong(wsgidav_server), {f"Media/{iso(1)}/a.jpg": b"a"})
+    m = member_for(wsgidav_server, isolated_env)
+    cache = ListingCache()
+    for _ in range(3):
+        assert poll(m, cache).listing == "infinity"
+    assert cache.answers.lister is None and cache.answers.quick is not None

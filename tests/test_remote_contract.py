@@ -97,8 +97,10 @@ class RemoteContract:
 
     @pytest.fixture
     def memo(self, session: DavSession) -> Iterator[AnswerMemo]:
-        memo = AnswerMemo(lister=PollLister.for_session(session))
-        assert memo.lister is not None, "libcurl verifies this server as httpx does"
+        memo = AnswerMemo(quick=lambda: PollLister.for_session(session))
+        probe = PollLister.for_session(session)
+        assert probe is not None, "libcurl verifies this server as httpx does"
+        probe.close()
         yield memo
         memo.close()
 

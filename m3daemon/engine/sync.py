@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from m3daemon.core import prefs as m3prefs
 from m3daemon.core.entries import RemoteEntry, normalize_etag
@@ -51,6 +51,9 @@ from m3daemon.remote.transfer import Limiter, limiter_for
 from m3daemon.settings.config import Config
 from m3daemon.settings.credentials import require_password
 from m3daemon.settings.registry import check_media_dir_unique
+
+if TYPE_CHECKING:
+    from m3daemon.remote.curl_listing import PollLister
 
 log = logging.getLogger(__name__)
 
@@ -167,12 +170,15 @@ class ListingCache:
         if kept is not None:
             kept.close()
         self.answers.close()
-        from m3daemon.remote.curl_listing import PollLister  # (pycurl: only where a cache is kept)
+        session = self.session = open_session(cfg, password=password)
 
-        self.session = open_session(cfg, password=password)
-        # another server or account: nothing of the old one applies
-        self.answers = AnswerMemo(lister=PollLister.for_session(self.session))
-        return self.session, False
+        def quick() -> PollLister | None:
+            from m3daemon.remote.curl_listing import PollLister  # (pycurl: only when a poll walks)
+
+            return PollLister.for_session(session)
+
+        self.answers = AnswerMemo(quick=quick)  # another server or account: nothing of the old one applies
+        return session, False
 
 
 def read_congregation(

@@ -11,7 +11,7 @@ import hashlib
 import itertools
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
@@ -74,11 +74,19 @@ class AnswerMemo:
     answers: dict[tuple[str, tuple[str, ...], str], tuple[bytes, Found]] = field(default_factory=dict)
     hits: int = 0
     walked: list[tuple[str, ...]] = field(default_factory=list)  # the folders the last walk opened
-    # The daemon's libcurl connections that ask for ``walked`` again (remote/curl_listing.py);
-    # None: the walk asks on httpx.
+    # The daemon's libcurl connections that ask for ``walked`` again (remote/curl_listing.py),
+    # made by ``quick`` at the first walk that has folders to ask again: a daemon whose server
+    # lists everything at once never loads libcurl for it. None: the walk asks on httpx.
+    quick: Callable[[], PollLister | None] | None = None
     lister: PollLister | None = None
 
+    def quick_lister(self) -> PollLister | None:
+        if self.quick is not None:
+            self.lister, self.quick = self.quick(), None
+        return self.lister
+
     def close(self) -> None:
+        self.quick = None
         if self.lister is not None:
             self.lister.close()
             self.lister = None
@@ -153,10 +161,11 @@ def _walk(session: DavSession, workers: int, window: Window | None = None, memo:
         early: dict[tuple[str, ...], Future[Found | None]] = {}
         if memo is not None:
             again = [parts for parts in memo.walked if not parts or _worth_walking(parts, window)]
-            if memo.lister is None:
+            lister = memo.quick_lister() if again else None
+            if lister is None:
                 early = {parts: pool.submit(_propfind, session, parts, "1", memo) for parts in again}
-            elif again:
-                for parts, body in memo.lister.ask(again, MEMO_MAX_BYTES).items():
+            else:
+                for parts, body in lister.ask(again, MEMO_MAX_BYTES).items():
                     # (a folder whose answer was not a clean one is asked on httpx with its level)
                     if body is not None:
                         early[parts] = Future()
