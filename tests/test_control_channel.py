@@ -111,3 +111,62 @@ def test_the_cli_waits_for_a_daemon_without_the_wait_call_by_asking_its_status(
     app.route("GET", "/api/status", status)  # an older daemon: no /api/wait
     threading.Timer(0.3, lambda: done.update(seq=5)).start()
     assert _wait_for(client, key, 5)["completed_seq"] == 5
+
+
+class Scripted:
+    """Something on the control port that sends these bytes to each request, then closes."""
+
+    def __init__(self, answer: bytes) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.answer = answer
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _addr = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                conn.sendall(self.answer)
+
+
+@pytest.mark.parametrize("answer", [
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"n\":\r\n2;x=y\r\n 7\r\n1\r\n}\r\n0\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{\"n\": 7}",
+    b"HTTP/1.0 200 OK\r\nContent-Length: 8\r\n\r\n{\"n\": 7}",
+], ids=["chunked", "to-the-end", "http-1.0"])
+def test_every_framing_of_an_answer_is_read(answer: bytes) -> None:
+    daemon = Scripted(answer)
+    client = ControlClient(ControlInfo(daemon.port, "token", 0))
+    try:
+        assert client.call("GET", "ping") == {"n": 7}
+        assert client.call("GET", "ping") == {"n": 7}, "a closing answer: the next request opens anew"
+    finally:
+        client.close()
+        daemon.sock.close()
+
+
+@pytest.mark.parametrize("answer", [
+    b"SSH-2.0-OpenSSH_9.6\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{\"cut\": ",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nX-Pad: " + b"x" * 70_000,
+], ids=["not-http", "cut-off", "huge", "endless-head"])
+def test_something_else_on_the_control_port_is_not_a_running_daemon(answer: bytes, tmp_path: Path) -> None:
+    from m3daemon.daemon.control import BrokenAnswer, write_control_file
+
+    daemon = Scripted(answer)
+    try:
+        write_control_file(tmp_path, ControlInfo(daemon.port, "token", 0))
+        assert ControlClient.connect(tmp_path) is None
+        client = ControlClient(ControlInfo(daemon.port, "token", 0))
+        with pytest.raises(BrokenAnswer):
+            client.call("GET", "ping")
+        client.close()
+    finally:
+        daemon.sock.close()

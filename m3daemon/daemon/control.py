@@ -7,22 +7,24 @@ daemon. The port is the front of :mod:`m3daemon.web.front` (plain HTTP), so slow
 hold cheroot's threads. The same WSGI server carries the dashboard (``ControlApp.fallback``, :mod:`m3daemon.dashboard`),
 which has its own key and session checks.
 
-The client side is the standard library's ``http.client``: a CLI command that hands its work
-to the daemon imports neither httpx nor the sync engine, so it starts in a fraction of the time.
+The client side is a socket that speaks the little of HTTP/1.1 this API uses (one request and
+one answer at a time on a kept-alive connection, framed by Content-Length or chunks). A CLI command
+that hands its work to the daemon imports neither httpx nor the sync engine, nor ``http.client``
+(with ``email`` and ``ssl``, 30-40 ms of a 0.2 s command), so it starts in a fraction of the time.
 """
 
 from __future__ import annotations
 
 import hmac
-import http.client
 import json
 import logging
 import secrets
+import socket
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from m3daemon.errors import DaemonRequestError
 from m3daemon.i18n import _
@@ -203,9 +205,15 @@ def read_control_file(state_dir: Path) -> ControlInfo | None:
 CONNECT_TIMEOUT = 2.0
 READ_TIMEOUT = 10.0
 WAIT_MAX = 20.0  # seconds one /api/wait call may hold a control thread (the CLI calls again)
+MAX_ANSWER_HEAD = 64 * 1024  # a status line and headers longer than this are not the daemon's
+MAX_ANSWER = 64 * 1024 * 1024  # nor an answer larger than this
 # A stale keep-alive connection (closed by the daemon while idle) fails like this before any byte
 # of an answer: the request is sent again once on a new connection.
-_STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
+_STALE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
+
+
+class BrokenAnswer(OSError):
+    """The control port's answer was not HTTP this client can read (not a running m3daemon)."""
 
 
 class ControlClient:
@@ -213,7 +221,8 @@ class ControlClient:
 
     def __init__(self, info: ControlInfo) -> None:
         self.info = info
-        self._conn: http.client.HTTPConnection | None = None
+        self._sock: socket.socket | None = None
+        self._reader: BinaryIO | None = None
 
     @classmethod
     def connect(cls, state_dir: Path) -> ControlClient | None:
@@ -223,59 +232,121 @@ class ControlClient:
         client = cls(info)
         try:
             client.call("GET", "ping")
-        except (OSError, http.client.HTTPException, DaemonRequestError, ValueError):
+        except (OSError, DaemonRequestError, ValueError):
             client.close()
             log.debug("no daemon answers on port %s (stale control file)", info.port)
             return None
         return client
 
     def call(self, method: str, name: str, body: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
-        """One request to ``/api/<name>``; its JSON answer. Raises OSError (no daemon),
-        ``http.client.HTTPException`` (a broken answer) or :class:`DaemonRequestError` (an error status)."""
-        data = json.dumps(body).encode() if body is not None and method != "GET" else None
-        headers = {"Authorization": f"Bearer {self.info.token}", "Accept": "application/json"}
-        if data is not None:
-            headers["Content-Type"] = "application/json"
+        """One request to ``/api/<name>``; its JSON answer. Raises OSError (no daemon, or a broken
+        answer: :class:`BrokenAnswer`) or :class:`DaemonRequestError` (an error status)."""
+        data = json.dumps(body).encode() if body is not None and method != "GET" else b""
+        head = (f"{method} /api/{name} HTTP/1.1\r\nHost: {self.info.host}:{self.info.port}\r\n"
+                f"Authorization: Bearer {self.info.token}\r\nAccept: application/json\r\n")
+        if method != "GET":
+            head += f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+        request = head.encode("latin-1") + b"\r\n" + data
         for attempt in (1, 2):
-            reused = self._conn is not None
-            conn = self._connection(timeout if timeout is not None else READ_TIMEOUT)
+            reused = self._sock is not None
             try:
-                conn.request(method, f"/api/{name}", body=data, headers=headers)
-                resp = conn.getresponse()
-                raw = resp.read()
+                reader = self._send(request, timeout if timeout is not None else READ_TIMEOUT)
+                status, raw, closes = _read_answer(reader)
             except _STALE:
                 self.close()
                 if reused and attempt == 1:
                     continue
                 raise
-            except (OSError, http.client.HTTPException):
+            except (OSError, ValueError):
                 self.close()
                 raise
-            if resp.will_close:
+            if closes:
                 self.close()
             break
-        if resp.status >= 400:
+        if status >= 400:
             try:
                 why = str(json.loads(raw).get("error", ""))
             except (ValueError, AttributeError):
                 why = raw[:200].decode("utf-8", "replace")
             raise DaemonRequestError(_("The running m3daemon refused the request ({status} {why}).").format(
-                status=resp.status, why=why), resp.status)
+                status=status, why=why), status)
         return json.loads(raw) if raw else None
 
-    def _connection(self, timeout: float) -> http.client.HTTPConnection:
-        if self._conn is None:
-            conn = http.client.HTTPConnection(self.info.host, self.info.port, timeout=CONNECT_TIMEOUT)
-            conn.connect()
-            self._conn = conn
-        assert self._conn.sock is not None
-        self._conn.sock.settimeout(timeout)
-        return self._conn
+    def _send(self, request: bytes, timeout: float) -> BinaryIO:
+        if self._sock is None:
+            sock = socket.create_connection((self.info.host, self.info.port), timeout=CONNECT_TIMEOUT)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no 40 ms wait per request
+            self._sock, self._reader = sock, sock.makefile("rb")
+        assert self._reader is not None
+        self._sock.settimeout(timeout)
+        self._sock.sendall(request)
+        return self._reader
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+
+def _read_answer(reader: BinaryIO) -> tuple[int, bytes, bool]:
+    """One HTTP/1.1 answer: its status, its body, and whether the daemon closes the connection."""
+    line = reader.readline(MAX_ANSWER_HEAD)
+    if not line:
+        raise ConnectionResetError("the daemon closed the connection before answering")
+    bits = line.split(None, 2)
+    if len(bits) < 2 or not bits[0].startswith(b"HTTP/1.") or not bits[1].isdigit():
+        raise BrokenAnswer(f"not an HTTP answer: {line[:80]!r}")
+    status = int(bits[1])
+    headers: dict[bytes, bytes] = {}
+    size = len(line)
+    while True:
+        line = reader.readline(MAX_ANSWER_HEAD)
+        size += len(line)
+        if not line.endswith(b"\n") or size > MAX_ANSWER_HEAD:
+            raise BrokenAnswer("the answer's head was cut off or too long")
+        if line in (b"\r\n", b"\n"):
+            break
+        key, sep, value = line.partition(b":")
+        if sep:
+            headers[key.strip().lower()] = value.strip()
+    closes = headers.get(b"connection", b"").lower() == b"close" or bits[0] == b"HTTP/1.0"
+    if headers.get(b"transfer-encoding", b"").lower() == b"chunked":
+        return status, _read_chunks(reader), closes
+    length = headers.get(b"content-length")
+    if length is None:
+        body = reader.read(MAX_ANSWER + 1)  # (to the end of the connection)
+        if len(body) > MAX_ANSWER:
+            raise BrokenAnswer("the answer is too large")
+        return status, body, True
+    if not length.isdigit() or int(length) > MAX_ANSWER:
+        raise BrokenAnswer(f"a Content-Length of {length[:20]!r}")
+    body = reader.read(int(length))
+    if len(body) < int(length):
+        raise BrokenAnswer("the answer was cut off")
+    return status, body, closes
+
+
+def _read_chunks(reader: BinaryIO) -> bytes:
+    body = bytearray()
+    while True:
+        size_line = reader.readline(1024).split(b";", 1)[0].strip()
+        try:
+            size = int(size_line, 16)
+        except ValueError:
+            raise BrokenAnswer(f"a chunk size of {size_line[:20]!r}") from None
+        if size > MAX_ANSWER - len(body):
+            raise BrokenAnswer("the answer is too large")
+        if size == 0:
+            while reader.readline(MAX_ANSWER_HEAD) not in (b"\r\n", b"\n", b""):
+                pass  # (trailers)
+            return bytes(body)
+        chunk = reader.read(size + 2)
+        if len(chunk) < size + 2:
+            raise BrokenAnswer("the answer was cut off")
+        body += chunk[:size]
 
 
 def is_daemon_running() -> bool:
