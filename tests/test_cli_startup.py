@@ -65,9 +65,9 @@ def test_a_command_ends_without_the_interpreters_final_collections(tmp_path: Pat
 def test_a_command_that_hands_its_work_to_the_daemon_loads_no_http_library() -> None:
     """The control client is a socket: ``http.client`` (with ``email`` and ``ssl``) is 30-40 ms
     of a 0.2 s ``update`` that the daemon runs."""
-    run = subprocess.run([sys.executable, "-X", "importtime", "-c",
-                          "import m3daemon.cli.main, m3daemon.cli.update_cmd, m3daemon.settings.config, "
-                          "m3daemon.daemon.control"], capture_output=True, text=True, timeout=60, check=True)
+    modules = "m3daemon.cli.main, m3daemon.cli.update_cmd, m3daemon.settings.config, m3daemon.daemon.control"
+    run = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {modules}"],
+                         capture_output=True, text=True, timeout=60, check=True)
     names = {line.rsplit("|", 1)[1].strip() for line in run.stderr.splitlines() if line.startswith("import time:")}
     assert "m3daemon.daemon.control" in names
     assert not names & {"http.client", "email.parser", "ssl", "httpx", "m3daemon.engine.sync"}, names

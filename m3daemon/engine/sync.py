@@ -22,7 +22,7 @@ from m3daemon.core.meetings import MeetingDays, meeting_dates
 from m3daemon.core.meetingtime import hold_for_meetings, running_meetings
 from m3daemon.core.model import FORCED_PREFS, CongregationFolder, RemoteFile, build_folder
 from m3daemon.core.planner import Conversions, Copy, Delete, Fetch, Plan, Trash, hold_mass_deletion, plan_sync
-from m3daemon.engine import freshness, history
+from m3daemon.engine import freshness, history, listing_method
 from m3daemon.engine.context import (
     clock_for,
     endpoint_for,
@@ -191,10 +191,9 @@ def read_congregation(
     margin at each end, for a listing kept over midnight by the daemon's repair).
     """
     window = _walk_window(cfg, today) if today is not None else None
-    listing = list_tree(session, prefer_infinity=_try_infinity(record), window=window, memo=answers)
-    if listing.method != _cached_method(record):
-        record.set_meta(listing_method={"method": listing.method,
-                                        "checked": datetime.now(UTC).isoformat()})
+    tried = listing_method.try_infinity(record)
+    listing = list_tree(session, prefer_infinity=tried, window=window, memo=answers)
+    listing_method.remember(record, listing, window, tried)
     same = last is not None and listing.entries == last.listing.entries
     if window is not None:
         before = freshness.TagState.load(record)
@@ -246,27 +245,6 @@ def unchanged_since(
     state.save(record)
     listing = Listing(last.listing.entries, "unchanged", 1, [], tag)
     return Congregation(listing, last.folder, last.forced, last.effective)
-
-
-# A server that refused Depth: infinity is asked again after this long (it may have been
-# reconfigured); until then the walk saves the refused request on every sync.
-INFINITY_RECHECK = timedelta(days=1)
-
-
-def _cached_method(record: Record) -> str | None:
-    cached = record.get_meta("listing_method")
-    return cached.get("method") if isinstance(cached, dict) else None
-
-
-def _try_infinity(record: Record) -> bool:
-    cached = record.get_meta("listing_method")
-    if not isinstance(cached, dict) or cached.get("method") != "walk":
-        return True
-    try:
-        checked = datetime.fromisoformat(str(cached.get("checked")))
-    except ValueError:
-        return True
-    return datetime.now(UTC) - checked > INFINITY_RECHECK
 
 
 def _forced_prefs(session: DavSession, entries: list[RemoteEntry], record: Record) -> m3prefs.ForcedPrefs:
