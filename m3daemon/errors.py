@@ -334,6 +334,15 @@ class DaemonRequestError(M3Error):
         self.status = status
 
 
+class DaemonAnswerError(DaemonRequestError):
+    """What answers on the daemon's control port does not speak the control API (another program
+    took the port, or a daemon broke off its answer)."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(_("What answers on m3daemon's control port does not answer as m3daemon does ({why}).")
+                         .format(why=why))
+
+
 def remedy_for_status(status: int) -> str:
     """A short hint for an HTTP status that has no dedicated error class."""
     if status == 423:

@@ -158,14 +158,15 @@ def test_every_framing_of_an_answer_is_read(answer: bytes) -> None:
     b"HTTP/1.1 200 OK\r\nX-Pad: " + b"x" * 70_000,
 ], ids=["not-http", "cut-off", "huge", "endless-head"])
 def test_something_else_on_the_control_port_is_not_a_running_daemon(answer: bytes, tmp_path: Path) -> None:
-    from m3daemon.daemon.control import BrokenAnswer, write_control_file
+    from m3daemon.daemon.control import write_control_file
+    from m3daemon.errors import DaemonAnswerError
 
     daemon = Scripted(answer)
     try:
         write_control_file(tmp_path, ControlInfo(daemon.port, "token", 0))
         assert ControlClient.connect(tmp_path) is None
         client = ControlClient(ControlInfo(daemon.port, "token", 0))
-        with pytest.raises(BrokenAnswer):
+        with pytest.raises(DaemonAnswerError):
             client.call("GET", "ping")
         client.close()
     finally:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from m3daemon.errors import DaemonRequestError
+from m3daemon.errors import DaemonAnswerError, DaemonRequestError
 from m3daemon.i18n import _
 
 log = logging.getLogger(__name__)
@@ -212,10 +212,6 @@ MAX_ANSWER = 64 * 1024 * 1024  # nor an answer larger than this
 _STALE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
 
 
-class BrokenAnswer(OSError):
-    """The control port's answer was not HTTP this client can read (not a running m3daemon)."""
-
-
 class ControlClient:
     """Talks to the daemon serving one configuration; ``connect`` returns None when none runs."""
 
@@ -239,8 +235,8 @@ class ControlClient:
         return client
 
     def call(self, method: str, name: str, body: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
-        """One request to ``/api/<name>``; its JSON answer. Raises OSError (no daemon, or a broken
-        answer: :class:`BrokenAnswer`) or :class:`DaemonRequestError` (an error status)."""
+        """One request to ``/api/<name>``; its JSON answer. Raises OSError (no daemon) or
+        :class:`DaemonRequestError` (an error status; :class:`DaemonAnswerError`, an answer that is not HTTP)."""
         data = json.dumps(body).encode() if body is not None and method != "GET" else b""
         head = (f"{method} /api/{name} HTTP/1.1\r\nHost: {self.info.host}:{self.info.port}\r\n"
                 f"Authorization: Bearer {self.info.token}\r\nAccept: application/json\r\n")
@@ -257,7 +253,7 @@ class ControlClient:
                 if reused and attempt == 1:
                     continue
                 raise
-            except (OSError, ValueError):
+            except (OSError, ValueError, DaemonAnswerError):
                 self.close()
                 raise
             if closes:
@@ -298,7 +294,7 @@ def _read_answer(reader: BinaryIO) -> tuple[int, bytes, bool]:
         raise ConnectionResetError("the daemon closed the connection before answering")
     bits = line.split(None, 2)
     if len(bits) < 2 or not bits[0].startswith(b"HTTP/1.") or not bits[1].isdigit():
-        raise BrokenAnswer(f"not an HTTP answer: {line[:80]!r}")
+        raise DaemonAnswerError(f"not an HTTP answer: {line[:80]!r}")
     status = int(bits[1])
     headers: dict[bytes, bytes] = {}
     size = len(line)
@@ -306,7 +302,7 @@ def _read_answer(reader: BinaryIO) -> tuple[int, bytes, bool]:
         line = reader.readline(MAX_ANSWER_HEAD)
         size += len(line)
         if not line.endswith(b"\n") or size > MAX_ANSWER_HEAD:
-            raise BrokenAnswer("the answer's head was cut off or too long")
+            raise DaemonAnswerError("the answer's head was cut off or too long")
         if line in (b"\r\n", b"\n"):
             break
         key, sep, value = line.partition(b":")
@@ -319,13 +315,13 @@ def _read_answer(reader: BinaryIO) -> tuple[int, bytes, bool]:
     if length is None:
         body = reader.read(MAX_ANSWER + 1)  # (to the end of the connection)
         if len(body) > MAX_ANSWER:
-            raise BrokenAnswer("the answer is too large")
+            raise DaemonAnswerError("the answer is too large")
         return status, body, True
     if not length.isdigit() or int(length) > MAX_ANSWER:
-        raise BrokenAnswer(f"a Content-Length of {length[:20]!r}")
+        raise DaemonAnswerError(f"a Content-Length of {length[:20]!r}")
     body = reader.read(int(length))
     if len(body) < int(length):
-        raise BrokenAnswer("the answer was cut off")
+        raise DaemonAnswerError("the answer was cut off")
     return status, body, closes
 
 
@@ -336,16 +332,16 @@ def _read_chunks(reader: BinaryIO) -> bytes:
         try:
             size = int(size_line, 16)
         except ValueError:
-            raise BrokenAnswer(f"a chunk size of {size_line[:20]!r}") from None
+            raise DaemonAnswerError(f"a chunk size of {size_line[:20]!r}") from None
         if size > MAX_ANSWER - len(body):
-            raise BrokenAnswer("the answer is too large")
+            raise DaemonAnswerError("the answer is too large")
         if size == 0:
             while reader.readline(MAX_ANSWER_HEAD) not in (b"\r\n", b"\n", b""):
                 pass  # (trailers)
             return bytes(body)
         chunk = reader.read(size + 2)
         if len(chunk) < size + 2:
-            raise BrokenAnswer("the answer was cut off")
+            raise DaemonAnswerError("the answer was cut off")
         body += chunk[:size]
 
 
