@@ -147,9 +147,9 @@ def _walk(session: DavSession, workers: int, window: Window | None = None, memo:
 
     With a memo of the last walk, every folder it opened that is still worth opening is asked
     for at once, in parallel (on the memo's libcurl connections where it has them): one round trip
-    instead of three when nothing changed. Each level is
-    then checked against what its parent's answer says, so a folder that appeared is still
-    listed, and one that went away is dropped from the result.
+    instead of three when nothing changed. Each level is then checked against what its parent's
+    answer says, so a folder that appeared is still listed, and one that went away is dropped
+    from the result.
     """
     before = session.stats.requests
     entries: list[RemoteEntry] = []
