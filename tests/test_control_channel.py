@@ -8,7 +8,7 @@ import socket
 import statistics
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +59,13 @@ def test_a_wrong_token_is_an_error_that_says_what_to_do(control: tuple[ControlAp
 
 
 class OneAnswerPerConnection:
-    """A daemon that closes each kept-alive connection after one answer, as an idle timeout does."""
+    """A daemon that answers one request on each connection and then closes it, as an idle
+    timeout does. ``answer(n)`` gives the bytes sent on the n-th connection."""
 
-    def __init__(self) -> None:
+    def __init__(self, answer: Callable[[int], bytes]) -> None:
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
+        self.answer = answer
         self.connections = 0
         self.closed = threading.Event()  # the last connection was closed after its answer
         threading.Thread(target=self._serve, daemon=True).start()
@@ -80,14 +82,19 @@ class OneAnswerPerConnection:
                 data = b""
                 while b"\r\n\r\n" not in data:
                     data += conn.recv(65536)
-                body = json.dumps({"n": self.connections}).encode()
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-                             + str(len(body)).encode() + b"\r\n\r\n" + body)
-            self.closed.set()  # no "Connection: close": to the client it looks kept alive
+                conn.sendall(self.answer(self.connections))
+            self.closed.set()
+
+
+def numbered(n: int) -> bytes:
+    """A JSON answer without "Connection: close": to the client it looks kept alive."""
+    body = json.dumps({"n": n}).encode()
+    return (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+            + str(len(body)).encode() + b"\r\n\r\n" + body)
 
 
 def test_a_connection_the_daemon_closed_is_opened_again() -> None:
-    daemon = OneAnswerPerConnection()
+    daemon = OneAnswerPerConnection(numbered)
     client = ControlClient(ControlInfo(daemon.port, "token", 0))
     try:
         assert client.call("GET", "ping") == {"n": 1}
@@ -113,35 +120,13 @@ def test_the_cli_waits_for_a_daemon_without_the_wait_call_by_asking_its_status(
     assert _wait_for(client, key, 5)["completed_seq"] == 5
 
 
-class Scripted:
-    """Something on the control port that sends these bytes to each request, then closes."""
-
-    def __init__(self, answer: bytes) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.answer = answer
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _addr = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    data += conn.recv(65536)
-                conn.sendall(self.answer)
-
-
 @pytest.mark.parametrize("answer", [
     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"n\":\r\n2;x=y\r\n 7\r\n1\r\n}\r\n0\r\n\r\n",
     b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{\"n\": 7}",
     b"HTTP/1.0 200 OK\r\nContent-Length: 8\r\n\r\n{\"n\": 7}",
 ], ids=["chunked", "to-the-end", "http-1.0"])
 def test_every_framing_of_an_answer_is_read(answer: bytes) -> None:
-    daemon = Scripted(answer)
+    daemon = OneAnswerPerConnection(lambda n: answer)
     client = ControlClient(ControlInfo(daemon.port, "token", 0))
     try:
         assert client.call("GET", "ping") == {"n": 7}
@@ -161,7 +146,7 @@ def test_something_else_on_the_control_port_is_not_a_running_daemon(answer: byte
     from m3daemon.daemon.control import write_control_file
     from m3daemon.errors import DaemonAnswerError
 
-    daemon = Scripted(answer)
+    daemon = OneAnswerPerConnection(lambda n: answer)
     try:
         write_control_file(tmp_path, ControlInfo(daemon.port, "token", 0))
         assert ControlClient.connect(tmp_path) is None

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,21 @@ def poll(m: Member, cache: ListingCache) -> SyncReport:
     report = m.update(cache=cache)
     assert report.ok, report.errors
     return report
+
+
+@contextmanager
+def walked_through_a_proxy(pool: ServerPool, home: Path, files: dict[str, bytes],
+                           polls: int = 0) -> Iterator[tuple[FaultProxy, Member, ListingCache]]:
+    """A member of a walked server (Apache refuses Depth infinity) behind the fault proxy, with
+    the daemon's cache, after ``polls`` polls."""
+    server = pool.fresh("apache")
+    make_tree(cong(server), files)
+    with FaultProxy(server.url, server.ca_file) as proxy:
+        m = proxied_member(proxy, server, home)
+        cache = ListingCache()
+        for _ in range(polls):
+            poll(m, cache)
+        yield proxy, m, cache
 
 
 @pytest.fixture
@@ -93,12 +110,7 @@ def test_every_change_between_polls_is_seen_at_the_next_one(
 def test_a_poll_asks_for_every_folder_it_knows_at_once(dav_server_pool: ServerPool, isolated_env: Path) -> None:
     """On a server that is walked (Apache refuses Depth infinity), a poll does not wait for the
     root's answer before asking for the date folders: one round trip instead of three."""
-    server = dav_server_pool.fresh("apache")
-    make_tree(cong(server), {f"Media/{iso(1)}/a.jpg": b"a", f"Media/{iso(2)}/b.jpg": b"b"})
-    with FaultProxy(server.url, server.ca_file) as proxy:
-        m = proxied_member(proxy, server, isolated_env)
-        cache = ListingCache()
-        poll(m, cache)
+    with walked_through_a_proxy(dav_server_pool, isolated_env, {f"Media/{iso(1)}/a.jpg": b"a", f"Media/{iso(2)}/b.jpg": b"b"}, polls=1) as (proxy, m, cache):
         first = [p for meth, p, _s in proxy.log if meth == "PROPFIND"]
         assert first[-4:-2] == ["/dav/Cong/", "/dav/Cong/Media/"], "the first walk goes level by level"
 
@@ -137,13 +149,7 @@ def test_a_poll_whose_quick_answer_broke_off_asks_again_and_loses_nothing(
 ) -> None:
     """The daemon asks the folders it knows on libcurl; an answer cut off there is asked for again
     on httpx (its retries and its errors), within the same poll."""
-    server = dav_server_pool.fresh("apache")
-    make_tree(cong(server), {f"Media/{iso(1)}/a.jpg": b"a", f"Media/{iso(2)}/b.jpg": b"b"})
-    with FaultProxy(server.url, server.ca_file) as proxy:
-        m = proxied_member(proxy, server, isolated_env)
-        cache = ListingCache()
-        poll(m, cache)
-        poll(m, cache)
+    with walked_through_a_proxy(dav_server_pool, isolated_env, {f"Media/{iso(1)}/a.jpg": b"a", f"Media/{iso(2)}/b.jpg": b"b"}, polls=2) as (proxy, m, cache):
         proxy.log.clear()
         folder = f"/dav/Cong/Media/{iso(1)}/"
         proxy.add(Rule("PROPFIND", lambda p: p == folder, truncate_after=120, times=1))
@@ -157,13 +163,8 @@ def test_a_poll_whose_quick_answer_broke_off_asks_again_and_loses_nothing(
 def test_a_poll_the_server_keeps_refusing_fails_in_plain_words_and_deletes_nothing(
     dav_server_pool: ServerPool, isolated_env: Path
 ) -> None:
-    server = dav_server_pool.fresh("apache")
-    make_tree(cong(server), {f"Media/{iso(1)}/a.jpg": b"a"})
-    with FaultProxy(server.url, server.ca_file) as proxy:
-        m = proxied_member(proxy, server, isolated_env)
-        cache = ListingCache()
-        poll(m, cache)
-        poll(m, cache)
+    files = {f"Media/{iso(1)}/a.jpg": b"a"}
+    with walked_through_a_proxy(dav_server_pool, isolated_env, files, polls=2) as (proxy, m, cache):
         proxy.add(Rule("PROPFIND", lambda p: p == "/dav/Cong/Media/", status=403))
         with pytest.raises(PermissionDeniedError) as refused:
             m.update(cache=cache)
@@ -174,13 +175,7 @@ def test_a_poll_the_server_keeps_refusing_fails_in_plain_words_and_deletes_nothi
 def test_polls_reuse_their_open_connections(dav_server_pool: ServerPool, isolated_env: Path) -> None:
     """No TCP connection (and on HTTPS no TLS handshake) per poll: once the daemon's walk has its
     connections, later polls open none."""
-    server = dav_server_pool.fresh("apache")
-    make_tree(cong(server), {f"Media/{iso(1)}/a.jpg": b"a", f"Media/{iso(2)}/b.jpg": b"b"})
-    with FaultProxy(server.url, server.ca_file) as proxy:
-        m = proxied_member(proxy, server, isolated_env)
-        cache = ListingCache()
-        for _ in range(3):
-            poll(m, cache)
+    with walked_through_a_proxy(dav_server_pool, isolated_env, {f"Media/{iso(1)}/a.jpg": b"a", f"Media/{iso(2)}/b.jpg": b"b"}, polls=3) as (proxy, m, cache):
         opened = proxy.connections
         for _ in range(3):
             assert poll(m, cache).requests == 4
