@@ -24,6 +24,7 @@ import pytest
 from conftest import wait_until
 from faulthelpers import (
     MidBodyStallProxy,
+    QuickDefault,
     Stamps,
     cong,
     drop_responses,
@@ -258,10 +259,11 @@ def test_connection_resets_on_every_listing_exit_4(
     with proxy_for(wsgidav_server) as proxy:
         m = proxied_member(proxy, wsgidav_server, isolated_env)
         assert m.update().ok
-        proxy.add(Rule("PROPFIND", lambda p: True, reset=True))
+        reset = proxy.add(Rule("PROPFIND", lambda p: True, reset=True))
         rc, out, err = run_cli(m, "update")
     assert rc == 4, out + err
     assert "Connection reset by peer" in err and "will try again" in err
+    assert reset.hits == QuickDefault.attempts, "the policy's attempts in all, the first on libcurl included"
     assert m.files() == FULL
 
 

@@ -12,7 +12,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import wait_until
@@ -33,6 +35,7 @@ from m3daemon.engine.context import record_path
 from m3daemon.errors import AnotherSyncRunning
 from m3daemon.local.locks import FileLock
 from m3daemon.remote import listing
+from m3daemon.remote.curl_listing import PollLister
 
 MiB = 1024 * 1024
 
@@ -242,16 +245,24 @@ def test_the_server_stopped_mid_listing_changes_nothing_and_the_restarted_server
     assert m.update(retry=QUICK).downloaded == 3
     make_tree(cong(server), {f"Media/{iso(4)}/4.jpg": b"4"})
     (cong(server) / "Media" / iso(1) / "1.jpg").unlink()
-    real = listing._propfind
+    real, real_ask = listing._propfind, PollLister.ask
     stopped: list[tuple[str, ...]] = []
 
-    def stop_midway(session: object, parts: tuple[str, ...], depth: str, *memo: object) -> object:
-        if parts == ("Media", iso(2)) and not stopped:
-            stopped.append(parts)
+    def stop_at(folders: Sequence[tuple[str, ...]]) -> None:
+        if ("Media", iso(2)) in folders and not stopped:
+            stopped.append(("Media", iso(2)))
             server.stop()
+
+    def stop_midway(session: object, parts: tuple[str, ...], depth: str, *memo: object) -> object:
+        stop_at([parts])
         return real(session, parts, depth, *memo)  # type: ignore[arg-type]
 
+    def stop_midway_on_libcurl(lister: PollLister, folders: Sequence[tuple[str, ...]], *a: Any, **k: Any) -> Any:
+        stop_at(folders)  # the date folders' level: each meets a refused connection, then httpx does
+        return real_ask(lister, folders, *a, **k)
+
     monkeypatch.setattr(listing, "_propfind", stop_midway)
+    monkeypatch.setattr(PollLister, "ask", stop_midway_on_libcurl)
     rc, out, err = run_cli(m, "update")
     assert stopped and rc == 4, out + err
     # The last attempt meets a refused connection, or a pooled connection the stop reset.
@@ -260,6 +271,7 @@ def test_the_server_stopped_mid_listing_changes_nothing_and_the_restarted_server
     assert m.files() == {f"{iso(n)}/{n}.jpg": str(n).encode() for n in (1, 2, 3)}, "nothing removed"
 
     monkeypatch.setattr(listing, "_propfind", real)
+    monkeypatch.setattr(PollLister, "ask", real_ask)
     server.start()
     report = m.update(retry=QUICK)
     assert report.ok and (report.downloaded, report.removed) == (1, 1)

@@ -83,6 +83,21 @@ def test_a_no_op_resync_downloads_nothing_and_lists_once_per_folder(dav_server: 
         assert methods == ["PROPFIND"] * report.requests
 
 
+def test_a_sync_through_the_command_lists_and_fetches_without_httpx(dav_server: DavServer, member: Member) -> None:
+    """The listing goes over libcurl, which the downloads use anyway: httpx (about 70 ms of a
+    command's start) is loaded only for an answer that needs its retries and plain words."""
+    lay_out(dav_server, {f"Media/{iso(1)}/a.jpg": b"a" * 100, f"Media/{iso(2)}/b.jpg": b"b" * 100})
+    member.env["PYTHONPROFILEIMPORTTIME"] = "1"
+    for expected in ({"downloaded": 2, "unchanged": 0}, {"downloaded": 0, "unchanged": 2}):  # first sync, no-op
+        proc = member.cli("update", "--json")
+        assert proc.returncode == 0, proc.stderr
+        report = json.loads(proc.stdout)
+        assert {k: report[k] for k in expected} == expected
+        loaded = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+        assert "pycurl" in loaded and not loaded & {"httpx", "httpcore", "h11"}, sorted(loaded & {"httpx", "pycurl"})
+    assert member.files() == {f"{iso(1)}/a.jpg": b"a" * 100, f"{iso(2)}/b.jpg": b"b" * 100}
+
+
 def test_years_of_past_date_folders_cost_no_requests_on_a_server_that_walks(
     dav_server: DavServer, member: Member
 ) -> None:

@@ -156,6 +156,29 @@ class RemoteContract:
         with pytest.raises(Cancelled):
             list_tree(session, prefer_infinity=False, memo=memo)
 
+    def test_a_commands_one_listing_asks_on_libcurl_alone_and_reads_what_httpx_reads(
+        self, server: DavServer, session: DavSession, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        self.lay_out(server, {"Media/2026-12-01/a.jpg": b"a", "Media/Recurring/r.jpg": b"r",
+                              "Hidden/2026-12-01/a.jpg": b""})
+        plain = list_tree(session)
+        on_httpx = self.httpx_requests(session, monkeypatch)
+
+        def listed() -> listing.Listing:
+            memo = AnswerMemo(quick=lambda: PollLister.for_session(session), infinity_quick=True)
+            try:
+                return list_tree(session, memo=memo)
+            finally:
+                memo.close()
+
+        quick = listed()
+        assert on_httpx == [], "Depth: infinity (answered or refused) and the walk, all on libcurl"
+        assert quick.method == ("infinity" if server.supports_depth_infinity else "walk")
+        assert (quick.entries, quick.skipped, quick.root_tag) == (plain.entries, plain.skipped, plain.root_tag)
+        monkeypatch.setattr(listing, "MEMO_MAX_BYTES", 100)
+        assert listed().entries == plain.entries, "an answer too large to hold is read on httpx"
+        assert on_httpx, "and was asked there"
+
     # --- download and resume -----------------------------------------------------------------------
 
     def test_a_download_brings_the_exact_bytes(self, server: DavServer, session: DavSession,

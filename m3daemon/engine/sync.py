@@ -171,14 +171,22 @@ class ListingCache:
             kept.close()
         self.answers.close()
         session = self.session = open_session(cfg, password=password)
-
-        def quick() -> PollLister | None:
-            from m3daemon.remote.curl_listing import PollLister  # (pycurl: only when a poll walks)
-
-            return PollLister.for_session(session)
-
-        self.answers = AnswerMemo(quick=quick)  # another server or account: nothing of the old one applies
+        self.answers = answer_memo(session)  # another server or account: nothing of the old one applies
         return session, False
+
+
+def answer_memo(session: DavSession, *, one_sync: bool = False) -> AnswerMemo:
+    """A memo whose walks ask on libcurl connections to ``session``'s server, made at the first
+    walk: the daemon loads pycurl only for a server that is walked, not for one that lists
+    everything at once. ``one_sync`` (a CLI command): every listing request goes over libcurl
+    first, so that a sync with nothing to download needs no httpx (remote/http.py)."""
+
+    def quick() -> PollLister | None:
+        from m3daemon.remote.curl_listing import PollLister
+
+        return PollLister.for_session(session)
+
+    return AnswerMemo(quick=quick, infinity_quick=one_sync)
 
 
 def read_congregation(
@@ -376,9 +384,13 @@ def update(
                 if cong is None and cache is not None and cache.cong is not None:
                     cong = unchanged_since(session, cfg, record, cache.cong, today)
                 if cong is None:
-                    cong = read_congregation(session, cfg, record, today,
-                                             last=cache.cong if cache is not None else None,
-                                             answers=cache.answers if cache is not None else None)
+                    answers = cache.answers if cache is not None else answer_memo(session, one_sync=True)
+                    try:
+                        cong = read_congregation(session, cfg, record, today,
+                                                 last=cache.cong if cache is not None else None, answers=answers)
+                    finally:
+                        if cache is None:
+                            answers.close()
                     if cache is not None:
                         cache.cong = cong
                 report = _update_locked(

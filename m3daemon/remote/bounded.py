@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Iterator
-
-import httpx
+from typing import TYPE_CHECKING
 
 from m3daemon.errors import ServerError, TooLarge
 from m3daemon.i18n import _
 from m3daemon.remote.http import DavSession, classify_status
+
+if TYPE_CHECKING:
+    import httpx
 
 ACCEPT_ENCODING = "gzip, identity"
 # Decoded bytes of one listing answer. A 50,000-entry listing is about 25 MB of XML.

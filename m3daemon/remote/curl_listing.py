@@ -1,9 +1,12 @@
-"""The daemon poll's PROPFINDs on libcurl: every folder the last walk opened, asked again at once.
+"""Listing PROPFINDs on libcurl: the daemon's poll, and a CLI command's one sync.
 
 Why: on a server that is walked (Apache refuses ``Depth: infinity``), an unchanged poll is a dozen
 Depth-1 PROPFINDs whose answers are byte for byte the last ones. On httpx each costs about 3 ms of
 Python (h11 events, one pass per TLS record): 35-45 ms of CPU a poll, most of it. On one
-``CurlMulti`` the dozen cost about 7 ms (docs/performance.md, "Issue 17, seventh stop").
+``CurlMulti`` the dozen cost about 7 ms (docs/performance.md, "Issue 17, seventh stop"). A CLI
+command asks its ``Depth: infinity`` and every level of its walk here too: with its downloads on
+libcurl as well, a sync then never loads httpx: 100 of the 354 modules a no-op ``update`` loaded
+(docs/performance.md, "eighth stop").
 
 So this module only fetches. A clean answer (a complete 207 in XML) goes back to
 remote/listing.py, which compares it with the last answer and parses it only if it changed.
@@ -29,6 +32,7 @@ from m3daemon.errors import Cancelled
 from m3daemon.remote.curl import SELECT_MAX, new_handle, trust_options
 from m3daemon.remote.http import DavSession
 from m3daemon.remote.multistatus import PROPFIND_BODY
+from m3daemon.remote.retry import FailedAttempt, parse_retry_after
 
 try:  # pragma: no branch - an optional native dependency
     import pycurl
@@ -39,6 +43,18 @@ log = logging.getLogger(__name__)
 
 Parts = tuple[str, ...]
 
+# libcurl's errors that the retry policy retries as httpx's transport errors: a timeout, a refused
+# or broken connection, an empty or cut-off answer. A TLS failure is not among them: httpx's
+# one attempt then says what is wrong with the certificate.
+TRANSIENT = frozenset({
+    7,   # COULDNT_CONNECT
+    18,  # PARTIAL_FILE
+    28,  # OPERATION_TIMEDOUT
+    52,  # GOT_NOTHING
+    55,  # SEND_ERROR
+    56,  # RECV_ERROR
+})
+
 
 @dataclass
 class _Ask:
@@ -46,6 +62,12 @@ class _Ask:
     limit: int
     chunks: list[bytes] = field(default_factory=list)
     size: int = 0
+    retry_after: str | None = None
+
+    def header(self, line: bytes) -> None:
+        name, _sep, value = line.partition(b":")
+        if name.strip().lower() == b"retry-after":
+            self.retry_after = value.strip().decode("latin-1")
 
     def write(self, data: bytes) -> int | None:
         self.size += len(data)
@@ -72,26 +94,33 @@ class PollLister:
         httpx does (pycurl missing, macOS's Keychain) or has no password to send."""
         if pycurl is None or os.environ.get("M3DAEMON_NO_CURL"):
             return None
+        if session.endpoint.timeout < 1 or session.endpoint.timeout % 1:
+            return None  # libcurl's low-speed limit counts whole seconds; httpx keeps this one exactly
         trust = trust_options(session.endpoint.ca_file)
         if trust is None or session.password is None:
             return None
         return cls(session, trust, **kwargs)
 
-    def ask(self, folders: Sequence[Parts], limit: int) -> dict[Parts, bytes | None]:
+    def ask(self, folders: Sequence[Parts], limit: int, *, depth: str = "1",
+            refused: frozenset[int] = frozenset()) -> dict[Parts, bytes | int | FailedAttempt | None]:
         """Each folder's answer: its body when it was a complete 207 in XML of at most ``limit``
-        bytes (decoded), else None. Raises Cancelled when the sync is cancelled."""
+        bytes (decoded); its status when that is one of ``refused`` (``Depth: infinity`` refused:
+        the caller walks instead); :class:`~m3daemon.remote.retry.FailedAttempt` when the retry policy would ask again; else
+        None (too large to hold, or an error status that httpx's answer puts in plain words).
+        Raises Cancelled when the sync is cancelled."""
         assert pycurl is not None
         multi, session = self._multi, self.session
         queue = deque(folders)
         active: dict[int, tuple[Any, _Ask]] = {}
-        out: dict[Parts, bytes | None] = {}
+        out: dict[Parts, bytes | int | FailedAttempt | None] = {}
+        headers = [f"Depth: {depth}", "Content-Type: application/xml; charset=utf-8", "Expect:"]
         try:
             while queue or active:
                 if session.cancel is not None and session.cancel.is_set():
                     raise Cancelled
                 while queue and len(active) < self.parallel:
                     ask = _Ask(queue.popleft(), limit)
-                    handle = self._start(ask)
+                    handle = self._start(ask, headers)
                     multi.add_handle(handle)
                     active[id(handle)] = (handle, ask)
                 while multi.perform()[0] == pycurl.E_CALL_MULTI_PERFORM:
@@ -100,9 +129,9 @@ class PollLister:
                 while True:
                     left, ok, failed = multi.info_read()
                     for handle in ok:
-                        self._finish(active, handle, None, out)
+                        self._finish(active, handle, None, out, refused)
                     for handle, code, message in failed:
-                        self._finish(active, handle, f"{message} (libcurl {code})", out)
+                        self._finish(active, handle, (code, message), out, refused)
                     finished = finished or bool(ok or failed)
                     if not left:
                         break
@@ -120,7 +149,7 @@ class PollLister:
         self._free.clear()
         self._multi.close()
 
-    def _start(self, ask: _Ask) -> Any:
+    def _start(self, ask: _Ask, headers: list[str]) -> Any:
         assert pycurl is not None
         if self._free:
             c = self._free.pop()
@@ -128,20 +157,21 @@ class PollLister:
             c = new_handle(self.session, self.trust)
             endpoint = self.session.endpoint
             c.setopt(pycurl.CUSTOMREQUEST, "PROPFIND")
-            c.setopt(pycurl.HTTPHEADER, ["Depth: 1", "Content-Type: application/xml; charset=utf-8", "Expect:"])
             c.setopt(pycurl.POSTFIELDS, PROPFIND_BODY)
             c.setopt(pycurl.ACCEPT_ENCODING, "")  # what libcurl decodes; the size is counted decoded
             # As the httpx session: nothing for `timeout` seconds, or past the deadline, gives up.
             c.setopt(pycurl.LOW_SPEED_LIMIT, 1)
             c.setopt(pycurl.LOW_SPEED_TIME, max(1, math.ceil(endpoint.timeout)))
             c.setopt(pycurl.TIMEOUT_MS, int(endpoint.deadline * 1000))
+        c.setopt(pycurl.HTTPHEADER, headers)
         c.setopt(pycurl.URL, self.session.url(ask.parts, collection=True))
         c.setopt(pycurl.WRITEFUNCTION, ask.write)
+        c.setopt(pycurl.HEADERFUNCTION, ask.header)
         self.session.stats.count("PROPFIND")
         return c
 
-    def _finish(self, active: dict[int, tuple[Any, _Ask]], handle: Any, error: str | None,
-                out: dict[Parts, bytes | None]) -> None:
+    def _finish(self, active: dict[int, tuple[Any, _Ask]], handle: Any, error: tuple[int, str] | None,
+                out: dict[Parts, bytes | int | FailedAttempt | None], refused: frozenset[int]) -> None:
         assert pycurl is not None
         _handle, ask = active.pop(id(handle))
         self._multi.remove_handle(handle)
@@ -152,6 +182,16 @@ class PollLister:
         if error is None and status == 207 and ("xml" in ctype or not ctype):
             out[ask.parts] = b"".join(ask.chunks)
             return
+        if error is None and status in refused:
+            out[ask.parts] = status
+            return
         log.debug("PROPFIND of %s asked again on httpx: %s", "/".join(ask.parts) or "/",
-                  error or f"status {status} {ctype}")
-        out[ask.parts] = None
+                  f"{error[1]} (libcurl {error[0]})" if error else f"status {status} {ctype}")
+        if error is not None and error[0] == pycurl.E_WRITE_ERROR:
+            out[ask.parts] = None  # stopped by ``write``: too large to hold
+        elif error is not None and error[0] in TRANSIENT:
+            out[ask.parts] = FailedAttempt()
+        elif error is None and status in self.session.retry.statuses:
+            out[ask.parts] = FailedAttempt(parse_retry_after(ask.retry_after))
+        else:
+            out[ask.parts] = None

@@ -18,10 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Self, TypeVar
+from typing import TYPE_CHECKING, Self, TypeVar
 from urllib.parse import quote, unquote, urlsplit
-
-import httpx
 
 from m3daemon import __version__
 from m3daemon.core.methods import READ_METHODS
@@ -42,8 +40,11 @@ from m3daemon.errors import (
 )
 from m3daemon.i18n import _
 from m3daemon.remote import retry as retrying
+from m3daemon.remote.deadline import DEADLINE_WORDS, deadline
 from m3daemon.remote.retry import RetryPolicy, tls_reason
-from m3daemon.remote.transport import DEADLINE_WORDS, DrainingTransport, deadline
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -181,19 +182,46 @@ class DavSession:
         self.cancel: threading.Event | None = None
         self.password: str | None = password  # for the libcurl downloads (remote/curl.py)
         self._sleep = sleep
+        self._max_connections = max_connections
+        self._transport = transport
+        self._client: httpx.Client | None = None
+        self._client_lock = threading.Lock()
+
+    @property
+    def http(self) -> httpx.Client:
+        """The httpx client, made at its first request. A sync whose listing and downloads all go
+        over libcurl (remote/curl_listing.py, remote/curl.py) never loads httpx, a large part of a
+        CLI command's start (docs/performance.md, "Issue 17, eighth stop")."""
+        client = self._client
+        if client is None:
+            with self._client_lock:
+                client = self._client
+                if client is None:
+                    client = self._client = self._new_client()
+        return client
+
+    def _new_client(self) -> httpx.Client:
+        import httpx
+
+        from m3daemon.remote.transport import DrainingTransport
+
+        endpoint = self.endpoint
         # The draining transport reads up to 1 MiB per socket read instead of one 8 KiB TLS record:
         # the difference between about 2× and about 1× curl's time for a large download.
-        self.http = httpx.Client(
-            auth=httpx.BasicAuth(endpoint.username, password),
+        return httpx.Client(
+            auth=httpx.BasicAuth(endpoint.username, self.password or ""),
             timeout=httpx.Timeout(endpoint.timeout, connect=min(endpoint.timeout, 15.0)),
             headers={"User-Agent": f"m3daemon/{__version__}"},
             follow_redirects=False,
-            transport=transport or DrainingTransport(
-                ssl_context=tls_context(endpoint.ca_file), max_connections=max_connections),
+            transport=self._transport or DrainingTransport(
+                ssl_context=tls_context(endpoint.ca_file), max_connections=self._max_connections),
         )
 
     def close(self) -> None:
-        self.http.close()
+        with self._client_lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
 
     def __enter__(self) -> Self:
         return self
@@ -243,14 +271,20 @@ class DavSession:
         self, method: str, attempt: Callable[[retrying.Attempt], T], *, describe: str,
         safe_to_repeat: bool = False, statuses: frozenset[int] | None = None,
         before_retry: Callable[[], None] = lambda: None,
-        transport_error: Callable[[httpx.TransportError], BaseException] | None = None,
+        transport_error: Callable[[httpx.TransportError], BaseException] | None = None, spent: int = 0,
     ) -> T:
         """:func:`m3daemon.remote.retry.run` with this session's policy, sleep and error mapping."""
         return retrying.run(
             self.retry, method, attempt, describe=describe, sleep=self._sleep,
             transport_error=transport_error or (lambda exc: classify_transport_error(exc, self.base_url)),
-            safe_to_repeat=safe_to_repeat, statuses=statuses, before_retry=before_retry,
+            safe_to_repeat=safe_to_repeat, statuses=statuses, before_retry=before_retry, spent=spent,
         )
+
+    def pause_after_first_attempt(self, retry_after: float | None, why: str) -> None:
+        """The policy's wait after a first attempt that failed elsewhere (on libcurl)."""
+        delay = self.retry.delay(0, retry_after)
+        log.info("retrying in %.1fs after %s", delay, why)
+        self._sleep(delay)
 
     def request(
         self,
@@ -311,7 +345,7 @@ class DavSession:
     def fetch(
         self, method: str, parts: tuple[str, ...], read: Callable[[httpx.Response], T], *,
         headers: Mapping[str, str] | None = None, collection: bool = False, content: bytes | None = None,
-        interrupted: Callable[[httpx.TransportError], BaseException] | None = None,
+        interrupted: Callable[[httpx.TransportError], BaseException] | None = None, spent: int = 0,
     ) -> T:
         """Send a streamed request and ``read`` its answer; sending and reading are one attempt.
 
@@ -346,11 +380,13 @@ class DavSession:
                 log.info("%s of %s was interrupted; asking again", method, "/".join(parts) or "/")
 
         return self.retry_loop(method, attempt, describe=f"{method} {url}", transport_error=failed,
-                               before_retry=again)
+                               before_retry=again, spent=spent)
 
 
 def classify_transport_error(exc: httpx.TransportError, base_url: str) -> ConnectionProblem:
     """Turn a connection-level failure into an error a person can act on."""
+    import httpx  # (loaded: it raised ``exc``)
+
     host = urlsplit(base_url).netloc
     tls = tls_reason(exc)
     if tls is not None:

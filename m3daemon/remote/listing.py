@@ -18,8 +18,6 @@ from datetime import date
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import httpx
-
 from m3daemon.core.dates import parse_folder_date
 from m3daemon.core.entries import RemoteEntry
 from m3daemon.errors import Cancelled, FolderNotFoundError, ListingError, NotWebDAVError
@@ -27,8 +25,11 @@ from m3daemon.i18n import _
 from m3daemon.remote.bounded import ACCEPT_ENCODING, MAX_LISTING_BYTES, decoded, read_start
 from m3daemon.remote.http import DavSession, classify_status
 from m3daemon.remote.multistatus import PROPFIND_BODY, RawEntry, parse_multistatus
+from m3daemon.remote.retry import FailedAttempt
 
 if TYPE_CHECKING:
+    import httpx
+
     from m3daemon.remote.curl_listing import PollLister
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,10 @@ class AnswerMemo:
     # lists everything at once never loads libcurl for it. None: the walk asks on httpx.
     quick: Callable[[], PollLister | None] | None = None
     lister: PollLister | None = None
+    # Whether ``Depth: infinity`` is asked on libcurl too. Not by the daemon: one that lists
+    # everything at once then never loads pycurl (its idle memory). A CLI sync loads pycurl or
+    # httpx for its listing, and pycurl is the cheaper (docs/performance.md, eighth stop).
+    infinity_quick: bool = False
 
     def quick_lister(self) -> PollLister | None:
         if self.quick is not None:
@@ -131,7 +136,16 @@ def root_tag(session: DavSession) -> str | None:
 
 def _try_infinity(session: DavSession, memo: AnswerMemo | None = None) -> Listing | None:
     before = session.stats.requests
-    found = _propfind(session, (), "infinity", memo)
+    lister = memo.quick_lister() if memo is not None and memo.infinity_quick else None
+    got = lister.ask([()], MEMO_MAX_BYTES, depth="infinity", refused=DEPTH_REFUSED)[()] if lister else None
+    if isinstance(got, int):
+        log.debug("Depth: infinity refused with %s; walking with Depth 1", got)
+        return None
+    if isinstance(got, bytes):
+        assert memo is not None
+        found: Found | None = _recalled(session, (), "infinity", (got,), memo)
+    else:
+        found = _propfind(session, (), "infinity", memo, got)
     if found is None:
         return None
     entries, skipped, tag = found
@@ -145,9 +159,10 @@ def _try_infinity(session: DavSession, memo: AnswerMemo | None = None) -> Listin
 def _walk(session: DavSession, workers: int, window: Window | None = None, memo: AnswerMemo | None = None) -> Listing:
     """Level by level: the root, then ``Media/`` and ``Hidden/``, then their date folders.
 
-    With a memo of the last walk, every folder it opened that is still worth opening is asked
-    for at once, in parallel (on the memo's libcurl connections where it has them): one round trip
-    instead of three when nothing changed. Each level is then checked against what its parent's
+    Where the memo has libcurl connections (remote/curl_listing.py), every level is asked on them,
+    and only a folder whose answer was not a clean one is asked again on httpx. With a memo of the
+    last walk, every folder it opened that is still worth opening is asked for at once, in
+    parallel: one round trip instead of three when nothing changed. Each level is then checked against what its parent's
     answer says, so a folder that appeared is still listed, and one that went away is dropped
     from the result.
     """
@@ -157,22 +172,35 @@ def _walk(session: DavSession, workers: int, window: Window | None = None, memo:
     level: list[tuple[str, ...]] = [()]
     tag: str | None = None
     walked: list[tuple[str, ...]] = []
+    lister = memo.quick_lister() if memo is not None else None
+
+    failed: dict[tuple[str, ...], FailedAttempt] = {}  # asked on libcurl: httpx makes the attempts left
+
+    def quickly(folders: list[tuple[str, ...]]) -> dict[tuple[str, ...], Future[Found | None]]:
+        # (a folder whose answer was not a clean one is asked on httpx with its level)
+        assert lister is not None and memo is not None
+        done: dict[tuple[str, ...], Future[Found | None]] = {}
+        for parts, body in lister.ask(folders, MEMO_MAX_BYTES).items():
+            if isinstance(body, bytes):
+                done[parts] = Future()
+                done[parts].set_result(_recalled(session, parts, "1", (body,), memo))
+            elif isinstance(body, FailedAttempt):
+                failed[parts] = body
+        return done
+
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="propfind") as pool:
         early: dict[tuple[str, ...], Future[Found | None]] = {}
         if memo is not None:
             again = [parts for parts in memo.walked if not parts or _worth_walking(parts, window)]
-            lister = memo.quick_lister() if again else None
             if lister is None:
                 early = {parts: pool.submit(_propfind, session, parts, "1", memo) for parts in again}
-            else:
-                for parts, body in lister.ask(again, MEMO_MAX_BYTES).items():
-                    # (a folder whose answer was not a clean one is asked on httpx with its level)
-                    if body is not None:
-                        early[parts] = Future()
-                        early[parts].set_result(_recalled(session, parts, "1", (body,), memo))
+            elif again:
+                early = quickly(again)
         for depth in range(WALK_LEVELS):
             asked = {parts: early.pop(parts) for parts in level if parts in early}
-            asked.update((parts, pool.submit(_propfind, session, parts, "1", memo))
+            if lister is not None:
+                asked.update(quickly([parts for parts in level if parts not in asked and parts not in failed]))
+            asked.update((parts, pool.submit(_propfind, session, parts, "1", memo, failed.pop(parts, None)))
                          for parts in level if parts not in asked)
             results = [asked[parts].result() for parts in level]
             walked.extend(level)
@@ -209,11 +237,15 @@ def _worth_walking(parts: tuple[str, ...], window: Window | None = None) -> bool
     return window[0] <= parsed[0] <= window[1]
 
 
-def _propfind(session: DavSession, parts: tuple[str, ...], depth: str, memo: AnswerMemo | None = None) -> Found | None:
+def _propfind(session: DavSession, parts: tuple[str, ...], depth: str, memo: AnswerMemo | None = None,
+              after: FailedAttempt | None = None) -> Found | None:
     """One PROPFIND, read to the end. A body cut off mid-way is asked for again (PROPFIND is
     idempotent) within the session's attempts, which also cover connection failures and retryable
-    statuses: at most ``retry.attempts`` requests in all. After the last one the listing fails as a
-    whole. Returns None only when ``Depth: infinity`` is refused."""
+    statuses: at most ``retry.attempts`` requests in all, ``after`` a first one on libcurl
+    included. After the last one the listing fails as a whole. Returns None only when
+    ``Depth: infinity`` is refused."""
+    if after is not None:
+        session.pause_after_first_attempt(after.retry_after, f"PROPFIND of /{'/'.join(parts)} on libcurl")
 
     def read(resp: httpx.Response) -> Found | None:
         if depth == "infinity" and resp.status_code in DEPTH_REFUSED:
@@ -233,6 +265,7 @@ def _propfind(session: DavSession, parts: tuple[str, ...], depth: str, memo: Ans
 
     return session.fetch(
         "PROPFIND", parts, read, collection=True, content=PROPFIND_BODY, interrupted=interrupted,
+        spent=0 if after is None else 1,
         headers={"Depth": depth, "Content-Type": "application/xml; charset=utf-8",
                  "Accept-Encoding": ACCEPT_ENCODING},
     )

@@ -27,21 +27,20 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
-
-import httpx
+from typing import TYPE_CHECKING, TypeVar
 
 from m3daemon.core.methods import IDEMPOTENT_METHODS
 from m3daemon.errors import RetryDue
-from m3daemon.remote.transport import DEADLINE_WORDS
+from m3daemon.remote.deadline import DEADLINE_WORDS
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 RETRY_STATUSES = frozenset({423, 429, 502, 503, 504})
-#: Transport errors raised before the request could reach the server: nothing was sent.
-NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 @dataclass(frozen=True)
@@ -98,6 +97,15 @@ def tls_reason(exc: BaseException) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class FailedAttempt:
+    """A first attempt made elsewhere (on libcurl, remote/curl_listing.py) that this policy
+    retries: a transport failure, or a status such as 429 or 503 with its ``Retry-After``. The
+    request then waits as after a first attempt, and httpx makes the attempts left."""
+
+    retry_after: float | None = None
+
+
 class Attempt:
     """Handed to each attempt, so that it can ask for another one when the answer says so."""
 
@@ -128,8 +136,10 @@ def run(
     safe_to_repeat: bool = False,
     statuses: frozenset[int] | None = None,
     before_retry: Callable[[], None] = lambda: None,
+    spent: int = 0,
 ) -> T:
-    """Call ``attempt`` until it returns, at most ``policy.attempts`` times.
+    """Call ``attempt`` until it returns, at most ``policy.attempts`` times, less the ``spent``
+    attempts made elsewhere (libcurl's, remote/curl_listing.py); at least once.
 
     ``attempt`` sends one request (and may read its body); it calls :meth:`Attempt.check` on the
     answer to have a retryable status retried. A transport error it lets out is retried when the
@@ -137,9 +147,13 @@ def run(
     caller may repeat although its method is not idempotent. ``before_retry`` undoes what a failed
     attempt reported (bytes counted for a progress bar).
     """
+    import httpx  # (only requests on the httpx session come here: a libcurl-only sync never loads it)
+
+    # Transport errors raised before the request could reach the server: nothing was sent.
+    not_sent = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
     repeatable = safe_to_repeat or policy.repeatable(method)
     codes = policy.statuses if statuses is None else statuses
-    for number in range(policy.attempts):
+    for number in range(min(spent, policy.attempts - 1), policy.attempts):
         last = number + 1 >= policy.attempts
         try:
             return attempt(Attempt(number, last, repeatable, codes))
@@ -151,7 +165,7 @@ def run(
         except httpx.TransportError as exc:
             # A server too slow for the overall deadline would be as slow again: not retried.
             if (last or tls_reason(exc) is not None or DEADLINE_WORDS in str(exc)
-                    or not (repeatable or isinstance(exc, NOT_SENT))):
+                    or not (repeatable or isinstance(exc, not_sent))):
                 raise transport_error(exc) from exc
             before_retry()
             _pause(policy, sleep, number, None, f"{describe}: {exc!r}")

@@ -18,9 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
-from typing import BinaryIO
-
-import httpx
+from typing import TYPE_CHECKING, BinaryIO
 
 from m3daemon.core.entries import normalize_etag
 from m3daemon.errors import (
@@ -37,6 +35,9 @@ from m3daemon.local.longpaths import plain_path
 from m3daemon.local.safefs import open_existing, open_new, write_new_text
 from m3daemon.remote.http import DavSession, classify_status, classify_transport_error
 from m3daemon.remote.multistatus import PROPFIND_BODY
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,8 @@ def download(
     or the modification date where a server lists no ETag, as nginx does); a server that ignores
     the range or changed the file restarts from zero, never splicing two versions.
     """
+    import httpx  # (a download on the httpx session; most go over libcurl, remote/curl.py)
+
     meta_file = resume_sidecar(part_file)
     # If-Range takes only a strong validator (RFC 9110 §13.1.5): a weak ETag is never sent with
     # its W/ stripped (a server rightly refuses that, and every resume restarted from zero);

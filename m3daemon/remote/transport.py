@@ -28,7 +28,6 @@ import select
 import socket
 import ssl
 import sys
-import threading
 import time
 import typing
 from collections.abc import Iterable, Iterator
@@ -36,7 +35,8 @@ from collections.abc import Iterable, Iterator
 import httpcore
 import httpx
 
-from m3daemon.errors import DeadlineExceeded
+from m3daemon.remote.deadline import bounded as _bounded
+from m3daemon.remote.deadline import exceeded as _exceeded
 
 DRAIN_BYTES = 1 << 20
 
@@ -80,40 +80,6 @@ def _core_errors(timeout_exc: type[Exception], other_exc: type[Exception]) -> It
         raise timeout_exc(exc) from exc
     except OSError as exc:
         raise other_exc(exc) from exc
-
-
-# ---- the overall deadline of a request --------------------------------------------------------
-
-_scope = threading.local()
-DEADLINE_WORDS = "the request did not finish within"
-
-
-@contextlib.contextmanager
-def deadline(seconds: float) -> Iterator[None]:
-    """Every socket read and write of this thread, inside the block, ends by ``seconds`` from now
-    (an enclosing, earlier deadline still wins)."""
-    outer: tuple[float, float] | None = getattr(_scope, "at", None)
-    at = time.monotonic() + seconds
-    _scope.at = (at, seconds) if outer is None or at < outer[0] else outer
-    try:
-        yield
-    finally:
-        _scope.at = outer
-
-
-def _bounded(timeout: float | None) -> float | None:
-    scope: tuple[float, float] | None = getattr(_scope, "at", None)
-    if scope is None:
-        return timeout
-    left = scope[0] - time.monotonic()
-    if left <= 0:
-        raise _exceeded()
-    return left if timeout is None or left < timeout else timeout
-
-
-def _exceeded() -> DeadlineExceeded:
-    scope: tuple[float, float] | None = getattr(_scope, "at", None)
-    return DeadlineExceeded(f"{DEADLINE_WORDS} {scope[1] if scope else 0:g} seconds")
 
 
 # ---- the network stream ------------------------------------------------------------------------
