@@ -176,6 +176,7 @@ class RemoteContract:
         assert quick.method == ("infinity" if server.supports_depth_infinity else "walk")
         assert (quick.entries, quick.skipped, quick.root_tag) == (plain.entries, plain.skipped, plain.root_tag)
         monkeypatch.setattr(listing, "MEMO_MAX_BYTES", 100)
+        monkeypatch.setattr(listing, "INFINITY_HOLD_BYTES", 100)
         assert listed().entries == plain.entries, "an answer too large to hold is read on httpx"
         assert on_httpx, "and was asked there"
 

@@ -59,6 +59,10 @@ Window = tuple[date, date]
 # An answer up to this size is held whole and hashed before it is parsed (the daemon's memo);
 # a larger one is parsed as it arrives, as it is without a memo.
 MEMO_MAX_BYTES = 8 * 1024 * 1024
+# A CLI command's one ``Depth: infinity`` answer on libcurl is held whole up to this size: the
+# 100,000 entries a listing may have take about 50 MB. Stopped at the memo's 8 MiB, a large
+# congregation's first sync would ask twice (the second time on httpx, parsed as it arrives).
+INFINITY_HOLD_BYTES = 64 * 1024 * 1024
 
 
 @dataclass
@@ -137,7 +141,7 @@ def root_tag(session: DavSession) -> str | None:
 def _try_infinity(session: DavSession, memo: AnswerMemo | None = None) -> Listing | None:
     before = session.stats.requests
     lister = memo.quick_lister() if memo is not None and memo.infinity_quick else None
-    got = lister.ask([()], MEMO_MAX_BYTES, depth="infinity", refused=DEPTH_REFUSED)[()] if lister else None
+    got = lister.ask([()], INFINITY_HOLD_BYTES, depth="infinity", refused=DEPTH_REFUSED)[()] if lister else None
     if isinstance(got, int):
         log.debug("Depth: infinity refused with %s; walking with Depth 1", got)
         return None
@@ -162,9 +166,9 @@ def _walk(session: DavSession, workers: int, window: Window | None = None, memo:
     Where the memo has libcurl connections (remote/curl_listing.py), every level is asked on them,
     and only a folder whose answer was not a clean one is asked again on httpx. With a memo of the
     last walk, every folder it opened that is still worth opening is asked for at once, in
-    parallel: one round trip instead of three when nothing changed. Each level is then checked against what its parent's
-    answer says, so a folder that appeared is still listed, and one that went away is dropped
-    from the result.
+    parallel: one round trip instead of three when nothing changed. Each level is then checked
+    against what its parent's answer says, so a folder that appeared is still listed, and one
+    that went away is dropped from the result.
     """
     before = session.stats.requests
     entries: list[RemoteEntry] = []
@@ -173,7 +177,6 @@ def _walk(session: DavSession, workers: int, window: Window | None = None, memo:
     tag: str | None = None
     walked: list[tuple[str, ...]] = []
     lister = memo.quick_lister() if memo is not None else None
-
     failed: dict[tuple[str, ...], FailedAttempt] = {}  # asked on libcurl: httpx makes the attempts left
 
     def quickly(folders: list[tuple[str, ...]]) -> dict[tuple[str, ...], Future[Found | None]]:
