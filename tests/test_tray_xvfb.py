@@ -214,6 +214,22 @@ class XSession:
                              check=False)
         return out.stdout
 
+    def tray_icons(self) -> list[tuple[int, int, int, int]]:
+        """(x, y, w, h) on the screen of each docked m3daemon icon (its WM_CLASS contains "m3daemon")."""
+        icons = []
+        for wid in self.xdotool("search", "--onlyvisible", "--class", "m3daemon").split():
+            shell = self.xdotool("getwindowgeometry", "--shell", wid)
+            g = dict(line.split("=", 1) for line in shell.split() if "=" in line)
+            x, y, w, h = (int(g[k]) for k in ("X", "Y", "WIDTH", "HEIGHT"))
+            if 16 <= w <= 64 and 16 <= h <= 64 and y < 40:  # the tray icon, not a menu
+                icons.append((x, y, w, h))
+        return icons
+
+    def wait_tray_empty(self) -> None:
+        """Before an app starts: the last test's icon may still be docked for a moment, and a probe
+        would read its colour instead of the new app's."""
+        wait_until("the last test's tray icon to go away", lambda: not self.tray_icons(), 10)
+
     def visible_toplevels(self) -> dict[int, tuple[int, int, int, int]]:
         """Mapped children of the root window: id → (x, y, w, h)."""
         from Xlib import X
@@ -311,6 +327,7 @@ class TrayApp:
         if backend is not None:
             env["PYSTRAY_BACKEND"] = backend
         self.stderr_path = work / "app.log"
+        x.wait_tray_empty()
         self.proc = subprocess.Popen(
             [sys.executable, str(script), str(work)], env=env, stdout=subprocess.PIPE,
             stderr=self.stderr_path.open("w"), stdin=subprocess.DEVNULL, text=True, start_new_session=True)
@@ -337,13 +354,7 @@ class TrayApp:
     def icon_window(self) -> tuple[int, int, int, int]:
         """(x, y, w, h) on the screen of the docked icon (its WM_CLASS contains "m3daemon")."""
         def find() -> tuple[int, int, int, int] | None:
-            for wid in self.x.xdotool("search", "--onlyvisible", "--class", "m3daemon").split():
-                shell = self.x.xdotool("getwindowgeometry", "--shell", wid)
-                g = dict(line.split("=", 1) for line in shell.split() if "=" in line)
-                x, y, w, h = (int(g[k]) for k in ("X", "Y", "WIDTH", "HEIGHT"))
-                if 16 <= w <= 64 and 16 <= h <= 64 and y < 40:  # the tray icon, not a menu
-                    return x, y, w, h
-            return None
+            return next(iter(self.x.tray_icons()), None)
 
         result: tuple[int, int, int, int] = wait_until("the tray icon to appear in trayer", find, 10,
                                                         diagnose=self.log)
@@ -529,6 +540,7 @@ def test_the_one_file_build_shows_the_tray_with_its_menu(
     env.update(M3DAEMON_PASSWORD=m.password, M3DAEMON_CONFIG=str(m.config_path))
     env.update({k: os.environ[k] for k in os.environ if k.startswith("XDG_") or k == "HOME"})
     log = isolated_env / "frozen.log"
+    xsession.wait_tray_empty()
     proc = subprocess.Popen([str(exe), "-v", "run"], env=env, stdout=subprocess.DEVNULL, stderr=log.open("w"),
                             stdin=subprocess.DEVNULL, start_new_session=True)
 

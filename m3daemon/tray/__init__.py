@@ -324,6 +324,13 @@ class Tray:
         self._loop.assert_loop_thread("Icon.visible")
         if self._stopping.is_set():
             return
+        # What is true now, not what was true when the icon was made: a sync that ended while the
+        # loop started is drawn before the icon shows. An image set just after it shows can be
+        # lost where libappindicator is still docking its fallback icon (the one-file build).
+        key = self._key(self._statuses())
+        if key != self._icon_key:
+            self._icon_key = key
+            self._icon.icon = icon_for(*key)
         try:
             self._icon.visible = True
         except Exception:
