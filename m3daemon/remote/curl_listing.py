@@ -105,9 +105,9 @@ class PollLister:
             refused: frozenset[int] = frozenset()) -> dict[Parts, bytes | int | FailedAttempt | None]:
         """Each folder's answer: its body when it was a complete 207 in XML of at most ``limit``
         bytes (decoded); its status when that is one of ``refused`` (``Depth: infinity`` refused:
-        the caller walks instead); :class:`~m3daemon.remote.retry.FailedAttempt` when the retry policy would ask again; else
-        None (too large to hold, or an error status that httpx's answer puts in plain words).
-        Raises Cancelled when the sync is cancelled."""
+        the caller walks instead); a :class:`~m3daemon.remote.retry.FailedAttempt` when the retry
+        policy would ask again; else None (too large to hold, or an error status that httpx's
+        answer puts in plain words). Raises Cancelled when the sync is cancelled."""
         assert pycurl is not None
         multi, session = self._multi, self.session
         queue = deque(folders)

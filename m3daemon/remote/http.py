@@ -271,20 +271,15 @@ class DavSession:
         self, method: str, attempt: Callable[[retrying.Attempt], T], *, describe: str,
         safe_to_repeat: bool = False, statuses: frozenset[int] | None = None,
         before_retry: Callable[[], None] = lambda: None,
-        transport_error: Callable[[httpx.TransportError], BaseException] | None = None, spent: int = 0,
+        transport_error: Callable[[httpx.TransportError], BaseException] | None = None,
+        after: retrying.FailedAttempt | None = None,
     ) -> T:
         """:func:`m3daemon.remote.retry.run` with this session's policy, sleep and error mapping."""
         return retrying.run(
             self.retry, method, attempt, describe=describe, sleep=self._sleep,
             transport_error=transport_error or (lambda exc: classify_transport_error(exc, self.base_url)),
-            safe_to_repeat=safe_to_repeat, statuses=statuses, before_retry=before_retry, spent=spent,
+            safe_to_repeat=safe_to_repeat, statuses=statuses, before_retry=before_retry, after=after,
         )
-
-    def pause_after_first_attempt(self, retry_after: float | None, why: str) -> None:
-        """The policy's wait after a first attempt that failed elsewhere (on libcurl)."""
-        delay = self.retry.delay(0, retry_after)
-        log.info("retrying in %.1fs after %s", delay, why)
-        self._sleep(delay)
 
     def request(
         self,
@@ -345,7 +340,8 @@ class DavSession:
     def fetch(
         self, method: str, parts: tuple[str, ...], read: Callable[[httpx.Response], T], *,
         headers: Mapping[str, str] | None = None, collection: bool = False, content: bytes | None = None,
-        interrupted: Callable[[httpx.TransportError], BaseException] | None = None, spent: int = 0,
+        interrupted: Callable[[httpx.TransportError], BaseException] | None = None,
+        after: retrying.FailedAttempt | None = None,
     ) -> T:
         """Send a streamed request and ``read`` its answer; sending and reading are one attempt.
 
@@ -380,7 +376,7 @@ class DavSession:
                 log.info("%s of %s was interrupted; asking again", method, "/".join(parts) or "/")
 
         return self.retry_loop(method, attempt, describe=f"{method} {url}", transport_error=failed,
-                               before_retry=again, spent=spent)
+                               before_retry=again, after=after)
 
 
 def classify_transport_error(exc: httpx.TransportError, base_url: str) -> ConnectionProblem:

@@ -247,8 +247,6 @@ def _propfind(session: DavSession, parts: tuple[str, ...], depth: str, memo: Ans
     statuses: at most ``retry.attempts`` requests in all, ``after`` a first one on libcurl
     included. After the last one the listing fails as a whole. Returns None only when
     ``Depth: infinity`` is refused."""
-    if after is not None:
-        session.pause_after_first_attempt(after.retry_after, f"PROPFIND of /{'/'.join(parts)} on libcurl")
 
     def read(resp: httpx.Response) -> Found | None:
         if depth == "infinity" and resp.status_code in DEPTH_REFUSED:
@@ -268,7 +266,7 @@ def _propfind(session: DavSession, parts: tuple[str, ...], depth: str, memo: Ans
 
     return session.fetch(
         "PROPFIND", parts, read, collection=True, content=PROPFIND_BODY, interrupted=interrupted,
-        spent=0 if after is None else 1,
+        after=after,
         headers={"Depth": depth, "Content-Type": "application/xml; charset=utf-8",
                  "Accept-Encoding": ACCEPT_ENCODING},
     )

@@ -136,10 +136,11 @@ def run(
     safe_to_repeat: bool = False,
     statuses: frozenset[int] | None = None,
     before_retry: Callable[[], None] = lambda: None,
-    spent: int = 0,
+    after: FailedAttempt | None = None,
 ) -> T:
-    """Call ``attempt`` until it returns, at most ``policy.attempts`` times, less the ``spent``
-    attempts made elsewhere (libcurl's, remote/curl_listing.py); at least once.
+    """Call ``attempt`` until it returns, at most ``policy.attempts`` times. ``after`` a first
+    attempt made elsewhere (remote/curl_listing.py), the policy's wait comes first and that
+    attempt counts: ``attempt`` is called at least once.
 
     ``attempt`` sends one request (and may read its body); it calls :meth:`Attempt.check` on the
     answer to have a retryable status retried. A transport error it lets out is retried when the
@@ -153,7 +154,11 @@ def run(
     not_sent = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
     repeatable = safe_to_repeat or policy.repeatable(method)
     codes = policy.statuses if statuses is None else statuses
-    for number in range(min(spent, policy.attempts - 1), policy.attempts):
+    first = 0
+    if after is not None:
+        first = min(1, policy.attempts - 1)
+        _pause(policy, sleep, 0, after.retry_after, f"{describe}: the first attempt, on libcurl")
+    for number in range(first, policy.attempts):
         last = number + 1 >= policy.attempts
         try:
             return attempt(Attempt(number, last, repeatable, codes))
