@@ -98,6 +98,7 @@ def test_every_change_between_polls_is_seen_at_the_next_one(
     shutil.rmtree(root / "Media" / iso(2))  # a date folder the last walk asked for is gone
     report = poll(m, cache)
     assert report.removed == 1 and report.ok
+    assert not any(iso(2) in parts for _base, parts, _depth in cache.answers.answers), "a gone folder is forgotten"
 
     poll(m, cache)
     planned = len(plans)

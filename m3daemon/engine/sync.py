@@ -57,6 +57,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+KEPT_MEMO = "listing_memo"  # the record's meta key of a CLI sync's AnswerMemo.kept()
+
 __all__ = ["Congregation", "ListingCache", "SyncReport", "make_plan", "read_congregation", "repair", "update"]
 
 
@@ -384,15 +386,7 @@ def update(
                 if cong is None and cache is not None and cache.cong is not None:
                     cong = unchanged_since(session, cfg, record, cache.cong, today)
                 if cong is None:
-                    answers = cache.answers if cache is not None else answer_memo(session, one_sync=True)
-                    try:
-                        cong = read_congregation(session, cfg, record, today,
-                                                 last=cache.cong if cache is not None else None, answers=answers)
-                    finally:
-                        if cache is None:
-                            answers.close()
-                    if cache is not None:
-                        cache.cong = cong
+                    cong = _read_with_memo(session, cfg, record, today, cache)
                 report = _update_locked(
                     cfg, session, record, cong, dry_run=dry_run, today=today, progress=progress,
                     cancel=cancel, allow_deletions=allow_deletions, on_plan=on_plan,
@@ -412,6 +406,26 @@ def update(
         lock.release()
     report.seconds = round(time.monotonic() - started, 3)
     return report
+
+
+def _read_with_memo(
+    session: DavSession, cfg: Config, record: Record, today: date, cache: ListingCache | None
+) -> Congregation:
+    """Read the congregation with the daemon's memo of answers, or, for one CLI command, with the
+    memo its last sync kept in the record (``listing_memo``): a folder whose answer is byte for
+    byte the last one is not parsed again, and the walk asks all of its folders at once."""
+    if cache is not None:
+        cache.cong = read_congregation(session, cfg, record, today, last=cache.cong, answers=cache.answers)
+        return cache.cong
+    answers = answer_memo(session, one_sync=True)
+    answers.recall_kept(record.get_meta(KEPT_MEMO), session.base_url)
+    try:
+        cong = read_congregation(session, cfg, record, today, answers=answers)
+    finally:
+        answers.close()
+    if answers.changed:
+        record.set_meta(**{KEPT_MEMO: answers.kept()})
+    return cong
 
 
 def _configured_limit(cfg: Config) -> int:

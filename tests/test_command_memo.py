@@ -1,0 +1,177 @@
+"""A command's sync (``m3daemon update`` without a running daemon) starts from what the last one
+read: an answer that is byte for byte the last one is not parsed again, and the walk asks for
+every folder it knows at once. The memo lives in the record; nothing in it can hide a change on
+the server, and a memo that is not exactly what this version wrote is not used at all.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from faulthelpers import cong, member_for, proxied_member
+from faultproxy import FaultProxy, Rule
+from member import Member, iso
+from servers import DavServer, ServerPool, bump, make_tree
+
+from m3daemon.core.entries import RemoteEntry
+from m3daemon.engine.context import record_path
+from m3daemon.engine.sync import KEPT_MEMO, SyncReport
+from m3daemon.local.record import Record
+from m3daemon.remote import listing
+from m3daemon.remote.listing import AnswerMemo
+
+FILES = {f"Media/{iso(1)}/a.jpg": b"a", f"Media/{iso(2)}/b.jpg": b"b"}
+
+
+@pytest.fixture
+def parsed(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, ...]]:
+    """The folders whose answers were parsed, in order."""
+    calls: list[tuple[str, ...]] = []
+    real = listing._read_entries
+
+    def counted(session: Any, chunks: Any, parts: tuple[str, ...]) -> Any:
+        calls.append(parts)
+        return real(session, chunks, parts)
+
+    monkeypatch.setattr(listing, "_read_entries", counted)
+    return calls
+
+
+def update(m: Member) -> SyncReport:
+    report = m.update()  # (no ListingCache: the path of a command)
+    assert report.ok, report.errors
+    return report
+
+
+def kept(m: Member) -> Any:
+    record = Record(record_path(m.config))
+    try:
+        return record.get_meta(KEPT_MEMO)
+    finally:
+        record.close()
+
+
+def rewrite_kept(m: Member, change: Callable[[Any], Any]) -> None:
+    record = Record(record_path(m.config))
+    try:
+        record.set_meta(**{KEPT_MEMO: change(record.get_meta(KEPT_MEMO))})
+    finally:
+        record.close()
+
+
+def test_a_second_update_parses_no_answer_that_is_the_same(
+    dav_server: DavServer, isolated_env: Path, parsed: list[tuple[str, ...]]
+) -> None:
+    make_tree(cong(dav_server), FILES)
+    m = member_for(dav_server, isolated_env)
+    assert update(m).downloaded == 2
+    assert parsed, "the first update parses what it lists"
+
+    parsed.clear()
+    report = update(m)
+    assert (report.downloaded, report.unchanged) == (0, 2)
+    assert parsed == [], "every answer was the last one: read back from the record, not parsed"
+    assert m.files() == {f"{iso(1)}/a.jpg": b"a", f"{iso(2)}/b.jpg": b"b"}
+
+
+def test_every_change_on_the_server_is_seen_by_the_next_update(
+    dav_server: DavServer, isolated_env: Path, parsed: list[tuple[str, ...]]
+) -> None:
+    root = cong(dav_server)
+    make_tree(root, FILES)
+    m = member_for(dav_server, isolated_env)
+    update(m)
+    update(m)
+
+    bump(root / "Media" / iso(1) / "a.jpg", b"a, replaced by the coordinator")
+    parsed.clear()
+    assert update(m).downloaded == 1
+    assert parsed, "a changed answer is parsed"
+    assert m.files()[f"{iso(1)}/a.jpg"] == b"a, replaced by the coordinator"
+
+    make_tree(root, {f"Media/{iso(3)}/c.jpg": b"c"})  # a date folder the last walk did not know
+    assert update(m).downloaded == 1
+
+    shutil.rmtree(root / "Media" / iso(2))  # a date folder the last update listed is gone
+    assert update(m).removed == 1
+    assert m.files() == {f"{iso(1)}/a.jpg": b"a, replaced by the coordinator", f"{iso(3)}/c.jpg": b"c"}
+    memo = kept(m)
+    assert not any(iso(2) in parts for _base, parts, *_rest in memo["answers"]), "a gone folder is not kept"
+
+
+def test_a_second_update_on_a_walked_server_asks_for_every_folder_at_once(
+    dav_server_pool: ServerPool, isolated_env: Path
+) -> None:
+    server = dav_server_pool.fresh("apache")  # Apache refuses Depth infinity: it is walked
+    make_tree(cong(server), FILES)
+    with FaultProxy(server.url, server.ca_file) as proxy:
+        m = proxied_member(proxy, server, isolated_env)
+        update(m)
+        first = [p for meth, p, _s in proxy.log if meth == "PROPFIND"]
+        assert first[-4:-2] == ["/dav/Cong/", "/dav/Cong/Media/"], "the first walk goes level by level"
+
+        proxy.log.clear()
+        proxy.add(Rule("PROPFIND", lambda p: p == "/dav/Cong/", stall=0.5, times=1))  # a slow root
+        report = update(m)
+        answered = [p for meth, p, _s in proxy.log if meth == "PROPFIND"]
+        assert sorted(answered) == sorted(["/dav/Cong/", "/dav/Cong/Media/", f"/dav/Cong/Media/{iso(1)}/",
+                                           f"/dav/Cong/Media/{iso(2)}/"])
+        assert answered[-1] == "/dav/Cong/", f"the date folders were asked for while the root was slow: {answered}"
+        assert (report.requests, report.downloaded) == (4, 0)
+
+
+def _with_entry(parts: list[str]) -> Callable[[Any], Any]:
+    def change(memo: Any) -> Any:
+        answer = next(a for a in memo["answers"] if any(row[0][:2] == ["Media", iso(1)] for row in a[4]))
+        answer[4].append([parts, False, 1, '"x"', None])  # the digest still matches the server's answer
+        return memo
+    return change
+
+
+@pytest.mark.parametrize("change, why", [
+    (lambda memo: {**memo, "version": "0.0.0"}, "another version's"),
+    (lambda memo: {**memo, "format": 0}, "another form"),
+    (lambda memo: "not a memo", "damaged"),
+    (lambda memo: {**memo, "answers": [["x"]]}, "damaged"),
+    (_with_entry(["..", "..", "evil.jpg"]), "a path out of the folder"),
+    (_with_entry(["Media", iso(1), "a.jpg", 5]), "a name that is not text"),  # type: ignore[list-item]
+])
+def test_a_kept_memo_that_is_not_exactly_what_this_version_wrote_is_not_used(
+    dav_server: DavServer, isolated_env: Path, parsed: list[tuple[str, ...]], change: Callable[[Any], Any],
+    why: str,
+) -> None:
+    make_tree(cong(dav_server), FILES)
+    m = member_for(dav_server, isolated_env)
+    update(m)
+    first, parsed[:] = sorted(parsed), []
+    rewrite_kept(m, change)
+
+    report = update(m)
+    assert (report.downloaded, report.unchanged) == (0, 2), why
+    assert sorted(parsed) == first, f"{why}: everything is parsed again, as at the first update"
+    assert m.files() == {f"{iso(1)}/a.jpg": b"a", f"{iso(2)}/b.jpg": b"b"}
+    assert not (isolated_env / "evil.jpg").exists()
+    assert kept(m)["version"] != "0.0.0", "the next update keeps this version's memo"
+
+
+def test_a_memo_reads_back_as_it_was_kept_and_only_for_its_own_server() -> None:
+    entries = [
+        RemoteEntry(("Media",), True, None, '"d"', datetime(2026, 12, 3, 10, 0, tzinfo=UTC)),
+        RemoteEntry(("Media", "Recurring", "ÿ ü.mp4"), False, 12, None, None),
+    ]
+    memo = AnswerMemo()
+    memo.answers[("https://a/dav/", ("Media",), "1")] = (b"\x01" * 20, (entries, [("/x/", "another server")], "t|"))
+    memo.walked = [(), ("Media",)]
+    back = AnswerMemo()
+    back.recall_kept(memo.kept(), "https://a/dav/")
+    assert back.answers == memo.answers and back.walked == memo.walked
+    assert not back.changed, "nothing new: the record is not written again"
+
+    other = AnswerMemo()
+    other.recall_kept(memo.kept(), "https://b/dav/")
+    assert other.answers == {}, "another server's answers are not this server's"
