@@ -20,7 +20,7 @@ from servers import DavServer, ServerPool, bump, make_tree
 
 from m3daemon.core.entries import RemoteEntry
 from m3daemon.engine.context import record_path
-from m3daemon.engine.sync import KEPT_MEMO, SyncReport
+from m3daemon.engine.sync import KEPT_MEMO, ListingCache, SyncReport
 from m3daemon.local.record import Record
 from m3daemon.remote import listing
 from m3daemon.remote.listing import AnswerMemo
@@ -102,6 +102,27 @@ def test_every_change_on_the_server_is_seen_by_the_next_update(
     assert m.files() == {f"{iso(1)}/a.jpg": b"a, replaced by the coordinator", f"{iso(3)}/c.jpg": b"c"}
     memo = kept(m)
     assert not any(iso(2) in parts for _base, parts, *_rest in memo["answers"]), "a gone folder is not kept"
+
+
+def test_a_daemon_and_the_command_start_from_each_others_last_answers(
+    dav_server: DavServer, isolated_env: Path, parsed: list[tuple[str, ...]]
+) -> None:
+    """The daemon's first sync after a restart (before a meeting, at login) reads the memo the
+    last command kept, and writes its own back when an answer changes."""
+    make_tree(cong(dav_server), FILES)
+    m = member_for(dav_server, isolated_env)
+    update(m)
+
+    parsed.clear()
+    cache = ListingCache()
+    assert m.update(cache=cache).unchanged == 2
+    assert parsed == [], "the daemon's first sync parses nothing the command read"
+
+    make_tree(cong(dav_server), {f"Media/{iso(1)}/c.jpg": b"c"})
+    assert m.update(cache=cache).downloaded == 1
+    parsed.clear()
+    assert update(m).unchanged == 3
+    assert parsed == [], "the command parses nothing the daemon read"
 
 
 def test_a_second_update_on_a_walked_server_asks_for_every_folder_at_once(

@@ -411,20 +411,24 @@ def update(
 def _read_with_memo(
     session: DavSession, cfg: Config, record: Record, today: date, cache: ListingCache | None
 ) -> Congregation:
-    """Read the congregation with the daemon's memo of answers, or, for one CLI command, with the
-    memo its last sync kept in the record (``listing_memo``): a folder whose answer is byte for
-    byte the last one is not parsed again, and the walk asks all of its folders at once."""
-    if cache is not None:
-        cache.cong = read_congregation(session, cfg, record, today, last=cache.cong, answers=cache.answers)
-        return cache.cong
-    answers = answer_memo(session, one_sync=True)
-    answers.recall_kept(record.get_meta(KEPT_MEMO), session.base_url)
+    """Read the congregation with the memo of answers that the last sync kept in the record
+    (``listing_memo``): a folder whose answer is byte for byte the last one is not parsed again,
+    and the walk asks for all of its folders at once. A command reads it at every sync; the
+    daemon at its first, and then keeps its own in memory (written back when it changes)."""
+    answers = cache.answers if cache is not None else answer_memo(session, one_sync=True)
+    if cache is None or cache.cong is None:
+        answers.recall_kept(record.get_meta(KEPT_MEMO), session.base_url)
     try:
-        cong = read_congregation(session, cfg, record, today, answers=answers)
+        cong = read_congregation(session, cfg, record, today, last=cache.cong if cache is not None else None,
+                                 answers=answers)
     finally:
-        answers.close()
+        if cache is None:
+            answers.close()
     if answers.changed:
         record.set_meta(**{KEPT_MEMO: answers.kept()})
+        answers.mark_kept()
+    if cache is not None:
+        cache.cong = cong
     return cong
 
 

@@ -153,7 +153,12 @@ class AnswerMemo:
             log.debug("the kept listing memo is not readable; listing as on a first sync")
             return
         self.answers, self.walked = answers, walked
-        self.recalled = (frozenset(answers), list(walked))
+        self.mark_kept()
+
+    def mark_kept(self) -> None:
+        """What the memo holds now is what the record holds."""
+        self.parsed = 0
+        self.recalled = (frozenset(self.answers), list(self.walked))
 
 
 def _kept_parts(parts: Any) -> tuple[str, ...]:
