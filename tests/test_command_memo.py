@@ -7,6 +7,7 @@ the server, and a memo that is not exactly what this version wrote is not used a
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -196,3 +197,25 @@ def test_a_memo_reads_back_as_it_was_kept_and_only_for_its_own_server() -> None:
     other = AnswerMemo()
     other.recall_kept(memo.kept(), "https://b/dav/")
     assert other.answers == {}, "another server's answers are not this server's"
+
+
+def test_a_record_that_cannot_take_the_memo_does_not_stop_the_sync(
+    dav_server: DavServer, isolated_env: Path, parsed: list[tuple[str, ...]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The memo only saves time: a disk too full for it leaves the sync to go on (the next one
+    parses again)."""
+    real = Record.set_meta
+
+    def full(self: Record, **values: Any) -> None:
+        if KEPT_MEMO in values:
+            raise sqlite3.OperationalError("database or disk is full")
+        real(self, **values)
+
+    monkeypatch.setattr(Record, "set_meta", full)
+    make_tree(cong(dav_server), FILES)
+    m = member_for(dav_server, isolated_env)
+    assert update(m).downloaded == 2
+    first, parsed[:] = sorted(parsed), []
+    assert kept(m) is None
+    assert update(m).unchanged == 2
+    assert sorted(parsed) == first

@@ -7,6 +7,7 @@ record). The CLI, the daemon and the dashboard all call :func:`update`.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -425,8 +426,11 @@ def _read_with_memo(
         if cache is None:
             answers.close()
     if answers.changed:
-        record.set_meta(**{KEPT_MEMO: answers.kept()})
-        answers.mark_kept()
+        try:
+            record.set_meta(**{KEPT_MEMO: answers.kept()})
+            answers.mark_kept()
+        except (OSError, sqlite3.Error) as exc:  # (a full disk: the sync goes on, and says so if it must)
+            log.info("the listing memo was not kept (%s); the next sync parses its answers again", exc)
     if cache is not None:
         cache.cong = cong
     return cong
