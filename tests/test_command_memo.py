@@ -24,6 +24,7 @@ from m3daemon.engine.context import record_path
 from m3daemon.engine.sync import KEPT_MEMO, ListingCache, SyncReport
 from m3daemon.local.record import Record
 from m3daemon.remote import listing
+from m3daemon.remote.http import DavSession, Endpoint
 from m3daemon.remote.listing import AnswerMemo
 
 FILES = {f"Media/{iso(1)}/a.jpg": b"a", f"Media/{iso(2)}/b.jpg": b"b"}
@@ -181,22 +182,25 @@ def test_a_kept_memo_that_is_not_exactly_what_this_version_wrote_is_not_used(
     assert kept(m)["version"] != "0.0.0", "the next update keeps this version's memo"
 
 
-def test_a_memo_reads_back_as_it_was_kept_and_only_for_its_own_server() -> None:
+def test_a_memo_reads_back_as_it_was_kept_and_only_for_its_own_folder() -> None:
     entries = [
         RemoteEntry(("Media",), True, None, '"d"', datetime(2026, 12, 3, 10, 0, tzinfo=UTC)),
         RemoteEntry(("Media", "Recurring", "ÿ ü.mp4"), False, 12, None, None),
     ]
+    here = DavSession(Endpoint("https://a.example", "/dav/Cong", "u"), "p")
     memo = AnswerMemo()
-    memo.answers[("https://a/dav/", ("Media",), "1")] = (b"\x01" * 20, (entries, [("/x/", "another server")], "t|"))
+    memo.answers[(here.base_url, ("Media",), "1")] = (b"\x01" * 20, (entries, [("/x/", "another server")], "t|"))
     memo.walked = [(), ("Media",)]
     back = AnswerMemo()
-    back.recall_kept(memo.kept(), "https://a/dav/")
+    back.recall_kept(memo.kept(here), here)
     assert back.answers == memo.answers and back.walked == memo.walked
     assert not back.changed, "nothing new: the record is not written again"
 
-    other = AnswerMemo()
-    other.recall_kept(memo.kept(), "https://b/dav/")
-    assert other.answers == {}, "another server's answers are not this server's"
+    for elsewhere in (DavSession(Endpoint("https://b.example", "/dav/Cong", "u"), "p"),
+                      DavSession(Endpoint("https://a.example", "/dav/Other", "u"), "p")):
+        other = AnswerMemo()
+        other.recall_kept(memo.kept(here), elsewhere)
+        assert other.answers == {} and other.walked == [], f"not the memo of {elsewhere.url(collection=True)}"
 
 
 def test_a_record_that_cannot_take_the_memo_does_not_stop_the_sync(

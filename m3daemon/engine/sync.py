@@ -418,7 +418,7 @@ def _read_with_memo(
     daemon at its first, and then keeps its own in memory (written back when it changes)."""
     answers = cache.answers if cache is not None else answer_memo(session, one_sync=True)
     if cache is None or cache.cong is None:
-        answers.recall_kept(record.get_meta(KEPT_MEMO), session.base_url)
+        answers.recall_kept(record.get_meta(KEPT_MEMO), session)
     try:
         cong = read_congregation(session, cfg, record, today, last=cache.cong if cache is not None else None,
                                  answers=answers)
@@ -427,7 +427,7 @@ def _read_with_memo(
             answers.close()
     if answers.changed:
         try:
-            record.set_meta(**{KEPT_MEMO: answers.kept()})
+            record.set_meta(**{KEPT_MEMO: answers.kept(session)})
             answers.mark_kept()
         except (OSError, sqlite3.Error) as exc:  # (a full disk: the sync goes on, and says so if it must)
             log.info("the listing memo was not kept (%s); the next sync parses its answers again", exc)
