@@ -58,7 +58,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-KEPT_MEMO = "listing_memo"  # the record's meta key of a CLI sync's AnswerMemo.kept()
+KEPT_MEMO = "listing_memo"  # the record's meta key of AnswerMemo.kept() (see _read_with_memo)
 
 __all__ = ["Congregation", "ListingCache", "SyncReport", "make_plan", "read_congregation", "repair", "update"]
 

@@ -78,8 +78,9 @@ class AnswerMemo:
     Kept by the daemon between polls with its session, and in the record between processes
     (:meth:`kept`): a folder whose answer is byte for byte the last answer is not parsed again.
     Parsing costs 20–40 µs per entry in Python (40–85 ms for 2,000 files, most of a poll on a
-    server that answers in 2 ms); hashing 100 kB costs 0.1 ms. The same bytes parsed for the same folder give the same entries, so nothing the sync
-    sees changes; a server that answers differently (a changed date, ETag, one byte) is parsed.
+    server that answers in 2 ms); hashing 100 kB costs 0.1 ms. The same bytes parsed for the same
+    folder give the same entries, so nothing the sync sees changes; a server that answers
+    differently (a changed date, ETag, one byte) is parsed.
     """
 
     answers: dict[MemoKey, tuple[bytes, Found]] = field(default_factory=dict)
@@ -147,10 +148,10 @@ class AnswerMemo:
             for base, parts, depth, digest, rows, skipped, tag in data["answers"]:
                 if base != base_url:
                     continue
+                if type(depth) is not str or not (tag is None or type(tag) is str):
+                    raise ValueError("not an answer")
                 entries = [_kept_entry(row) for row in rows]
                 bad = [(str(href), str(why)) for href, why in skipped]
-                if not (isinstance(depth, str) and (tag is None or isinstance(tag, str))):
-                    return
                 answers[(base, _kept_parts(parts), depth)] = (bytes.fromhex(digest), (entries, bad, tag))
             walked = [_kept_parts(p) for p in data["walked"]]
         except (TypeError, ValueError, KeyError):
