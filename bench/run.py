@@ -45,6 +45,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import common
+import floors
 from common import (
     MIB,
     OLD,
@@ -60,7 +61,6 @@ from common import (
     median,
     rclone_copy,
     rm,
-    run_timed,
     start_server,
     write_curl_config,
     write_file,
@@ -124,6 +124,13 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
+def floor_row(what: str, server: Server, floor: float, *, curl: float | None = None, rclone: float | None = None,
+              goal: str, verdict: str) -> Row:
+    """The floor under a row (bench/floors.py), in the row's own columns."""
+    return Row(f"floor: {what}", server.kind, s(floor), s(curl) if curl else "—", s(rclone) if rclone else "—",
+               ratio(floor, curl) if curl else "—", ratio(floor, rclone) if rclone else "—", goal, verdict)
+
+
 # --------------------------------------------------------------------------------------------
 # Scenario 1: bulk
 # --------------------------------------------------------------------------------------------
@@ -167,9 +174,14 @@ def scenario_bulk(server: Server, work: Path, runs: int, res: Results) -> None:
         m = median(xs)
         res.add(Row(f"bulk 200 MiB: {label}", server.kind, s(m), s(c), s(rc), ratio(m, c), ratio(m, rc),
                     "≤ 1.0× curl", yes(m <= c)))
+    bare, _inner = floors.bare_loop(server, [(server.url_for(rel), str(work / "floor-bulk.bin"))], work, runs)
+    rm(work / "floor-bulk.bin")
+    floor = median(bare) + floors.imports_beyond_pycurl(res.details["startup"])
+    res.add(floor_row("bulk 200 MiB, a bare pycurl loop + the update's imports", server, floor, curl=c, rclone=rc,
+                      goal="≤ 1.0× curl", verdict=floors.verdict(floor / c, 1.0)))
     res.details[f"bulk/{server.kind}"] = {
         "curl_s": t_curl, "cli_s": t_cli, "rclone_s": t_rclone, "inprocess_s": t_inproc,
-        "inprocess_list_plan_s": t_plan, "cli_cpu_s": cpu_cli, "curl_cpu_s": cpu_curl,
+        "inprocess_list_plan_s": t_plan, "cli_cpu_s": cpu_cli, "curl_cpu_s": cpu_curl, "bare_loop_s": bare,
         "MBps": {"curl": BULK_SIZE / c / 1e6, "m3_cli": BULK_SIZE / median(t_cli) / 1e6,
                  "m3_inprocess": BULK_SIZE / median(t_inproc) / 1e6, "rclone": BULK_SIZE / rc / 1e6},
     }
@@ -222,9 +234,19 @@ def scenario_small(server: Server, work: Path, runs: int, rclone_runs: int, inpr
         res.add(Row(f"2,000 × 100 KB: {label}", server.kind, s(m), s(c), s(rc), ratio(m, c), ratio(m, rc),
                     "≤ 1.5× curl; ≥ 10× faster than rclone",
                     f"curl: {yes(ok_curl)}; rclone: {yes(ok_rclone)} ({rc / m:.1f}× faster)"))
+    floor_out = work / "floor-small"
+    bare, _inner = floors.bare_loop(server, [(server.url_for(r), str(floor_out / r.split("/", 1)[1])) for r in rels],
+                                    work, runs, parallel=CURL_PARALLEL)
+    rm(floor_out)
+    floor = median(bare) + floors.imports_beyond_pycurl(res.details["startup"])
+    res.add(floor_row("2,000 × 100 KB, a bare pycurl loop + the update's imports", server, floor, curl=c, rclone=rc,
+                      goal="≤ 1.5× curl; ≥ 10× faster than rclone",
+                      verdict=f"curl: {floors.verdict(floor / c, 1.5)}; rclone: "
+                              f"{floors.verdict(rc / floor, 10, faster=True)} ({rc / floor:.1f}× faster)"))
     res.details[f"small/{server.kind}"] = {
         "curl_parallel_max": CURL_PARALLEL, "curl_s": t_curl, "cli_s": t_cli, "inprocess_s": t_inproc,
         "inprocess_list_plan_s": t_plan, "rclone_s": t_rclone, "cli_cpu_s": cpu_cli, "curl_cpu_s": cpu_curl,
+        "bare_loop_s": bare,
         "files_per_s": {"curl": SMALL_COUNT / c, "m3_cli": SMALL_COUNT / median(t_cli), "rclone": SMALL_COUNT / rc},
     }
 
@@ -383,6 +405,14 @@ def scenario_noop(server: Server, work: Path, runs: int, res: Results) -> None:
     mp = median(t_poll)
     res.add(Row("daemon poll, nothing changed: update() with the daemon's cache", server.kind, s(mp), "—", s(rc),
                 "—", ratio(mp, rc), "≤ 0.25× rclone's no-op", yes(mp <= 0.25 * rc)))
+    jobs, depth = floors.noop_jobs(server)
+    bare, inner = floors.bare_loop(server, jobs, work, runs, propfind=depth)
+    floor = median(bare) + floors.imports_beyond_pycurl(res.details["startup"])
+    res.add(floor_row(f"no-op, the same {len(jobs)} PROPFIND on a bare pycurl loop + the update's imports", server,
+                      floor, rclone=rc, goal="≤ 0.8× rclone", verdict=floors.verdict(floor / rc, 0.8)))
+    res.add(floor_row(f"daemon poll, the same {len(jobs)} PROPFIND alone (no process start)", server,
+                      median(inner), rclone=rc, goal="≤ 0.25× rclone's no-op",
+                      verdict=floors.verdict(median(inner) / rc, 0.25)))
     res.add(Row("daemon poll: requests (server log)", server.kind, f"{max(poll_reqs)}", "—", f"{max(rreqs)}", "—",
                 "—", "1 (Depth infinity)" if server.infinity else f"≤ 1 per window folder + root, Media ({folders})",
                 yes(max(poll_reqs) <= goal_req)))
@@ -398,7 +428,7 @@ def scenario_noop(server: Server, work: Path, runs: int, res: Results) -> None:
     res.details[f"noop/{server.kind}"] = {
         "cli_s": t_cli, "cli_cpu_s": cpu, "rclone_s": t_rclone, "inprocess_s": t_inproc, "requests": reqs,
         "rclone_requests": rreqs, "listed_folders": folders, "strace": opens, "atime": atimes,
-        "daemon_poll_s": t_poll, "daemon_poll_requests": poll_reqs,
+        "daemon_poll_s": t_poll, "daemon_poll_requests": poll_reqs, "bare_loop_s": bare, "bare_requests_s": inner,
     }
 
 
@@ -445,14 +475,6 @@ def scenario_daemon(server: Server, work: Path, runs: int, res: Results) -> None
                 ratio(b, c), "—", "≤ 1.0× curl", yes(b <= c)))
     res.details[f"daemon/{server.kind}"] = {"noop_cli_s": t_noop, "rclone_s": t_rclone, "bulk_cli_s": t_big,
                                            "bulk_daemon_sync_s": synced, "curl_s": t_curl}
-
-
-def startup_baseline(work: Path, runs: int, res: Results, env: dict[str, str]) -> None:
-    """Interpreter start and the imports of `update`, for the no-op analysis."""
-    bare = [run_timed([common.PYTHON, "-c", "pass"], env=env).seconds for _ in range(runs)]
-    imp = [run_timed([common.PYTHON, "-c", "import m3daemon.cli.main, m3daemon.cli.update_cmd, m3daemon.engine.sync"],
-                     env=env).seconds for _ in range(runs)]
-    res.details["startup"] = {"python_c_pass_s": median(bare), "import_update_modules_s": median(imp)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -628,8 +650,9 @@ def print_details(res: Results) -> None:
                   f"{val['atime']['atime_changed']} of {val['atime']['files']} changed (a read does change "
                   f"atime here: {val['atime']['method_sensitive']})")
         elif key == "startup":
-            print(f"  startup: `python -c pass` {val['python_c_pass_s']:.3f} s; importing update's modules "
-                  f"{val['import_update_modules_s']:.3f} s (whole process)")
+            print(f"  startup: `python -c pass` {val['python_c_pass_s']:.3f} s; `import pycurl` "
+                  f"{val['import_pycurl_s']:.3f} s; importing update's modules {val['import_update_modules_s']:.3f} s "
+                  "(whole processes)")
         elif key == "imports":
             print(f"  imports of `update` (-X importtime): {val['total_ms']:.0f} ms in all")
             print("    heaviest (cumulative): " + ", ".join(f"{n} {ms:.1f} ms" for n, ms in val["heaviest_ms"]))
@@ -692,8 +715,8 @@ def main() -> int:
             warm = Member.create(home, server, "warm-up")
             server.clear_root()
             warm.cli("update", "--dry-run", "--json")  # fills the bytecode cache
-            if kind == kinds[0] and "noop" in scenarios:
-                startup_baseline(work, runs if runs > 2 else 3, res, warm.env)
+            if kind == kinds[0]:  # the interpreter and the imports, for the floors (bench/floors.py)
+                res.details["startup"] = floors.startup(runs if runs > 2 else 3, warm.env)
             if "bulk" in scenarios:
                 scenario_bulk(server, work, bulk_runs, res)
             if "small" in scenarios:
