@@ -370,7 +370,7 @@ def install_cli(work: Path) -> str:
     a venv of its own under ``work`` whose other packages are the dev venv's; returns its Python.
 
     Why: the dev install's editable finder runs at every interpreter start (``python -c pass``:
-    20-30 ms against 10 ms here), and no user has it: pipx, ``pip install .`` and the one-file
+    20-30 ms against 10 ms here), and no user has it: pipx, ``pip install .`` and the PyInstaller
     build all install the package itself.
     """
     import sysconfig

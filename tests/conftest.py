@@ -16,9 +16,9 @@ Helpers live in ``tests/servers.py`` (import them with ``from servers import mak
 
 ``trashed_from(folder)`` (here) lists what the platform's trash holds from below ``folder``.
 
-``one_file_build`` the outcome of packaging/build.sh, built while the other tests run (in CI, or
-                    with M3DAEMON_TEST_BUILD=1; else the test skips): tests/onefile.py.
-``one_file_program`` dist/m3daemon: that build's, or one already there; else skip (fail in CI).
+``frozen_build`` the outcome of packaging/build.sh, built while the other tests run (in CI, or
+                    with M3DAEMON_TEST_BUILD=1; else the test skips): tests/frozen.py.
+``frozen_program`` dist/m3daemon/m3daemon: that build's, or one already there; else skip (fail in CI).
 
 ``wait_until(what, check)`` (here; ``from conftest import wait_until``) is the one way a test
 waits for something another thread or process makes true: it polls ``check`` until it returns
@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import unquote
 
-import onefile
+import frozen
 import pytest
 from fsmounts import windows_volume  # noqa: F401 - exFAT and NTFS volumes (tests/fsmounts.py)
 from servers import KINDS, DavServer, ServerPool
@@ -139,30 +139,30 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempP
     return home
 
 
-# --- the one-file build (tests/onefile.py) ------------------------------------------------------
+# --- the PyInstaller build (tests/frozen.py) ----------------------------------------------------
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    onefile.start_if_asked([list(getattr(item, "fixturenames", ())) for item in session.items])
+    frozen.start_if_asked([list(getattr(item, "fixturenames", ())) for item in session.items])
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    onefile.stop()
+    frozen.stop()
 
 
 @pytest.fixture(scope="session")
-def one_file_build() -> onefile.Build:
-    build = onefile.result()
+def frozen_build() -> frozen.Build:
+    build = frozen.result()
     if build is None:
-        pytest.skip("builds the one-file executable (about three minutes): runs in CI, or with M3DAEMON_TEST_BUILD=1")
+        pytest.skip("builds the PyInstaller program folder (about three minutes): runs in CI, or with M3DAEMON_TEST_BUILD=1")
     return build
 
 
 @pytest.fixture(scope="session")
-def one_file_program() -> Path:
+def frozen_program() -> Path:
     from servers import skip_or_fail
 
-    build = onefile.result()
-    if (build is not None and build.returncode != 0) or not onefile.EXE.is_file():
-        skip_or_fail("no one-file build: run packaging/build.sh first (in CI the suite builds it)")
-    return onefile.EXE
+    build = frozen.result()
+    if (build is not None and build.returncode != 0) or not frozen.EXE.is_file():
+        skip_or_fail("no PyInstaller build: run packaging/build.sh first (in CI the suite builds it)")
+    return frozen.EXE

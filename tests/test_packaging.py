@@ -1,24 +1,30 @@
-"""The installable builds: the PyInstaller one-file build of Linux runs the demo, and pipx-style
+"""The installable builds: the PyInstaller build of Linux runs the demo from its folder, and pipx-style
 installs carry the package data (service templates)."""
 
 from __future__ import annotations
 
 import os
+import platform
+import select
+import socket
 import subprocess
 import sys
+import tarfile
+import time
 import zipfile
 from pathlib import Path
 
-from onefile import EXE, Build
+from frozen import EXE, Build
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def test_the_one_file_linux_build_runs_the_demo(one_file_build: Build) -> None:
-    proc = one_file_build  # packaging/build.sh, run while the other tests ran (tests/onefile.py)
+def test_the_linux_build_runs_the_demo_from_its_folder(frozen_build: Build) -> None:
+    proc = frozen_build  # packaging/build.sh, run while the other tests ran (tests/frozen.py)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     exe = EXE
     assert exe.is_file() and os.access(exe, os.X_OK)
+    assert (exe.parent / "_internal").is_dir()  # its libraries, beside it: nothing to unpack
     assert "Member's second update: downloaded 0," in proc.stdout
     assert "403 (members may only read)" in proc.stdout
     french = subprocess.run([str(exe), "--lang", "fr", "status", "--help"], capture_output=True, text=True,
@@ -28,13 +34,58 @@ def test_the_one_file_linux_build_runs_the_demo(one_file_build: Build) -> None:
         assert "bundling PyGObject's GTK and AyatanaAppIndicator typelibs" in proc.stdout + proc.stderr
 
 
+def test_the_running_build_keeps_nothing_in_the_temporary_folder(frozen_build: Build, tmp_path: Path) -> None:
+    """A one-file program would unpack itself into TMPDIR/_MEIxxxxxx at every start, and leave
+    it there when killed; the folder build runs from where it lies. Checked while it serves."""
+    assert frozen_build.returncode == 0, frozen_build.stdout[-3000:] + frozen_build.stderr[-3000:]
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp), "TEMP": str(temp), "TMP": str(temp), "HOME": str(tmp_path)}
+    env.pop("PYTHONPATH", None)
+    subprocess.run([str(EXE), "server", "init", str(tmp_path / "srv")], env=env, check=True, capture_output=True,
+                   timeout=120)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([str(EXE), "-v", "server", "run", str(tmp_path / "srv"), "--port", str(port)],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    assert server.stderr is not None
+    try:
+        said, deadline = b"", time.monotonic() + 60
+        while b"serving" not in said:  # its log line once it listens: all of it has loaded by then
+            left = deadline - time.monotonic()
+            assert left > 0 and select.select([server.stderr], [], [], left)[0], said.decode(errors="replace")
+            chunk = os.read(server.stderr.fileno(), 65536)
+            assert chunk, said.decode(errors="replace")  # it ended
+            said += chunk
+        assert [p.name for p in temp.iterdir() if p.name.startswith("_MEI")] == []
+    finally:
+        server.kill()
+        server.wait(30)
+    assert [p.name for p in temp.iterdir() if p.name.startswith("_MEI")] == []  # killed: nothing left either
+
+
+def test_the_build_is_handed_out_as_one_archive_of_its_folder(frozen_build: Build) -> None:
+    assert frozen_build.returncode == 0, frozen_build.stdout[-3000:] + frozen_build.stderr[-3000:]
+    from m3daemon import __version__
+
+    archive = REPO / "dist" / f"m3daemon-{__version__}-{platform.system().lower()}-{platform.machine().lower()}.tar.gz"
+    assert archive.is_file(), sorted(p.name for p in (REPO / "dist").iterdir())
+    with tarfile.open(archive) as tar:
+        program = tar.getmember("m3daemon/m3daemon")
+        names = tar.getnames()
+    assert program.isfile() and program.mode & 0o111  # it runs where it is unpacked
+    assert any(n.startswith("m3daemon/_internal/") for n in names)
+    assert len(names) == sum(1 for _ in EXE.parent.rglob("*")) + 1  # the folder, all of it (and itself)
+
+
 def test_a_wheel_carries_the_service_templates_and_the_compiled_catalogues(tmp_path: Path) -> None:
     import gettext
     import io
 
-    import onefile
+    import frozen
 
-    onefile.result()  # the one-file build installs this checkout too: never two setuptools builds in it at once
+    frozen.result()  # the PyInstaller build installs this checkout too: never two setuptools builds in it at once
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
                     str(tmp_path), str(REPO)], check=True, capture_output=True, timeout=300)
     [wheel] = tmp_path.glob("m3daemon-*.whl")

@@ -524,15 +524,15 @@ def test_sigterm_ends_the_tray_loop_on_the_main_thread(tray_app: TrayApp) -> Non
     _assert_all_on_the_main_thread(app, changed=False)
 
 
-def test_the_one_file_build_shows_the_tray_with_its_menu(
-    xsession: XSession, wsgidav_server: Any, isolated_env: Path, one_file_program: Path
+def test_the_frozen_build_shows_the_tray_with_its_menu(
+    xsession: XSession, wsgidav_server: Any, isolated_env: Path, frozen_program: Path
 ) -> None:
-    """dist/m3daemon (packaging/build.sh, which the suite runs in CI) brings PyGObject's
+    """dist/m3daemon/m3daemon (packaging/build.sh, which the suite runs in CI) brings PyGObject's
     typelibs: its tray uses the appindicator backend, with the menu, not the menu-less xorg one,
     and the menu opens without the system's icon and GTK themes (the build leaves them out)."""
     from member import Member
 
-    exe = one_file_program
+    exe = frozen_program
     (wsgidav_server.root / "Cong").mkdir(exist_ok=True)
     m = Member.create(isolated_env, wsgidav_server.url, "/dav/Cong", wsgidav_server.username,
                       wsgidav_server.password, wsgidav_server.ca_file)

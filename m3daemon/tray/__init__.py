@@ -326,7 +326,7 @@ class Tray:
             return
         # What is true now, not what was true when the icon was made: a sync that ended while the
         # loop started is drawn before the icon shows. An image set just after it shows can be
-        # lost where libappindicator is still docking its fallback icon (the one-file build).
+        # lost where libappindicator is still docking its fallback icon (the PyInstaller build).
         key = self._key(self._statuses())
         if key != self._icon_key:
             self._icon_key = key

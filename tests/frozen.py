@@ -1,5 +1,5 @@
-"""The one-file build (packaging/build.sh) for the tests that check it, built while the rest of
-the suite runs.
+"""The PyInstaller build (packaging/build.sh: the program folder dist/m3daemon/) for the tests
+that check it, built while the rest of the suite runs.
 
 Why: the build takes about three minutes of a 2-core machine, a third of the suite, mostly in
 one process. It starts as soon as the tests are collected (when one of them asks for it), at the
@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-EXE = REPO / "dist" / "m3daemon"  # what packaging/build.sh makes
-FIXTURES = ("one_file_build", "one_file_program")  # tests that ask for either start the build
+EXE = REPO / "dist" / "m3daemon" / "m3daemon"  # what packaging/build.sh makes, in its folder
+FIXTURES = ("frozen_build", "frozen_program")  # tests that ask for either start the build
 TIMEOUT = 1200
 
 
@@ -40,7 +40,7 @@ class Build:
 
 class Background:
     def __init__(self) -> None:
-        self.work = Path(tempfile.mkdtemp(prefix="m3daemon-onefile-"))
+        self.work = Path(tempfile.mkdtemp(prefix="m3daemon-build-"))
         self.out = (self.work / "stdout").open("w")
         self.err = (self.work / "stderr").open("w")
         nice = ["nice", "-n", "19"] if shutil.which("nice") else []
