@@ -65,10 +65,16 @@ def main() -> int:
         c.setopt(pycurl.CAINFO, args.ca)
         c.setopt(pycurl.USERPWD, credentials)
         c.setopt(pycurl.HTTPAUTH, pycurl.HTTPAUTH_BASIC)
+        # m3daemon's transfer settings (remote/curl.py), so that the floor is never above it
+        c.setopt(pycurl.BUFFERSIZE, 256 * 1024)
+        c.setopt(pycurl.NOSIGNAL, 1)
+        c.setopt(pycurl.NOPROXY, "*")
         if args.propfind:
             c.setopt(pycurl.CUSTOMREQUEST, "PROPFIND")
             c.setopt(pycurl.HTTPHEADER, [f"Depth: {args.propfind}", "Content-Type: application/xml"])
             c.setopt(pycurl.POSTFIELDS, BODY)
+        else:
+            c.setopt(pycurl.HTTPHEADER, ["Accept-Encoding: identity"])
         return c
 
     while queue or active:

@@ -14,7 +14,8 @@ A floor is::
   + what the update's imports take beyond ``import pycurl``
 
 For the daemon's poll, which runs in a process already started, the floor is the requests alone
-(the loop's own time, printed by floor_fetch.py).
+(the loop's own time, printed by floor_fetch.py). They go on new connections there, while the
+daemon's stay open, so on a server that answers fast this floor is a little high.
 """
 
 from __future__ import annotations

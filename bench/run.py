@@ -143,6 +143,7 @@ def scenario_bulk(server: Server, work: Path, runs: int, res: Results) -> None:
     out = work / "curl-bulk.bin"
     dest = work / "rclone-bulk"
     t_curl, t_cli, t_rclone, t_inproc, t_plan, cpu_cli, cpu_curl = [], [], [], [], [], [], []
+    bare, inner, bare_jobs = [], [], [(server.url_for(rel), str(work / "floor-bulk.bin"))]
     for _ in range(runs):
         rm(out)
         r = curl_one(server, rel, out)
@@ -150,6 +151,10 @@ def scenario_bulk(server: Server, work: Path, runs: int, res: Results) -> None:
         t_curl.append(r.seconds)
         cpu_curl.append(r.user + r.sys)
         rm(out)
+
+        whole, own = floors.bare_loop(server, bare_jobs, work, 1)  # the floor (bench/floors.py)
+        bare, inner = bare + whole, inner + own
+        rm(work / "floor-bulk.bin")
 
         member.clean()
         run, rep = member.update_json()
@@ -174,15 +179,13 @@ def scenario_bulk(server: Server, work: Path, runs: int, res: Results) -> None:
         m = median(xs)
         res.add(Row(f"bulk 200 MiB: {label}", server.kind, s(m), s(c), s(rc), ratio(m, c), ratio(m, rc),
                     "≤ 1.0× curl", yes(m <= c)))
-    bare, _inner = floors.bare_loop(server, [(server.url_for(rel), str(work / "floor-bulk.bin"))], work, runs)
-    rm(work / "floor-bulk.bin")
     floor = median(bare) + floors.imports_beyond_pycurl(res.details["startup"])
     res.add(floor_row("bulk 200 MiB, a bare pycurl loop + the update's imports", server, floor, curl=c, rclone=rc,
                       goal="≤ 1.0× curl", verdict=floors.verdict(floor / c, 1.0)))
     res.details[f"bulk/{server.kind}"] = {
         "curl_s": t_curl, "cli_s": t_cli, "rclone_s": t_rclone, "inprocess_s": t_inproc,
         "inprocess_list_plan_s": t_plan, "cli_cpu_s": cpu_cli, "curl_cpu_s": cpu_curl, "bare_loop_s": bare,
-        "MBps": {"curl": BULK_SIZE / c / 1e6, "m3_cli": BULK_SIZE / median(t_cli) / 1e6,
+        "bare_requests_s": inner, "MBps": {"curl": BULK_SIZE / c / 1e6, "m3_cli": BULK_SIZE / median(t_cli) / 1e6,
                  "m3_inprocess": BULK_SIZE / median(t_inproc) / 1e6, "rclone": BULK_SIZE / rc / 1e6},
     }
 
@@ -201,6 +204,8 @@ def scenario_small(server: Server, work: Path, runs: int, rclone_runs: int, inpr
     cfg = write_curl_config(server, rels, out, work / f"curl-small-{server.kind}.cfg")
     dest = work / f"rclone-small-{server.kind}"  # kept: the no-op scenario re-runs rclone on it
     t_curl, t_cli, t_inproc, t_plan, t_rclone, cpu_cli, cpu_curl = [], [], [], [], [], [], []
+    floor_out = work / "floor-small"
+    bare, inner, bare_jobs = [], [], [(server.url_for(r), str(floor_out / r.split("/", 1)[1])) for r in rels]
     for i in range(runs):
         rm(out)
         r = curl_many(server, cfg, CURL_PARALLEL)
@@ -208,6 +213,10 @@ def scenario_small(server: Server, work: Path, runs: int, rclone_runs: int, inpr
         t_curl.append(r.seconds)
         cpu_curl.append(r.user + r.sys)
         rm(out)
+
+        whole, own = floors.bare_loop(server, bare_jobs, work, 1, parallel=CURL_PARALLEL)
+        bare, inner = bare + whole, inner + own
+        rm(floor_out)
 
         member.clean()
         run, rep = member.update_json()
@@ -234,10 +243,6 @@ def scenario_small(server: Server, work: Path, runs: int, rclone_runs: int, inpr
         res.add(Row(f"2,000 × 100 KB: {label}", server.kind, s(m), s(c), s(rc), ratio(m, c), ratio(m, rc),
                     "≤ 1.5× curl; ≥ 10× faster than rclone",
                     f"curl: {yes(ok_curl)}; rclone: {yes(ok_rclone)} ({rc / m:.1f}× faster)"))
-    floor_out = work / "floor-small"
-    bare, _inner = floors.bare_loop(server, [(server.url_for(r), str(floor_out / r.split("/", 1)[1])) for r in rels],
-                                    work, runs, parallel=CURL_PARALLEL)
-    rm(floor_out)
     floor = median(bare) + floors.imports_beyond_pycurl(res.details["startup"])
     res.add(floor_row("2,000 × 100 KB, a bare pycurl loop + the update's imports", server, floor, curl=c, rclone=rc,
                       goal="≤ 1.5× curl; ≥ 10× faster than rclone",
@@ -246,7 +251,7 @@ def scenario_small(server: Server, work: Path, runs: int, rclone_runs: int, inpr
     res.details[f"small/{server.kind}"] = {
         "curl_parallel_max": CURL_PARALLEL, "curl_s": t_curl, "cli_s": t_cli, "inprocess_s": t_inproc,
         "inprocess_list_plan_s": t_plan, "rclone_s": t_rclone, "cli_cpu_s": cpu_cli, "curl_cpu_s": cpu_curl,
-        "bare_loop_s": bare,
+        "bare_loop_s": bare, "bare_requests_s": inner,
         "files_per_s": {"curl": SMALL_COUNT / c, "m3_cli": SMALL_COUNT / median(t_cli), "rclone": SMALL_COUNT / rc},
     }
 
@@ -363,6 +368,8 @@ def scenario_noop(server: Server, work: Path, runs: int, res: Results) -> None:
     dest = rclone_synced(server, work)
     t_cli, t_rclone, t_inproc, reqs, rreqs, cpu = [], [], [], [], [], []
     t_poll, poll_reqs = [], []
+    bare, inner = [], []
+    bare_jobs, depth = floors.noop_jobs(server)
     from m3daemon.engine.sync import ListingCache
 
     cache = ListingCache()  # the daemon keeps the last listing between its polls
@@ -392,6 +399,9 @@ def scenario_noop(server: Server, work: Path, runs: int, res: Results) -> None:
         assert report.downloaded == 0
         t_poll.append(total)
         poll_reqs.append(len(server.request_log()))
+
+        whole, own = floors.bare_loop(server, bare_jobs, work, 1, propfind=depth)
+        bare, inner = bare + whole, inner + own
     folders = listed_folders(server)
     m, rc = median(t_cli), median(t_rclone)
     res.add(Row(f"no-op ({SMALL_COUNT:,} files): CLI process", server.kind, s(m), "—", s(rc), "—",
@@ -405,12 +415,11 @@ def scenario_noop(server: Server, work: Path, runs: int, res: Results) -> None:
     mp = median(t_poll)
     res.add(Row("daemon poll, nothing changed: update() with the daemon's cache", server.kind, s(mp), "—", s(rc),
                 "—", ratio(mp, rc), "≤ 0.25× rclone's no-op", yes(mp <= 0.25 * rc)))
-    jobs, depth = floors.noop_jobs(server)
-    bare, inner = floors.bare_loop(server, jobs, work, runs, propfind=depth)
     floor = median(bare) + floors.imports_beyond_pycurl(res.details["startup"])
-    res.add(floor_row(f"no-op, the same {len(jobs)} PROPFIND on a bare pycurl loop + the update's imports", server,
+    res.add(floor_row(f"no-op, the same {len(bare_jobs)} PROPFIND on a bare pycurl loop + the update's imports", server,
                       floor, rclone=rc, goal="≤ 0.8× rclone", verdict=floors.verdict(floor / rc, 0.8)))
-    res.add(floor_row(f"daemon poll, the same {len(jobs)} PROPFIND alone (no process start)", server,
+    res.add(floor_row(f"daemon poll, the same {len(bare_jobs)} PROPFIND alone (new connections, no process start)",
+                      server,
                       median(inner), rclone=rc, goal="≤ 0.25× rclone's no-op",
                       verdict=floors.verdict(median(inner) / rc, 0.25)))
     res.add(Row("daemon poll: requests (server log)", server.kind, f"{max(poll_reqs)}", "—", f"{max(rreqs)}", "—",
