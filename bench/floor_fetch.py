@@ -8,8 +8,8 @@ time on one ``CurlMulti`` with reused handles, as m3daemon's downloads are; ``--
 each URL with PROPFIND at that depth instead, all at once, as a no-op's listing does.
 
 Nothing else happens: no listing read, no plan, no record, no fsync, no check of size or ETag,
-no m3daemon import. What this process takes (interpreter, ``import pycurl``, the requests) is
-therefore the floor under the rows that run m3daemon's CLI, measured in the same run (bench/floors.py).
+no m3daemon import. The time it prints for the requests is what any Python process on libcurl
+needs for them: the transfer part of the floors in bench/floors.py, measured in the same run.
 """
 
 from __future__ import annotations
