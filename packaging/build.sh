@@ -5,8 +5,9 @@
 #   packaging/build.sh            # from anywhere; uses python3 (3.11+), or $PYTHON
 #
 # Linux, macOS, and Windows in Git Bash (the GitHub workflow .github/workflows/desktop.yml). The
-# folder holds dist/m3daemon/m3daemon (m3daemon.exe), and m3daemonw.exe on Windows; macOS also gets
-# dist/m3daemon.app (see the spec, which says why a folder and not one file).
+# folder holds dist/m3daemon/m3daemon (m3daemon.exe), and m3daemonw.exe on Windows; on macOS this
+# script moves PyInstaller's m3daemon.app into it too (see the spec, which says why a folder and
+# not one file).
 #
 # PyInstaller goes into a throw-away venv (never into .venv or the system Python), together with
 # m3daemon itself (pip install of this checkout), so the bundle holds exactly the declared
@@ -44,6 +45,12 @@ rm -f "$ROOT/dist/m3daemon.exe" "$ROOT/dist/m3daemonw.exe"
 [ -d "$ROOT/dist/m3daemon" ] || rm -f "$ROOT/dist/m3daemon"
 "$VPY" -m PyInstaller --noconfirm --clean --log-level WARN \
     --distpath "$ROOT/dist" --workpath "$ROOT/build/pyinstaller" packaging/m3daemon.spec
+if [ -d "$ROOT/dist/m3daemon.app" ]; then
+    # next to the command-line program, where `m3daemon service install` looks for it (the app is
+    # whole in itself), and in the archive with it
+    rm -rf "$ROOT/dist/m3daemon/m3daemon.app"
+    mv "$ROOT/dist/m3daemon.app" "$ROOT/dist/m3daemon/"
+fi
 
 step "smoke test"
 EXE="$ROOT/dist/m3daemon/m3daemon"
@@ -59,9 +66,9 @@ unset M3DAEMON_CONFIG M3DAEMON_PASSWORD
 printf 'smoke-test-password\n' | "$EXE" server user add "$SMOKE/server" smoke --role member
 "$EXE" server info "$SMOKE/server" --json >/dev/null
 [ -f "$ROOT/dist/m3daemon/m3daemonw.exe" ] && echo "windowed: $ROOT/dist/m3daemon/m3daemonw.exe"
-if [ -d "$ROOT/dist/m3daemon.app" ]; then
-    plutil -extract LSUIElement raw "$ROOT/dist/m3daemon.app/Contents/Info.plist"  # prints true
-    "$ROOT/dist/m3daemon.app/Contents/MacOS/m3daemon" --version
+if [ -d "$ROOT/dist/m3daemon/m3daemon.app" ]; then
+    plutil -extract LSUIElement raw "$ROOT/dist/m3daemon/m3daemon.app/Contents/Info.plist"  # prints true
+    "$ROOT/dist/m3daemon/m3daemon.app/Contents/MacOS/m3daemon" --version
 fi
 
 step "archive"
