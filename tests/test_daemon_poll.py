@@ -127,8 +127,8 @@ def test_a_poll_asks_for_every_folder_it_knows_at_once(dav_server_pool: ServerPo
 
 def test_a_new_date_format_between_polls_moves_the_meetings_folder(dav_server: DavServer, isolated_env: Path) -> None:
     """The coordinator forces another date format while the daemon runs: the meeting's folder
-    (none on the server) takes the new name and the sync takes its file out of the old one; a
-    folder the server has keeps the server's name (as M³ 24 does)."""
+    (none on the server) takes the new name, the sync takes its file out of the old one and
+    removes the emptied folder; a folder the server has keeps the server's name (as M³ 24 does)."""
     root = cong(dav_server)
     make_tree(root, {f"Media/{iso(1)}/a.jpg": b"a", "Media/Recurring/y.mp4": b"y",
                      "forcedPrefs.json": json.dumps({"meeting": {"mwDay": day(2).weekday()}})})
@@ -142,6 +142,7 @@ def test_a_new_date_format_between_polls_moves_the_meetings_folder(dav_server: D
     poll(m, cache)
     meeting = format_folder_date(day(2), "DD-MM-YYYY")
     assert m.files() == {f"E/{iso(1)}/a.jpg": b"a", f"E/{iso(1)}/y.mp4": b"y", f"E/{meeting}/y.mp4": b"y"}
+    assert sorted(d.name for d in (m.media / "E").iterdir()) == sorted([iso(1), meeting])  # the old one is gone
     assert poll(m, cache).downloaded == 0
 
 

@@ -240,9 +240,10 @@ def plan_sync(
         1 for p in record if (d := _date_of(p, layout)) is not None and today <= d <= end
     )
 
-    # 3. Past date folders that end up empty are removed.
+    # 3. Date folders that end up empty are removed when their date is past, or when the layout
+    #    now gives their date another name (the date format changed: their files moved there).
     removed = {a.path for a in plan.actions if isinstance(a, (Delete, Trash))}
-    for d_path in _past_date_dirs(owner, layout, today):
+    for d_path in _past_or_renamed_date_dirs(owner, layout, today):
         if not any(p.startswith(d_path + "/") and p not in removed for p in owner):
             plan.actions.append(RemoveDir(d_path))
     return plan
@@ -365,12 +366,12 @@ def _never_touched(path: str) -> bool:
     return path.rpartition("/")[2] == SECTION_ORDER
 
 
-def _past_date_dirs(owner: Mapping[str, Existing], layout: Layout, today: date) -> list[str]:
+def _past_or_renamed_date_dirs(owner: Mapping[str, Existing], layout: Layout, today: date) -> list[str]:
     dirs = set()
     for p in owner:
         folder = p.rpartition("/")[0]
         d = layout.parse_date_dir(folder) if folder else None
-        if d is not None and d < today:
+        if d is not None and (d < today or folder != layout.date_dir(d)):
             dirs.add(folder)
     return sorted(dirs)
 
