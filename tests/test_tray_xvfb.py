@@ -566,12 +566,7 @@ def test_quit_from_the_menu_ends_the_tray_loop(tray_app: TrayApp) -> None:
     quit(), and the loop ends there; the process exits cleanly."""
     app = tray_app
     assert app.wait_file("backend", 15, "the tray icon came up") == "appindicator"
-    x, y, w, h = app.icon_window()
-    before = app.x.visible_toplevels()
-    app.x.xdotool("mousemove", str(x + w // 2), str(y + h // 2), "click", "1")
-    wait_until("the menu to open", lambda: any(
-        g[2] > 80 and g[3] > 60 for wid, g in app.x.visible_toplevels().items() if wid not in before), 5,
-        diagnose=app.log)
+    _open_menu(app, "appindicator")
     app.x.xdotool("key", "--delay", "60", "Up", "Return")  # from the top, Up selects the last item
     assert app.wait_file("stop", 10, "Quit in the menu called quit()") == "quit"
     assert app.proc.wait(10) == 0, app.log()
