@@ -367,11 +367,10 @@ def _never_touched(path: str) -> bool:
 
 
 def _past_or_renamed_date_dirs(owner: Mapping[str, Existing], layout: Layout, today: date) -> list[str]:
-    dirs = set()
-    for p in owner:
-        folder = p.rpartition("/")[0]
+    dirs = []
+    for folder in {p.rpartition("/")[0] for p in owner}:  # each folder once (a poll plans often)
         d = layout.parse_date_dir(folder) if folder else None
         if d is not None and (d < today or folder != layout.date_dir(d)):
-            dirs.add(folder)
+            dirs.append(folder)
     return sorted(dirs)
 
