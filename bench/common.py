@@ -423,6 +423,17 @@ def curl_one(server: Server, rel: str, out: Path) -> Run:
     ]).check("curl")
 
 
+def walked_folders(server: Server) -> list[str]:
+    """The folders a Depth-1 walk lists, relative to the congregation folder ("" for itself): it,
+    its sub-folders, and the date/Recurring folders under Media/ and Hidden/ (m3daemon's WALK_LEVELS)."""
+    folders = [""]
+    for top in sorted(p for p in server.cong.iterdir() if p.is_dir()):
+        folders.append(top.name)
+        if top.name in ("Media", "Hidden"):
+            folders.extend(f"{top.name}/{d.name}" for d in sorted(top.iterdir()) if d.is_dir())
+    return folders
+
+
 def write_curl_config(server: Server, rels: list[str], outdir: Path, path: Path) -> Path:
     lines = []
     for rel in rels:

@@ -72,18 +72,11 @@ def bare_loop(server: Server, jobs: list[tuple[str, str]], work: Path, runs: int
 
 def noop_jobs(server: Server) -> tuple[list[tuple[str, str]], str]:
     """The requests of a no-op's listing, and their depth: the congregation folder at Depth
-    infinity where the server allows it, else each folder a Depth 1 walk lists
-    (run.listed_folders counts the same)."""
+    infinity where the server allows it, else each folder a Depth 1 walk lists."""
     root = f"{server.url}{common.FOLDER}/"
     if server.infinity:
         return [(root, "-")], "infinity"
-    jobs = [(root, "-")]
-    for top in sorted(p for p in server.cong.iterdir() if p.is_dir()):
-        jobs.append((server.url_for(top.name) + "/", "-"))
-        if top.name in ("Media", "Hidden"):
-            jobs.extend((server.url_for(f"{top.name}/{d.name}") + "/", "-")
-                        for d in sorted(top.iterdir()) if d.is_dir())
-    return jobs, "1"
+    return [(server.url_for(rel) + "/" if rel else root, "-") for rel in common.walked_folders(server)], "1"
 
 
 def verdict(floor_ratio: float, goal_ratio: float, *, faster: bool = False) -> str:

@@ -264,15 +264,7 @@ def scenario_small(server: Server, work: Path, runs: int, rclone_runs: int, inpr
 
 
 def listed_folders(server: Server) -> int:
-    """Folders a Depth-1 walk must list: the congregation folder, its sub-folders, and the
-    date/Recurring folders under Media/ and Hidden/ (m3daemon's WALK_LEVELS)."""
-    n = 1
-    for top in server.cong.iterdir():
-        if top.is_dir():
-            n += 1
-            if top.name in ("Media", "Hidden"):
-                n += sum(1 for d in top.iterdir() if d.is_dir())
-    return n
+    return len(common.walked_folders(server))
 
 
 def strace_opens(member: Member, work: Path) -> dict[str, Any]:
