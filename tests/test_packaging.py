@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import os
 import platform
-import select
 import socket
 import subprocess
 import sys
 import tarfile
-import time
 import zipfile
 from pathlib import Path
 
+from conftest import wait_until
 from frozen import EXE, Build
 
 REPO = Path(__file__).resolve().parent.parent
@@ -47,17 +46,15 @@ def test_the_running_build_keeps_nothing_in_the_temporary_folder(frozen_build: B
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen([str(EXE), "-v", "server", "run", str(tmp_path / "srv"), "--port", str(port)],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-    assert server.stderr is not None
+    log = tmp_path / "server.log"
+    with log.open("w") as err:
+        server = subprocess.Popen([str(EXE), "-v", "server", "run", str(tmp_path / "srv"), "--port", str(port)],
+                                  env=env, stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL)
     try:
-        said, deadline = b"", time.monotonic() + 60
-        while b"serving" not in said:  # its log line once it listens: all of it has loaded by then
-            left = deadline - time.monotonic()
-            assert left > 0 and select.select([server.stderr], [], [], left)[0], said.decode(errors="replace")
-            chunk = os.read(server.stderr.fileno(), 65536)
-            assert chunk, said.decode(errors="replace")  # it ended
-            said += chunk
+        # its log line once it listens: all of it has loaded by then
+        wait_until("the built server to listen", lambda: server.poll() is not None or "serving" in log.read_text(),
+                   60, diagnose=log.read_text)
+        assert server.poll() is None, log.read_text()
         assert [p.name for p in temp.iterdir() if p.name.startswith("_MEI")] == []
     finally:
         server.kill()
