@@ -14,6 +14,8 @@
 #   playwright (the test extra) through executable_path=/usr/bin/chromium, never `playwright
 #   install`; fonts-dejavu-core so that its screenshots have readable text.
 # The server's standards test (tests/test_litmus.py): litmus, the WebDAV server test suite.
+# The password in a real Secret Service (tests/test_keyring_secret_service.py): gnome-keyring, on a
+#   private session bus (dbus-daemon).
 # The Windows file system tests (tests/fsmounts.py, tests/test_member_windows_fs.py): exfatprogs
 #   (mkfs.exfat) and exfat-fuse on a loop device, ntfs-3g (mkntfs, ntfs-3g -o windows_names); this
 #   kernel has no vfat/exfat driver, FUSE works (needs /dev/fuse and root).
@@ -34,7 +36,7 @@ PACKAGES="apache2 apache2-utils nginx libnginx-mod-http-dav-ext rclone curl ca-c
 xvfb xdotool trayer dbus-daemon gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1 \
 $BUILD_PACKAGES \
 chromium fonts-dejavu-core \
-exfatprogs exfat-fuse ntfs-3g nodejs litmus"
+exfatprogs exfat-fuse ntfs-3g nodejs litmus gnome-keyring"
 
 list_only=no
 if [ "${1:-}" = --missing ]; then

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import keyring
 import keyring.errors
@@ -273,3 +277,71 @@ def test_the_password_appears_in_no_log_record_and_no_error(
     for error in errors:
         assert PASSWORD not in str(error) and PASSWORD not in repr(error)
         assert PASSWORD not in str(error.__cause__) and PASSWORD not in str(error.__context__)
+
+
+# --- where the password was last seen: a command's start reads it there first ----------------------------
+
+
+def places_on_disk() -> dict[str, str]:
+    data: dict[str, str] = json.loads(credentials.places_path().read_text(encoding="utf-8"))
+    return data
+
+
+def test_a_password_in_the_file_is_read_without_loading_keyring(tmp_path: Path) -> None:
+    """Finding keyring's backend costs 0.1-0.2 s at every command's start; a password that was
+    stored in the file needs none of it."""
+    store_password(CONN, PASSWORD)
+    assert places_on_disk() == {credentials.account_key(CONN): "file"}
+    code = ("import sys; from m3daemon.settings.config import ConnectionConfig;"
+            "from m3daemon.settings.credentials import get_password;"
+            f"c = ConnectionConfig(url={CONN.url!r}, username={CONN.username!r}, folder='/');"
+            "print(get_password(c) == sys.argv[1], 'keyring' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHON_KEYRING_BACKEND"}
+    out = subprocess.run([sys.executable, "-c", code, PASSWORD], env=env, capture_output=True, text=True,
+                         check=True, cwd=tmp_path).stdout.split()
+    assert out == ["True", "False"]
+
+
+def test_a_place_that_lost_the_password_sends_the_read_down_the_full_order(dict_keyring: DictKeyring) -> None:
+    store_password(CONN, "old")  # to the file (default allowlist): remembered as "file"
+    credentials._file_delete(credentials.account_key(CONN))  # someone emptied the file
+    dict_keyring.set_password("m3daemon", credentials.account_key(CONN), "new")
+    assert get_password(CONN, {}, real_backends=ALLOW_TESTS) == "new"
+    assert places_on_disk() == {credentials.account_key(CONN): f"{__name__}:DictKeyring"}
+    dict_keyring.items.clear()
+    assert get_password(CONN, {}, real_backends=ALLOW_TESTS) is None
+    assert places_on_disk() == {}
+
+
+def test_a_remembered_backend_is_imported_only_from_the_allowlist(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PYTHON_KEYRING_BACKEND")
+    imported: list[str] = []
+    real_import = importlib.import_module
+
+    def spy(name: str, package: str | None = None) -> ModuleType:
+        imported.append(name)
+        return real_import(name, package)
+
+    monkeypatch.setattr(importlib, "import_module", spy)
+    key = credentials.account_key(CONN)
+    paths.write_private_file(credentials.places_path(), json.dumps({key: "antigravity:Keyring"}).encode())
+    assert get_password(CONN) is None
+    assert "antigravity" not in imported
+
+    store_password(CONN, PASSWORD)  # the fail backend is active: to the file
+    # a real backend that cannot run here (another system's, or no D-Bus): the full order finds the file
+    elsewhere = "keyring.backends.Windows:WinVaultKeyring" if os.name != "nt" else "keyring.backends.macOS:Keyring"
+    paths.write_private_file(credentials.places_path(), json.dumps({key: elsewhere}).encode())
+    assert get_password(CONN) == PASSWORD
+    assert places_on_disk() == {key: "file"}
+
+
+def test_the_places_file_names_no_password(dict_keyring: DictKeyring) -> None:
+    store_password(CONN, PASSWORD, real_backends=ALLOW_TESTS)
+    store_password(OTHER, PASSWORD)
+    text = credentials.places_path().read_text(encoding="utf-8")
+    assert PASSWORD not in text and set(places_on_disk().values()) == {"file", f"{__name__}:DictKeyring"}
+    if os.name == "posix":
+        assert mode_of(credentials.places_path()) == 0o600
+    assert delete_password(CONN, real_backends=ALLOW_TESTS) and delete_password(OTHER)
+    assert places_on_disk() == {}
