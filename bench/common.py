@@ -311,6 +311,20 @@ class Member:
         return run_timed([*(prefix or []), PYTHON, *(pyflags or []), "-m", "m3daemon", *args], env=self.env,
                          own_rss=own_rss)
 
+    def with_password_in_file(self) -> Member:
+        """This member as `setup` leaves one where no keyring works: the password in
+        ``secrets.json``, not in ``M3DAEMON_PASSWORD``, and keyring's backend not forced; so a
+        command's start pays for finding it, as a person's does."""
+        store = ("import os, sys; from m3daemon.settings.config import load_config, resolve_config_path;"
+                 "from m3daemon.settings import credentials;"
+                 "cfg = load_config(resolve_config_path(None, os.environ)); assert cfg.connection;"
+                 "print(credentials.store_password(cfg.connection, sys.argv[1]).value)")
+        run = run_timed([PYTHON, "-c", store, self.env["M3DAEMON_PASSWORD"]], env=self.env).check("storing the password")
+        if run.stdout.strip() != "file":
+            raise RuntimeError(f"the password went to {run.stdout.strip()!r}, not the file")
+        env = {k: v for k, v in self.env.items() if k not in ("M3DAEMON_PASSWORD", "PYTHON_KEYRING_BACKEND")}
+        return Member(self.home, self.config_path, self.media, env)
+
     def update_json(self, *args: str, own_rss: bool = False) -> tuple[Run, dict[str, Any]]:
         run = self.cli("update", "--json", *args, own_rss=own_rss)
         try:

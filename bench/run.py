@@ -400,6 +400,13 @@ def scenario_noop(server: Server, work: Path, runs: int, res: Results) -> None:
     m, rc = median(t_cli), median(t_rclone)
     res.add(Row(f"no-op ({SMALL_COUNT:,} files): CLI process", server.kind, s(m), "—", s(rc), "—",
                 ratio(m, rc), "≤ 0.8× rclone", yes(m <= 0.8 * rc)))
+    in_file = member.with_password_in_file()
+    t_file = [in_file.update_json()[0].seconds for _ in range(runs)]
+    traced = in_file.cli("update", "--json", pyflags=["-X", "importtime"]).check("m3daemon update -X importtime")
+    keyring_loaded = any(re.search(r"\| +keyring$", line) for line in traced.stderr.splitlines())
+    res.add(Row("no-op: CLI process, the password in secrets.json (not in the environment)", server.kind,
+                s(median(t_file)) + ("; keyring imported" if keyring_loaded else "; keyring not imported"), "—",
+                s(rc), "—", ratio(median(t_file), rc), "≤ 0.8× rclone", yes(median(t_file) <= 0.8 * rc)))
     n_req = max(reqs)
     goal_req = 1 if server.infinity else folders
     res.add(Row("no-op: requests (server log)", server.kind,
@@ -432,6 +439,7 @@ def scenario_noop(server: Server, work: Path, runs: int, res: Results) -> None:
         "cli_s": t_cli, "cli_cpu_s": cpu, "rclone_s": t_rclone, "inprocess_s": t_inproc, "requests": reqs,
         "rclone_requests": rreqs, "listed_folders": folders, "strace": opens, "atime": atimes,
         "daemon_poll_s": t_poll, "daemon_poll_requests": poll_reqs, "bare_loop_s": bare, "bare_requests_s": inner,
+        "cli_password_in_file_s": t_file, "keyring_imported_with_password_in_file": keyring_loaded,
     }
 
 

@@ -20,6 +20,8 @@ Helpers live in ``tests/servers.py`` (import them with ``from servers import mak
                     with M3DAEMON_TEST_BUILD=1; else the test skips): tests/frozen.py.
 ``frozen_program`` dist/m3daemon/m3daemon: that build's, or one already there; else skip (fail in CI).
 
+``secret_service`` a private session bus with an unlocked GNOME Keyring: tests/secretservice.py.
+
 ``wait_until(what, check)`` (here; ``from conftest import wait_until``) is the one way a test
 waits for something another thread or process makes true: it polls ``check`` until it returns
 something true and returns that, or fails naming ``what``. No test sleeps a fixed time where an
@@ -41,6 +43,7 @@ from urllib.parse import unquote
 import frozen
 import pytest
 from fsmounts import windows_volume  # noqa: F401 - exFAT and NTFS volumes (tests/fsmounts.py)
+from secretservice import secret_service  # noqa: F401 - GNOME Keyring on a private bus (tests/secretservice.py)
 from servers import KINDS, DavServer, ServerPool
 
 T = TypeVar("T")

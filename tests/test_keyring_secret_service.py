@@ -4,24 +4,16 @@
 keyring's backend the usual way imports and probes every backend keyring ships (0.1-0.2 s at each
 command's start); m3daemon remembers the one that holds the password and asks it alone.
 
-Needs the Debian packages dbus-daemon and gnome-keyring (skipped without them; fails in CI).
+The keyring runs on a private session bus (tests/secretservice.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from conftest import wait_until
-from servers import skip_or_fail
-
-REPO = Path(__file__).resolve().parent.parent
 PASSWORD = "s3cret-for-the-hall"
 URL, USER = "https://dav.example.org", "av@example.org"
 
@@ -40,44 +32,6 @@ else:
 backends = sorted(m for m in sys.modules if m.startswith("keyring.backends."))
 print(json.dumps({"result": result, "backends": backends}))
 """
-
-
-@pytest.fixture
-def secret_service(isolated_env: Path) -> Iterator[dict[str, str]]:
-    """A private session bus with an unlocked GNOME Keyring on it; the environment to run in."""
-    missing = [pkg for tool, pkg in (("dbus-daemon", "dbus-daemon"), ("gnome-keyring-daemon", "gnome-keyring"))
-               if shutil.which(tool) is None]
-    if missing:
-        skip_or_fail(f"the Secret Service tests need the Debian packages {', '.join(missing)}")
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHON_KEYRING_BACKEND", "M3DAEMON_PASSWORD")}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
-    procs: list[subprocess.Popen[str]] = []
-    try:
-        bus = subprocess.Popen(["dbus-daemon", "--session", "--nofork", "--nopidfile", "--print-address=1"],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
-                               start_new_session=True)
-        procs.append(bus)
-        assert bus.stdout is not None
-        env["DBUS_SESSION_BUS_ADDRESS"] = bus.stdout.readline().strip()
-        assert env["DBUS_SESSION_BUS_ADDRESS"], "dbus-daemon printed no address"
-        keyring_daemon = subprocess.Popen(
-            ["gnome-keyring-daemon", "--foreground", "--unlock", "--components=secrets"],
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True, env=env,
-            start_new_session=True)
-        procs.append(keyring_daemon)
-        assert keyring_daemon.stdin is not None
-        keyring_daemon.stdin.write("login-password")  # the login keyring's password, as a desktop login gives it
-        keyring_daemon.stdin.close()
-        probe = ("import keyring.backends.SecretService as s, sys;"
-                 "sys.exit(0 if s.Keyring().get_preferred_collection() else 1)")
-        wait_until("GNOME Keyring to answer on the session bus",
-                   lambda: subprocess.run([sys.executable, "-c", probe], check=False, env=env,
-                                          capture_output=True).returncode == 0)
-        yield env
-    finally:
-        for proc in procs:
-            proc.kill()
-            proc.wait()
 
 
 def step(env: dict[str, str], *args: str) -> dict[str, object]:

@@ -3,6 +3,7 @@ installs carry the package data (service templates)."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import socket
@@ -10,10 +11,12 @@ import subprocess
 import sys
 import tarfile
 import zipfile
+from datetime import date, timedelta
 from pathlib import Path
 
 from conftest import wait_until
 from frozen import EXE, Build
+from servers import DavServer, make_tree
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -116,3 +119,30 @@ def test_the_desktop_entry_runs_without_a_console_and_drops_finders_psn_argument
     assert proc.returncode == 0, proc.stderr
     # --version ran (the -psn_ argument did not reach argparse); stdout and stderr are writable files
     assert marker.read_text() == "(0, True, True)"
+
+
+def test_the_build_keeps_the_password_in_gnome_keyring_and_syncs_with_it(
+    frozen_build: Build, wsgidav_server: DavServer, secret_service: dict[str, str], isolated_env: Path
+) -> None:
+    """keyring finds its backends through package metadata and imports them by name, which a
+    frozen program has only when the build collected them: the built program, on a desktop
+    with GNOME Keyring, stores the password there and a later update reads it back."""
+    assert frozen_build.returncode == 0, frozen_build.stdout[-3000:] + frozen_build.stderr[-3000:]
+    tomorrow = (date.today() + timedelta(days=1)).isoformat()
+    make_tree(wsgidav_server.root / "Cong", {f"Media/{tomorrow}/speaker.jpg": b"y" * 100, "forcedPrefs.json": "{}"})
+    env = {k: v for k, v in secret_service.items() if k != "PYTHONPATH"}
+    media = isolated_env / "media"
+    setup = subprocess.run(
+        [str(EXE), "setup", "--url", wsgidav_server.url, "--username", wsgidav_server.username, "--folder",
+         "/dav/Cong", "--ca-file", str(wsgidav_server.ca_file), "--media-dir", str(media), "--password-stdin"],
+        input=wsgidav_server.password + "\n", env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert setup.returncode == 0, setup.stdout + setup.stderr
+    assert "No system keyring" not in setup.stdout + setup.stderr
+    assert not (Path(env["XDG_CONFIG_HOME"]) / "m3daemon" / "secrets.json").exists()
+    update = subprocess.run([str(EXE), "update", "--json"], env=env, capture_output=True, text=True, timeout=120,
+                            check=False)
+    assert update.returncode == 0, update.stdout + update.stderr
+    assert json.loads(update.stdout)["downloaded"] == 1
+    assert [p.name for p in media.rglob("*.jpg")] == ["speaker.jpg"]
+    places = (Path(env["XDG_CACHE_HOME"]) / "m3daemon" / "password-places.json").read_text()
+    assert "keyring.backends.SecretService:Keyring" in places
