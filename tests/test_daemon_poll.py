@@ -139,7 +139,8 @@ def test_a_new_date_format_between_polls_moves_the_meetings_folder(dav_server: D
     assert m.files() == {f"E/{iso(1)}/a.jpg": b"a", f"E/{iso(1)}/y.mp4": b"y", f"E/{iso(2)}/y.mp4": b"y"}
     (root / "forcedPrefs.json").write_text(json.dumps({"meeting": {"mwDay": day(2).weekday()},
                                                        "app": {"outputFolderDateFormat": "DD-MM-YYYY"}}))
-    poll(m, cache)
+    moved = poll(m, cache)
+    assert (moved.downloaded, moved.copied) == (0, 1)  # taken from the old folder, not downloaded again
     meeting = format_folder_date(day(2), "DD-MM-YYYY")
     assert m.files() == {f"E/{iso(1)}/a.jpg": b"a", f"E/{iso(1)}/y.mp4": b"y", f"E/{meeting}/y.mp4": b"y"}
     assert sorted(d.name for d in (m.media / "E").iterdir()) == sorted([iso(1), meeting])  # the old one is gone

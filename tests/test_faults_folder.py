@@ -254,6 +254,28 @@ def test_a_disk_too_small_for_everything_gets_the_nearest_meetings_files_first(
     assert [e["path"] for e in again["errors"]] == [f"{iso(3)}/video.mp4"]
 
 
+def test_a_new_layout_on_a_nearly_full_disk_keeps_each_file_it_cannot_copy_where_it_was(
+    wsgidav_server: DavServer, isolated_env: Path
+) -> None:
+    """The files move to the layout's new folders by a copy; one that does not fit stays under
+    its old name (M³ 24 still shows it there) instead of being deleted with nothing in its place."""
+    MB = 1_000_000
+    files = {f"Media/{iso(1)}/talk.mp4": os.urandom(3 * MB), f"Media/{iso(3)}/video.mp4": os.urandom(3 * MB)}
+    make_tree(cong(wsgidav_server), files)
+    with small_disk(isolated_env / "card", "8m") as card:
+        m = member_for(wsgidav_server, isolated_env)
+        set_local(m, media_dir=str(card / "media"), layout="classic")
+        rc, _out, err = run_cli(m, "update")
+        assert rc == 0, err
+        before = m.files()
+        assert len(before) == 2
+        set_local(m, layout="watch")
+        code, result = m.update_json()
+        assert code == 1 and (result["copied"], result["downloaded"], result["failed"]) == (0, 0, 2)
+        assert {e["kind"] for e in result["errors"]} == {"NotEnoughSpace"}
+        assert result["removed"] == 0 and m.files() == before
+
+
 # --- 9. files in use (a Windows sharing violation, injected at the OS boundary) ----------------
 
 

@@ -206,6 +206,32 @@ def test_every_date_format_and_layout(
         assert m.files() == {f"F/{folder}/a.jpg": b"a"}
 
 
+def test_moving_from_the_classic_layout_to_watch_downloads_nothing_again(
+    dav_server: DavServer, isolated_env: Path
+) -> None:
+    """A hall that moves from M³ 24 to M³ 25 switches the layout: every file of the window is
+    already here under its old name, so it is copied to its new place, and the old folders go."""
+    lay_out(dav_server, {f"Media/{iso(1)}/talk.mp4": b"t" * 3000, f"Media/{iso(3)}/song.jpg": b"s" * 200,
+                         "Media/Recurring/yeartext.mp4": b"y" * 500,
+                         "forcedPrefs.json": json.dumps({"meeting": {"mwDay": day(1).weekday()}, "media": {"lang": "E"}})})
+    m = Member.create(isolated_env, dav_server.url, FOLDER, dav_server.username, dav_server.password,
+                      dav_server.ca_file, layout="classic", days_ahead=6)
+    m.update()
+    before = m.files()
+    assert {f"E/{iso(1)}/talk.mp4", f"E/{iso(1)}/yeartext.mp4", f"E/{iso(3)}/song.jpg"} <= set(before)
+    text = m.config_path.read_text("utf-8")
+    m.config_path.write_text(text.replace('layout = "classic"', 'layout = "watch"'), "utf-8")
+    if dav_server.has_request_log:
+        dav_server.clear_log()
+    report = m.update()
+    assert (report.downloaded, report.copied, report.failed) == (0, len(before), 0)
+    if dav_server.has_request_log:
+        assert [meth for meth, _p, _s in dav_server.request_log()].count("GET") == 0
+    assert m.files() == {path.removeprefix("E/"): data for path, data in before.items()}
+    assert not (m.media / "E").exists()
+    assert m.update().copied == 0  # and the next sync has nothing to do
+
+
 def test_forced_prefs_with_legacy_keys_and_a_disallowed_key(dav_server: DavServer, member: Member) -> None:
     # Old flat JWMMF keys, plus a key that may never be forced.
     lay_out(dav_server, {

@@ -172,21 +172,52 @@ CASES = [
          layout=Layout("classic", "E", "YYYY-MM-DD - dddd"),
          expect=[("fetch", "E/2026-11-28 - Saturday/a.jpg", "nothing"),
                  ("fetch", "E/2026-11-28 - Saturday/yeartext.mp4", "nothing")]),
-    Case("classic layout, a new date format: the date's file moves to the new name, the old folder is removed",
+    Case("classic layout, a new date format: the date's file is copied to the new name (not downloaded), "
+         "the old one deleted and its folder removed",
          dated={SAT: [SAT_A]}, meetings=[SAT], layout=Layout("classic", "E", "DD-MM-YYYY"),
          placed=[ours("E/2026-11-28/a.jpg", "Media/2026-11-28/a.jpg")],
-         expect=[("fetch", "E/28-11-2026/a.jpg", "nothing"), ("delete", "E/2026-11-28/a.jpg", "gone"),
-                 ("rmdir", "E/2026-11-28")]),
+         expect=[("copy", "E/2026-11-28/a.jpg", "E/28-11-2026/a.jpg", "nothing"),
+                 ("delete", "E/2026-11-28/a.jpg", "moved"), ("rmdir", "E/2026-11-28")]),
     Case("classic layout, a new date format: a folder of the old name with a person's file stays",
          dated={SAT: [SAT_A]}, meetings=[SAT], layout=Layout("classic", "E", "DD-MM-YYYY"),
          placed=[ours("E/2026-11-28/a.jpg", "Media/2026-11-28/a.jpg")],
          persons={"E/2026-11-28/notes.txt": LocalFile(1, 1)},
-         expect=[("fetch", "E/28-11-2026/a.jpg", "nothing"), ("delete", "E/2026-11-28/a.jpg", "gone")]),
-    Case("classic layout: what an older m3daemon put in Recurring is removed, a person's file stays",
+         expect=[("copy", "E/2026-11-28/a.jpg", "E/28-11-2026/a.jpg", "nothing"),
+                 ("delete", "E/2026-11-28/a.jpg", "moved")]),
+    Case("classic layout, a new date format: a file changed on the server since is downloaded, not copied",
+         dated={SAT: [rf("Media/2026-11-28/a.jpg", "e2")]}, meetings=[SAT], layout=Layout("classic", "E", "DD-MM-YYYY"),
+         placed=[ours("E/2026-11-28/a.jpg", "Media/2026-11-28/a.jpg")],
+         expect=[("fetch", "E/28-11-2026/a.jpg", "nothing"), ("delete", "E/2026-11-28/a.jpg", "gone"),
+                 ("rmdir", "E/2026-11-28")]),
+    Case("classic layout, a new date format: a synced file edited by hand is not copied; it goes to the trash",
+         dated={SAT: [SAT_A]}, meetings=[SAT], layout=Layout("classic", "E", "DD-MM-YYYY"),
+         placed=[(Placed("E/2026-11-28/a.jpg", 10, 1, "e1", "Media/2026-11-28/a.jpg"), LocalFile(11, 2))],
+         expect=[("fetch", "E/28-11-2026/a.jpg", "nothing"), ("trash", "E/2026-11-28/a.jpg", "edited-unwanted"),
+                 ("rmdir", "E/2026-11-28")]),
+    Case("the layout changes from classic to watch: each file is copied to its new folder, none downloaded",
+         dated={SAT: [SAT_A]}, recurring=[YEARTEXT], meetings=[SAT],
+         placed=[ours("E/2026-11-28/a.jpg", "Media/2026-11-28/a.jpg"),
+                 ours("E/2026-11-28/yeartext.mp4", "Media/Recurring/yeartext.mp4", "r1", 50)],
+         expect=[("copy", "E/2026-11-28/a.jpg", "2026-11-28/a.jpg", "nothing"),
+                 ("copy", "E/2026-11-28/yeartext.mp4", "2026-11-28/yeartext.mp4", "nothing"),
+                 ("delete", "E/2026-11-28/a.jpg", "moved"), ("delete", "E/2026-11-28/yeartext.mp4", "moved"),
+                 ("rmdir", "E/2026-11-28"), ("rmdir", "E")]),
+    Case("the congregation's language changes: the files move to the new language folder, a person's file stays",
+         dated={SAT: [SAT_A]}, meetings=[SAT], layout=Layout("classic", "F"),
+         placed=[ours("E/2026-11-28/a.jpg", "Media/2026-11-28/a.jpg")], persons={"E/notes.txt": LocalFile(1, 1)},
+         expect=[("copy", "E/2026-11-28/a.jpg", "F/2026-11-28/a.jpg", "nothing"),
+                 ("delete", "E/2026-11-28/a.jpg", "moved"), ("rmdir", "E/2026-11-28")]),
+    Case("the year-text of a past meeting feeds the next meeting's folder: copied, then the past one deleted",
+         recurring=[YEARTEXT], meetings=[TUE], layout=Layout("classic", "E"),
+         placed=[ours("E/2026-11-21/yeartext.mp4", "Media/Recurring/yeartext.mp4", "r1", 50)],
+         expect=[("copy", "E/2026-11-21/yeartext.mp4", "E/2026-12-01/yeartext.mp4", "nothing"),
+                 ("delete", "E/2026-11-21/yeartext.mp4", "past"), ("rmdir", "E/2026-11-21")]),
+    Case("classic layout: what an older m3daemon put in Recurring is copied to the meeting, then removed; "
+         "a person's file stays",
          recurring=[YEARTEXT], meetings=[SAT], layout=Layout("classic", "E"),
          placed=[ours("E/Recurring/yeartext.mp4", "Media/Recurring/yeartext.mp4", "r1")],
          persons={"E/Recurring/mine.mp4": LocalFile(5, 5)},
-         expect=[("fetch", "E/2026-11-28/yeartext.mp4", "nothing"),
+         expect=[("copy", "E/Recurring/yeartext.mp4", "E/2026-11-28/yeartext.mp4", "nothing"),
                  ("delete", "E/Recurring/yeartext.mp4", "recurring-folder")]),
 ]
 
@@ -232,6 +263,19 @@ def test_the_guard_holds_when_more_than_half_vanish() -> None:
     held = hold_mass_deletion(plan, folder_of(case), {p.path: p for p, _ in rows})
     assert len(held) == 4
     assert not any(isinstance(a, Delete) for a in plan.actions)
+
+
+def test_a_new_date_format_moves_the_whole_window_without_holding_a_deletion() -> None:
+    """Every synced file of the window leaves its old name at once; none left the server, so
+    the guard (which asks before deleting what vanished) has nothing to hold."""
+    names = "abcdef"
+    rows = [ours(f"E/2026-11-28/{n}.jpg", f"Media/2026-11-28/{n}.jpg") for n in names]
+    case = Case("x", dated={SAT: [rf(f"Media/2026-11-28/{n}.jpg") for n in names]}, placed=rows, meetings=[SAT],
+                layout=Layout("classic", "E", "DD-MM-YYYY"))
+    plan = run(case)
+    assert hold_mass_deletion(plan, folder_of(case), {p.path: p for p, _ in rows}) == []
+    assert summary(plan) == [*(("copy", f"E/2026-11-28/{n}.jpg", f"E/28-11-2026/{n}.jpg", "nothing") for n in names),
+                             *(("delete", f"E/2026-11-28/{n}.jpg", "moved") for n in names), ("rmdir", "E/2026-11-28")]
 
 
 def test_past_deletions_are_not_held_by_the_guard() -> None:

@@ -190,13 +190,25 @@ def plan_sync(
             sources.setdefault(_key(want.remote), target)
             continue
         pending.append((target, want, state))
+    # Files of ours, intact, at a path no longer wanted (the date format, the language folder or
+    # the layout changed; or their date passed) that hold what a wanted path needs: copied from,
+    # not downloaded again, and deleted after (the executor copies before it deletes).
+    leaving: dict[tuple[str, str], str] = {}
+    for path in sorted(record):
+        row = record[path]
+        if path not in wanted and owner.get(path) is Existing.OURS:
+            leaving.setdefault((row.source, row.version), path)
+    copied_from: set[str] = set()
     for target, want, state in pending:
-        src = want.local_source or sources.get(_key(want.remote))
+        key = _key(want.remote)
+        src = want.local_source or sources.get(key) or leaving.get(key)
         if src is None:
             plan.actions.append(Fetch(want.remote, target, state, want.origin, local.get(target), want.day))
-            sources[_key(want.remote)] = target
+            sources[key] = target
         else:
             plan.actions.append(Copy(src, want.remote, target, state, want.origin, local.get(target), want.day))
+            if src == leaving.get(key):
+                copied_from.add(src)
 
     # 2. Remove what is no longer wanted. Only ours is deleted; a person's file stays unless its
     #    name is hidden on that date, and then it goes to the trash.
@@ -219,6 +231,8 @@ def plan_sync(
                 plan.actions.append(Delete(path, "recurring-folder", here.size, here.mtime_ns))
                 continue
             reason = "past" if not in_window_or_future else ("hidden" if path in hidden_paths else "gone")
+            if reason == "gone" and path in copied_from:
+                reason = "moved"  # still on the server, under this sync's new name for it
             if reason == "gone" and day is not None and day > end:
                 # beyond the window: left for when the date comes into it
                 row = record.get(path)
@@ -241,9 +255,17 @@ def plan_sync(
     )
 
     # 3. Date folders that end up empty are removed when their date is past, or when the layout
-    #    now gives their date another name (the date format changed: their files moved there).
+    #    now gives their date another name (the date format changed: their files moved there);
+    #    and so are the folders that files moved out of (a new layout or language folder), up to
+    #    the media folder, unless something wanted goes into them. The deepest go first.
     removed = {a.path for a in plan.actions if isinstance(a, (Delete, Trash))}
-    for d_path in _past_or_renamed_date_dirs(owner, layout, today):
+    emptied = set(_past_or_renamed_date_dirs(owner, layout, today))
+    for path in copied_from & removed:
+        head = path.rpartition("/")[0]
+        while head and not any(t.startswith(head + "/") for t in wanted):
+            emptied.add(head)
+            head = head.rpartition("/")[0]
+    for d_path in sorted(emptied, key=lambda d: (-d.count("/"), d)):
         if not any(p.startswith(d_path + "/") and p not in removed for p in owner):
             plan.actions.append(RemoveDir(d_path))
     return plan

@@ -151,10 +151,12 @@ class Executor:
                 done.set_exception(exc)
             self._collect(copy.target, done, out, failed_targets, "copied")
 
+        # a file a copy failed to take from stays where it is: the next sync copies it again
+        still_needed = {a.source for a in plan.actions if isinstance(a, Copy) and a.target in failed_targets}
         for other in plan.actions:
             if isinstance(other, Trash):
                 self._run_trash(other, out)
-            elif isinstance(other, Delete):
+            elif isinstance(other, Delete) and other.path not in still_needed:
                 self._run_delete(other, out)
         for other in plan.actions:
             if isinstance(other, RemoveDir):
