@@ -135,11 +135,13 @@ def real_keyring_backend(
     return None
 
 
-def _keyring_get(backend: keyring.backend.KeyringBackend, key: str) -> str | None:
+def _keyring_get(backend: keyring.backend.KeyringBackend, key: str, *, quiet: bool = False) -> str | None:
+    """``quiet``: a failure is logged for debugging only (the full lookup that follows says it)."""
     try:
         return backend.get_password(KEYRING_SERVICE, key)
     except Exception as exc:  # noqa: BLE001 - KeyringError, InitError, KeyringLocked, D-Bus errors
-        log.warning("The system keyring cannot be read (%s); trying the secrets file", type(exc).__name__)
+        log.log(logging.DEBUG if quiet else logging.WARNING,
+                "The system keyring cannot be read (%s); trying the secrets file", type(exc).__name__)
         return None
 
 
@@ -248,7 +250,7 @@ def _from_remembered_place(key: str, real_backends: Sequence[str]) -> str | None
     if place == FILE_PLACE:
         return _read_secrets().get(key)
     backend = _remembered_backend(place, real_backends)
-    return _keyring_get(backend, key) if backend is not None else None
+    return _keyring_get(backend, key, quiet=True) if backend is not None else None
 
 
 # --- public API ------------------------------------------------------------------------------------
