@@ -55,6 +55,7 @@ import contextlib
 import hashlib
 import http.client
 import os
+import random
 import shutil
 import signal
 import socket
@@ -188,7 +189,32 @@ def clear_dir(root: Path) -> None:
             child.unlink()
 
 
+def _ephemeral_low() -> int:
+    """The lowest port the system hands out to outgoing connections (Linux: 32768 by default)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 49152  # IANA's dynamic range, which macOS and Windows use
+
+
 def free_port() -> int:
+    """A free loopback port below the range of outgoing connections' source ports.
+
+    Why: a server restarted "on the same port" (a test that stopped it, or the next test) must
+    get that port back. A port in the ephemeral range can meanwhile be the source port of any
+    outgoing connection on the machine, a browser's or a build's, and bind then fails for as long
+    as that connection lives (seen once in CI: WsgiDAV's restart, 10 s of EADDRINUSE)."""
+    high = min(_ephemeral_low(), 65536) - 1
+    low = max(1024, high - 12000)
+    rng = random.SystemRandom()
+    for _ in range(100):
+        port = rng.randint(low, high)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -522,7 +548,7 @@ class WsgiDavServer(DavServer):
         return _RequestRecorder(WsgiDAVApp(config))
 
     def _initial_port(self) -> int:
-        return 0  # let cheroot pick; remembered after bind
+        return free_port()  # remembered: restarts bind it again
 
     def _start(self) -> None:
         from cheroot import wsgi
