@@ -194,7 +194,7 @@ def plan_sync(
     # the layout changed; or their date passed) that hold what a wanted path needs: copied from,
     # not downloaded again, and deleted after (the executor copies before it deletes).
     leaving: dict[tuple[str, str], str] = {}
-    for path in sorted(record):
+    for path in sorted(record) if pending else ():  # a poll with nothing to place skips this
         row = record[path]
         if path not in wanted and owner.get(path) is Existing.OURS:
             leaving.setdefault((row.source, row.version), path)
@@ -260,11 +260,13 @@ def plan_sync(
     #    the media folder, unless something wanted goes into them. The deepest go first.
     removed = {a.path for a in plan.actions if isinstance(a, (Delete, Trash))}
     emptied = set(_past_or_renamed_date_dirs(owner, layout, today))
-    for path in copied_from & removed:
-        head = path.rpartition("/")[0]
-        while head and not any(t.startswith(head + "/") for t in wanted):
-            emptied.add(head)
-            head = head.rpartition("/")[0]
+    left = {path.rpartition("/")[0] for path in copied_from & removed}
+    if left:
+        into = _folders_of(wanted)
+        for head in left:
+            while head and head not in into:
+                emptied.add(head)
+                head = head.rpartition("/")[0]
     for d_path in sorted(emptied, key=lambda d: (-d.count("/"), d)):
         if not any(p.startswith(d_path + "/") and p not in removed for p in owner):
             plan.actions.append(RemoveDir(d_path))
@@ -386,6 +388,17 @@ def _in_recurring_dir(path: str, layout: Layout) -> bool:
 
 def _never_touched(path: str) -> bool:
     return path.rpartition("/")[2] == SECTION_ORDER
+
+
+def _folders_of(paths: Iterable[str]) -> set[str]:
+    """Every folder, at any depth, that holds one of ``paths``."""
+    folders: set[str] = set()
+    for path in paths:
+        head = path.rpartition("/")[0]
+        while head and head not in folders:
+            folders.add(head)
+            head = head.rpartition("/")[0]
+    return folders
 
 
 def _past_or_renamed_date_dirs(owner: Mapping[str, Existing], layout: Layout, today: date) -> list[str]:
