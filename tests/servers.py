@@ -204,7 +204,7 @@ def free_port() -> int:
     get that port back. A port in the ephemeral range can meanwhile be the source port of any
     outgoing connection on the machine, a browser's or a build's, and bind then fails for as long
     as that connection lives (seen once in CI: WsgiDAV's restart, 10 s of EADDRINUSE)."""
-    high = min(_ephemeral_low(), 65536) - 1
+    high = _ephemeral_low() - 1
     low = max(1024, high - 12000)
     rng = random.SystemRandom()
     for _ in range(100):
