@@ -2,7 +2,7 @@
 
 Fixtures
 --------
-``dav_server``      parametrized over "wsgidav", "apache", "nginx", "rclone" (those ids).
+``dav_server``      parametrized over "wsgidav", "apache", "nginx", "rclone", "lighttpd" (those ids).
                     One server per kind for the whole session; before each test its ``root``
                     is emptied and its request log cleared. If a test stopped the server, the
                     next test gets it restarted (same port).

@@ -71,7 +71,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
-KINDS: tuple[str, ...] = ("wsgidav", "apache", "nginx", "rclone")
+KINDS: tuple[str, ...] = ("wsgidav", "apache", "nginx", "rclone", "lighttpd")
 
 USERNAME = "alice"
 PASSWORD = "s3cret"
@@ -271,6 +271,7 @@ class DavServer(abc.ABC):
     supports_depth_infinity: ClassVar[bool]
     etags: ClassVar[bool]  # getetag in PROPFIND responses for files
     honours_if_match: ClassVar[bool]  # a PUT with a stale If-Match gets 412 (nginx, rclone: written anyway)
+    get_etags: ClassVar[bool] = True  # an ETag header on GET/HEAD (lighttpd's mod_webdav sends none)
     has_request_log: ClassVar[bool] = True
     supports_readonly_user: ClassVar[bool] = True
 
@@ -1037,8 +1038,97 @@ class RcloneServer(_SubprocessServer):
         pass
 
 
+class LighttpdServer(_SubprocessServer):
+    """A private lighttpd 1.4 with mod_webdav (``lighttpd -D -f conf``), as its defaults come.
+
+    It speaks HTTP/2 where the client offers it (libcurl does; httpx does not), answers 415 to a
+    PROPFIND whose body is not sent as XML, and 403 ``propfind-finite-depth`` to Depth infinity
+    (its ``propfind-depth-infinity`` option stays off). Folders list a getetag and a
+    getcontentlength (4096) as files do. A GET or HEAD sends neither ETag nor Last-Modified.
+    Read-only user bob: a write gets 401.
+
+    Its stat cache is off: the tests change files on disk behind the server's back, where a
+    coordinator uploads through the server (a PUT or MOVE clears the cache). With it on, a GET
+    within a second of the last one sends the old file under the new listing's tag.
+
+    The access log goes through a pipe (``|cat``): lighttpd flushes a log file only every few
+    seconds, a piped logger at once. HTTP/2's connection preface is logged as a "PRI" request,
+    which :meth:`request_log` leaves out.
+    """
+
+    kind = "lighttpd"
+    supports_depth_infinity = False
+    etags = True
+    honours_if_match = True
+    get_etags = False  # nor Last-Modified; an If-Range therefore always gets the whole file
+
+    BINARY = "lighttpd"
+    MODULES_DIR = Path("/usr/lib/lighttpd")
+    MODULES = ("mod_alias", "mod_auth", "mod_authn_file", "mod_webdav", "mod_accesslog", "mod_openssl")
+
+    @classmethod
+    def missing_requirement(cls) -> str | None:
+        if _which(cls.BINARY) is None:
+            return "needs Debian package lighttpd"
+        for mod, package in (("mod_webdav", "lighttpd-mod-webdav"), ("mod_openssl", "lighttpd-mod-openssl"),
+                             ("mod_authn_file", "lighttpd")):
+            if not (cls.MODULES_DIR / f"{mod}.so").exists():
+                return f"needs Debian package {package}"
+        return None
+
+    def _log_target(self, field: str) -> str:
+        parts = field.split(" ")  # %r: "PROPFIND /dav/a%20b.txt HTTP/2.0"
+        return parts[1] if len(parts) >= 2 else field
+
+    def request_log(self) -> list[RequestLogEntry]:
+        return [entry for entry in super().request_log() if entry[0] != "PRI"]
+
+    def _prepare(self) -> None:
+        (self.workdir / "htdocs").mkdir(exist_ok=True)
+        htpasswd = self.workdir / "htpasswd"
+        htpasswd.write_text(
+            _htpasswd_sha(USERNAME, PASSWORD) + _htpasswd_sha(READONLY_USERNAME, READONLY_PASSWORD)
+        )
+        self._reset_log_offset()
+        modules = ", ".join(f'"{m}"' for m in self.MODULES)
+        reads = "|".join(READ_METHODS)
+        cat = _which("cat") or "/bin/cat"
+        conf = f"""\
+server.modules = ({modules})
+server.document-root = "{self.workdir}/htdocs"
+server.bind = "127.0.0.1"
+server.port = {self.port}
+server.errorlog = "{self.workdir}/error.log"
+server.pid-file = "{self.workdir}/lighttpd.pid"
+server.stat-cache-engine = "disable"
+accesslog.filename = "|{cat} >> {self.access_log}"
+accesslog.format = "%m\\t%r\\t%>s"
+ssl.engine = "enable"
+ssl.pemfile = "{self.tls.cert_file}"
+ssl.privkey = "{self.tls.key_file}"
+alias.url = ("{self.prefix}/" => "{self.root}/")
+$HTTP["url"] =~ "^{self.prefix}(/|$)" {{
+  webdav.activate = "enable"
+  webdav.is-readonly = "disable"
+  webdav.sqlite-db-name = "{self.workdir}/webdav.sqlite"
+  auth.backend = "htpasswd"
+  auth.backend.htpasswd.userfile = "{htpasswd}"
+  auth.require = ("" => ("method" => "basic", "realm" => "m3 test dav", "require" => "valid-user"))
+  $HTTP["request-method"] !~ "^({reads})$" {{
+    auth.require = ("" => ("method" => "basic", "realm" => "m3 test dav", "require" => "user={USERNAME}"))
+  }}
+}}
+"""
+        (self.workdir / "lighttpd.conf").write_text(conf)
+
+    def _command(self) -> list[str]:
+        lighttpd = _which(self.BINARY)
+        assert lighttpd is not None
+        return [*_pdeathsig_prefix(), lighttpd, "-D", "-f", str(self.workdir / "lighttpd.conf")]
+
+
 SERVER_CLASSES: dict[str, type[DavServer]] = {
-    cls.kind: cls for cls in (WsgiDavServer, ApacheServer, NginxServer, RcloneServer)
+    cls.kind: cls for cls in (WsgiDavServer, ApacheServer, NginxServer, RcloneServer, LighttpdServer)
 }
 
 

@@ -228,10 +228,6 @@ def test_publish_forces_this_computers_own_values(dav_server: DavServer, isolate
     assert rc == 2 and "may force" in err
 
 
-# Servers that refuse a PUT whose If-Match does not match; nginx and rclone ignore the header.
-HONOURS_IF_MATCH = {"wsgidav": True, "apache": True, "nginx": False, "rclone": False}
-
-
 def test_two_coordinators_forcing_different_keys(dav_server: DavServer, coordinator: Member) -> None:
     # An old file: Apache hands out weak ETags (useless for If-Match) for files younger than 1 s.
     make_tree(cong(dav_server), {"forcedPrefs.json": json.dumps({"media": {"lang": "E"}})},
@@ -248,7 +244,7 @@ def test_two_coordinators_forcing_different_keys(dav_server: DavServer, coordina
     with Coordinator.open(cfg, password=dav_server.password, retry=QUICK) as a:
         first = edit_forced(a.writer, forcing({"meeting.mwDay": 2}), before_write=other_coordinator_writes_now)
     final = parse_forced_prefs((cong(dav_server) / "forcedPrefs.json").read_text()).values
-    if HONOURS_IF_MATCH[dav_server.kind]:
+    if dav_server.honours_if_match:  # nginx and rclone ignore the header
         # The first write was refused (412), re-read, re-applied: both changes survive.
         assert first.guarded and first.attempts == 2 and not first.warnings
         assert final == {"media.lang": "E", "meeting.mwDay": 2, "app.congregationName": "Springfield North"}

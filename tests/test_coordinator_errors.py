@@ -280,6 +280,36 @@ def test_locked_folders_and_targets_are_retried_then_reported(
     assert on_disk(wsgidav_server) == {f"Media/{iso(1)}/a.jpg": 1}, "no temporary file, nothing under b.jpg"
 
 
+def _without_etag(headers: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if k.lower() != "etag"}
+
+
+def test_forced_settings_are_written_with_a_warning_where_the_server_refuses_its_own_listed_tag(
+    wsgidav_server: DavServer, isolated_env: Path
+) -> None:
+    """A GET without an ETag sends the write to the listed tag; a server that then refuses that
+    tag though nothing changed must not look like "another coordinator keeps writing"."""
+    import json
+    import re
+
+    from m3daemon.coordinator.forced import edit_forced, forcing
+
+    make_tree(cong(wsgidav_server), {"forcedPrefs.json": json.dumps({"media": {"lang": "E"}})},
+              mtime=time.time() - 60)
+    with FaultProxy(wsgidav_server.url, wsgidav_server.ca_file) as proxy:
+        cfg = coordinator_for(wsgidav_server, isolated_env, url=proxy.url).config
+        proxy.add(Rule("GET", lambda p: True, response_headers=_without_etag))
+        proxy.add(Rule("PROPFIND", lambda p: True,
+                       rewrite=lambda body: re.sub(rb"(<(?:\w+:)?getetag>)[^<]*", rb'\1"not-the-real-one"', body)))
+        with Coordinator.open(cfg, password=wsgidav_server.password, retry=QUICK) as c:
+            change = edit_forced(c.writer, forcing({"meeting.mwDay": 2}), sleep=lambda s: None)
+        refused = [e for e in proxy.log if e[:2] == ("PUT", "/dav/Cong/forcedPrefs.json") and e[2] == 412]
+    assert change.written and change.attempts == 2 and len(refused) == 1
+    assert any("no usable version tag" in w for w in change.warnings)
+    assert json.loads((cong(wsgidav_server) / "forcedPrefs.json").read_text()) == {
+        "media": {"lang": "E"}, "meeting": {"mwDay": 2}}
+
+
 def test_a_failure_mid_batch_lists_what_was_done_and_leaves_the_server_consistent(
     wsgidav_server: DavServer, isolated_env: Path, tmp_path: Path
 ) -> None:

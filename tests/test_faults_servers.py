@@ -194,6 +194,23 @@ def test_a_file_deleted_between_the_listing_and_its_download_is_said_to_have_dis
     assert m.files() == {f"{iso(1)}/a.jpg": b"a"}
 
 
+def test_a_file_a_strict_server_lists_but_does_not_serve_is_named_as_listed(
+    dav_server_pool: ServerPool, isolated_env: Path
+) -> None:
+    """lighttpd answers 415 to a PROPFIND body not sent as XML: the check that tells "gone" from
+    "listed but not served" must send it as such, or every such file is said to have gone."""
+    server = dav_server_pool.fresh("lighttpd")
+    d = f"Media/{iso(1)}"
+    make_tree(cong(server), {f"{d}/a.jpg": b"a", f"{d}/kept.jpg": b"k"})
+    with proxy_for(server) as proxy:
+        m = proxied_member(proxy, server, isolated_env)
+        proxy.add(Rule("GET", lambda p: p.endswith("/kept.jpg"), status=404))
+        report = m.update(retry=QUICK)
+    assert [e["message"] for e in report.errors] == [
+        f"The server lists {d}/kept.jpg but answers 404 for it; tell the coordinator."]
+    assert m.files() == {f"{iso(1)}/a.jpg": b"a"}
+
+
 # --- 4. a server that drips its answer: every request has an overall deadline -------------------
 
 

@@ -10,6 +10,11 @@ That protects only where the server honours the headers. Which servers do is fou
 WsgiDAV and Apache do, nginx and rclone ignore ``If-Match`` on PUT. There, and where the server
 sends no ETag, the coordinator is told that the last writer wins.
 
+Where a GET sends no ETag but the listing names one (lighttpd), the file is read again with the
+listed tag asked for first: a change between that PROPFIND and the GET then makes the PUT fail
+(412), never succeed over it. A server that refuses its own listed tag (the same tag and content
+read again after a 412) is written to without it, with the same warning.
+
 Apache serves a *weak* ETag for a file changed less than a second ago, and a weak ETag never
 matches ``If-Match``; we wait for the strong one instead of failing.
 """
@@ -43,13 +48,15 @@ Change = Callable[[dict[str, Any]], dict[str, Any]]
 
 @dataclass
 class ForcedFile:
-    """What the server holds. ``etag`` is the header as sent (quotes and ``W/`` kept)."""
+    """What the server holds. ``etag`` is the header as sent (quotes and ``W/`` kept), or the
+    tag listed just before the read (``listed``)."""
 
     exists: bool
     etag: str | None = None
     values: dict[str, Any] = field(default_factory=dict)
     ignored: list[tuple[str, str]] = field(default_factory=list)
     problem: str | None = None  # the file is not a JSON object
+    listed: bool = False
 
 
 @dataclass
@@ -70,17 +77,22 @@ class ForcedChange:
         }
 
 
-def read_forced(writer: Writer) -> ForcedFile:
+def read_forced(writer: Writer, *, listed_first: bool = False) -> ForcedFile:
+    """The file and its version. ``listed_first``: its listed tag, asked for before the GET,
+    stands in for the GET's ETag when that has none."""
+    listed = writer.listed_etag(FORCED) if listed_first else None
     resp = writer.get(FORCED)
     if resp is None:
         return ForcedFile(exists=False)
     etag = resp.headers.get("ETag")
+    from_listing = etag is None and listed is not None
+    etag = etag or listed
     text = resp.content.decode("utf-8-sig", "replace")
     try:
         parsed = m3prefs.parse_forced_prefs(text)
     except ValueError as exc:
-        return ForcedFile(True, etag, problem=str(exc))
-    return ForcedFile(True, etag, dict(parsed.values), list(parsed.ignored))
+        return ForcedFile(True, etag, problem=str(exc), listed=from_listing)
+    return ForcedFile(True, etag, dict(parsed.values), list(parsed.ignored), listed=from_listing)
 
 
 def edit_forced(
@@ -97,6 +109,10 @@ def edit_forced(
     use it to let another coordinator write in between.
     """
     current = read_forced(writer)
+    listed_first = current.exists and current.etag is None
+    if listed_first:  # no ETag on GET: read again, the listed tag first
+        current = read_forced(writer, listed_first=True)
+    listed_refused = False  # the server answered 412 to its own listed tag, the file unchanged
     warnings: list[str] = []
     honoured: bool | None = None
     attempt = weak_waits = 0
@@ -127,7 +143,7 @@ def edit_forced(
         headers: dict[str, str] = {}
         if not current.exists:
             headers["If-None-Match"] = "*"
-        elif current.etag and not weak:
+        elif current.etag and not weak and not (current.listed and listed_refused):
             headers["If-Match"] = current.etag
         elif honoured:
             warnings.append(_(
@@ -154,7 +170,10 @@ def edit_forced(
             )
         log.info("forcedPrefs.json changed since it was read; reading it again (attempt %d)", attempt)
         sleep(0.1 * attempt)
-        current = read_forced(writer)
+        before, current = current, read_forced(writer, listed_first=listed_first)
+        if before.listed and (current.etag, current.values) == (before.etag, before.values):
+            log.info("the server refused its own listed tag for forcedPrefs.json; writing without it")
+            listed_refused = True
         weak_waits = 0
 
 

@@ -31,7 +31,7 @@ from typing import Any
 from m3daemon.errors import Cancelled
 from m3daemon.remote.curl import SELECT_MAX, new_handle, trust_options
 from m3daemon.remote.http import DavSession
-from m3daemon.remote.multistatus import PROPFIND_BODY
+from m3daemon.remote.multistatus import PROPFIND_BODY, PROPFIND_CONTENT_TYPE
 from m3daemon.remote.retry import FailedAttempt, parse_retry_after
 
 try:  # pragma: no branch - an optional native dependency
@@ -113,7 +113,7 @@ class PollLister:
         queue = deque(folders)
         active: dict[int, tuple[Any, _Ask]] = {}
         out: dict[Parts, bytes | int | FailedAttempt | None] = {}
-        headers = [f"Depth: {depth}", "Content-Type: application/xml; charset=utf-8", "Expect:"]
+        headers = [f"Depth: {depth}", f"Content-Type: {PROPFIND_CONTENT_TYPE}", "Expect:"]
         try:
             while queue or active:
                 if session.cancel is not None and session.cancel.is_set():

@@ -39,6 +39,9 @@ PROPFIND_BODY = (
     b"<d:resourcetype/><d:getcontentlength/><d:getetag/><d:getlastmodified/>"
     b"</d:prop></d:propfind>"
 )
+#: The type of PROPFIND_BODY, sent with it every time: some servers (lighttpd) answer 415 to a body
+#: without it.
+PROPFIND_CONTENT_TYPE = "application/xml; charset=utf-8"
 
 
 @dataclass(slots=True)
