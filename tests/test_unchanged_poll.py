@@ -9,14 +9,17 @@ from everything on the server's disk below it.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import re
+import time
 from pathlib import Path
 
 import pytest
 from faulthelpers import cong, file_responses, member_for, proxied_member
 from faultproxy import FaultProxy, Rule
 from member import Member, iso
-from servers import DavServer, ServerPool, make_tree
+from servers import DavServer, ServerPool, bump, make_tree
 
 from m3daemon.engine.freshness import TRUST_AFTER
 from m3daemon.engine.sync import ListingCache, SyncReport
@@ -116,3 +119,25 @@ def test_the_daemons_polls_keep_one_https_session_and_count_their_own_requests(
     with pytest.raises(CredentialsError):
         m.update(cache=cache)
     assert cache.session is not session
+
+
+@pytest.mark.parametrize("kind", ["apache", "lighttpd"])
+def test_new_settings_beside_the_media_never_make_the_folder_tag_trusted(
+    dav_server_pool: ServerPool, kind: str, isolated_env: Path
+) -> None:
+    """Apache's and lighttpd's congregation folder has a tag from its own date: a new
+    forcedPrefs.json moves it, a file in a date folder does not. So however often the settings
+    change, the next file in a date folder is still found."""
+    server = dav_server_pool.fresh(kind)
+    add_file(server, "a")
+    m = member_for(server, isolated_env)
+    cache = ListingCache()
+    poll(m, cache)
+    later = time.time()
+    for n in range(TRUST_AFTER + 1):
+        bump(cong(server) / "forcedPrefs.json", json.dumps({"app": {"congregationName": f"North {n}"}}).encode())
+        later += 10  # each change at its own second, as a coordinator's are
+        os.utime(cong(server), (later, later))
+        assert poll(m, cache).listing == "walk"
+    add_file(server, "later")
+    assert poll(m, cache).downloaded == 1

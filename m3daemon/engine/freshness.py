@@ -2,13 +2,18 @@
 
 Some servers (Nextcloud's and ownCloud's SabreDAV) change a folder's ETag whenever anything below
 it changes; then one ``Depth: 0`` PROPFIND of the congregation folder tells the daemon that its
-last listing still holds. Most do not (Apache, nginx, WsgiDAV and rclone change a folder's tag, if
+last listing still holds. Most do not (Apache, nginx, WsgiDAV, rclone and lighttpd change a folder's tag, if
 they list one, only when its own entries change, or never). Which kind a server is, is found out
 by watching, never from its name:
 
-* every full listing notes the folder's tag next to a digest of what it listed;
-* when the digest changed (something below changed) and the tag changed too, that is one
-  agreement; when the digest changed and the tag did not, the tag is refuted for good;
+* every full listing notes the folder's tag next to a digest of what it listed, and a digest of
+  its top two levels (the files there, and the folders' names: ``Media``, ``Media/2026-12-07``);
+* when something changed below those (a file in a date folder) while they did not, and the tag
+  changed too, that is one agreement. Only such a change is evidence: an ordinary server's folder
+  tag moves with the folder's own entries (Apache's and lighttpd's do, from the folder's date), so
+  a new ``forcedPrefs.json`` moves it there too, and a server might let a folder's tag follow its
+  subfolders' dates one level down;
+* when anything changed and the tag did not, the tag is refuted for good;
 * after :data:`TRUST_AFTER` agreements and no refutation, a poll first asks for the tag alone,
   and only lists again when it moved, when the window moved, or every :data:`RECHECK_EVERY`
   polls (each recheck is another chance to refute it).
@@ -27,6 +32,7 @@ from m3daemon.local.record import Record
 
 TRUST_AFTER = 2
 RECHECK_EVERY = 12
+TOP_LEVELS = 2  # a change only below these is evidence of a tag that follows every change
 META_KEY = "root_tag"
 
 
@@ -38,6 +44,7 @@ class TagState:
     agreed: int = 0
     refuted: bool = False
     since_full: int = 0  # polls answered by the tag alone since the last full listing
+    top: str | None = None  # the digest of the top two levels (see top_digest)
 
     @property
     def trusted(self) -> bool:
@@ -49,6 +56,8 @@ class TagState:
         if not isinstance(raw, dict):
             return cls()
         known = {k: raw[k] for k in cls.__dataclass_fields__ if k in raw}
+        if "top" not in known:
+            known["agreed"] = 0  # agreed before changes beside the folder were told apart: again
         try:
             return cls(**known)
         except TypeError:
@@ -68,19 +77,31 @@ def digest(entries: list[RemoteEntry]) -> str:
     return h.hexdigest()
 
 
+def top_digest(entries: list[RemoteEntry]) -> str:
+    """The top :data:`TOP_LEVELS` levels: their files, and their folders' names (a folder's own
+    date and tag move with what is inside it)."""
+    h = hashlib.sha256()
+    for e in sorted((e for e in entries if len(e.parts) <= TOP_LEVELS), key=lambda e: e.parts):
+        seen = (e.parts, True) if e.is_dir else (e.parts, False, e.size, e.etag, e.modified)
+        h.update(repr(seen).encode("utf-8", "surrogateescape"))
+    return h.hexdigest()
+
+
 def after_full_listing(
     state: TagState, tag: str | None, entries: list[RemoteEntry], window: str, *, unchanged: bool = False
 ) -> TagState:
     """What a full listing says about the folder tag. ``unchanged``: the caller knows the entries
     are those of the last listing (then the digest is not computed again)."""
-    new = state.digest if unchanged and state.digest is not None and state.window == window else digest(entries)
+    same = unchanged and state.digest is not None and state.window == window
+    new = state.digest if same else digest(entries)
+    top = state.top if same else top_digest(entries)
     agreed, refuted = state.agreed, state.refuted
     if state.digest is not None and state.window == window and new != state.digest:
-        if tag is not None and tag != state.tag:
-            agreed += 1
-        else:
+        if tag is None or tag == state.tag:
             refuted = True
-    return TagState(tag, new, window, agreed, refuted, 0)
+        elif state.top is not None and top == state.top:
+            agreed += 1
+    return TagState(tag, new, window, agreed, refuted, 0, top)
 
 
 def may_skip_listing(state: TagState, window: str) -> bool:
