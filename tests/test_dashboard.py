@@ -359,3 +359,13 @@ def test_origin_and_host_rules() -> None:
     assert guard.use_key(key) == key and guard.use_key(key) is None
     assert guard.peer_ok({"REMOTE_ADDR": "::1"}) and not guard.peer_ok({"REMOTE_ADDR": "192.0.2.1"})
     assert guard.cookie_name == "m3daemon_dashboard_8123"
+
+
+def test_the_last_result_tells_files_that_moved_from_files_removed() -> None:
+    from m3daemon.dashboard.views_status import result_summary
+
+    moved = {"downloaded": 0, "copied": 1, "removed": 1, "moved": 3, "unchanged": 0, "hidden": 0, "failed": 0}
+    assert result_summary(moved) == (
+        "0 downloaded, 1 copied, 1 removed, 0 unchanged, 0 hidden, 0 failed. "
+        "3 files were moved to their new names on this computer; they were not downloaded again.")
+    assert result_summary({**moved, "moved": 0}) == "0 downloaded, 1 copied, 1 removed, 0 unchanged, 0 hidden, 0 failed"

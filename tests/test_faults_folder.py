@@ -75,7 +75,7 @@ def test_update_json_after_a_whole_sync_failure_keeps_every_field_with_the_error
         rc, out, err = run_cli(m, "update", "--json")
     assert rc == 3
     result = json.loads(out)
-    for key in ("downloaded", "copied", "removed", "unchanged", "hidden", "failed", "conflicts", "bytes"):
+    for key in ("downloaded", "copied", "removed", "moved", "unchanged", "hidden", "failed", "conflicts", "bytes"):
         assert result[key] == 0, key
     assert [e["kind"] for e in result["errors"]] == ["CredentialsError"]
     assert "refused the user name or password" in result["errors"][0]["message"]

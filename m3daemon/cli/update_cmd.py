@@ -102,6 +102,10 @@ def print_summary(result: dict[str, Any]) -> None:
         _("{downloaded} downloaded, {copied} copied, {removed} removed, {unchanged} unchanged, "
           "{hidden} hidden, {failed} failed ({seconds:.1f} s, {requests} requests).").format(**result)
     )
+    if result.get("moved"):
+        from m3daemon.engine.wording import moved_sentence
+
+        print(moved_sentence(result["moved"]))
     for err in result.get("errors", []):
         where = f"{err['path']}: " if err["path"] else ""
         print(_("Problem: {where}{message}").format(where=where, message=err["message"]), file=sys.stderr)

@@ -299,8 +299,8 @@ class CongregationRunner:
         else:
             self.last_error = infos[0] if infos else SyncError("").info()
             self.state = SyncState.ERROR
-        log.info("%s: %s sync: %d downloaded, %d copied, %d removed, %d failed", self.name, reason,
-                 report.downloaded, report.copied, report.removed, report.failed)
+        log.info("%s: %s sync: %d downloaded, %d copied, %d removed, %d moved, %d failed", self.name, reason,
+                 report.downloaded, report.copied, report.removed, report.moved, report.failed)
 
     def _went_offline(self, err: ConnectionProblem) -> None:
         if err.needs_person:  # an untrusted certificate: waiting does not help

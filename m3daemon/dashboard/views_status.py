@@ -11,6 +11,7 @@ from flask.typing import ResponseReturnValue
 from m3daemon.coordinator.media import human_size
 from m3daemon.engine.status import CongregationStatus, SyncState
 from m3daemon.engine.wording import (
+    moved_sentence,
     on_screen_remedy,
     progress_text,
     remedy_action,
@@ -80,9 +81,10 @@ def live_view(st: CongregationStatus, cid: int = 0) -> dict[str, Any]:
 def result_summary(result: dict[str, Any] | None) -> str:
     if not result:
         return ""
-    return _("{downloaded} downloaded, {copied} copied, {removed} removed, {unchanged} unchanged, "
+    text = _("{downloaded} downloaded, {copied} copied, {removed} removed, {unchanged} unchanged, "
              "{hidden} hidden, {failed} failed").format(**{k: result.get(k, 0) for k in (
                  "downloaded", "copied", "removed", "unchanged", "hidden", "failed")})
+    return f"{text}. {moved_sentence(result['moved'])}" if result.get("moved") else text
 
 
 def register(app: Flask, dash: Dashboard) -> None:

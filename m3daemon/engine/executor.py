@@ -507,7 +507,10 @@ class Executor:
                 log.info("kept %s: it changed after the sync looked at it", action.path)
                 return
             path.unlink()
-            out.removed += 1
+            if action.reason == "moved":
+                out.moved += 1
+            else:
+                out.removed += 1
             out.removed_paths.append(action.path)
         except FileNotFoundError:
             pass

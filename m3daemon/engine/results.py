@@ -48,7 +48,8 @@ class Progress:
 class Outcome:
     downloaded: int = 0
     copied: int = 0
-    removed: int = 0
+    removed: int = 0  # not those that moved (below)
+    moved: int = 0  # old names removed once their file was copied to its new name
     unchanged: int = 0
     conflicts: int = 0
     adopted: int = 0

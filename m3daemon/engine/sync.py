@@ -70,6 +70,7 @@ class SyncReport:
     downloaded: int = 0
     copied: int = 0
     removed: int = 0
+    moved: int = 0  # files moved to a new name here (copied there, the old name removed); in neither above
     unchanged: int = 0
     hidden: int = 0
     failed: int = 0
@@ -539,8 +540,9 @@ def _update_locked(
         report.planned = [_describe(a) for a in plan.actions]
         report.unchanged = len(plan.keep)
         report.downloaded = sum(isinstance(a, Fetch) for a in plan.actions)
-        report.copied = sum(isinstance(a, Copy) for a in plan.actions)
-        report.removed = sum(isinstance(a, Delete) for a in plan.actions)
+        report.moved = sum(isinstance(a, Delete) and a.reason == "moved" for a in plan.actions)
+        report.copied = sum(isinstance(a, Copy) for a in plan.actions) - report.moved
+        report.removed = sum(isinstance(a, Delete) for a in plan.actions) - report.moved
         report.conflicts = sum(isinstance(a, Trash) for a in plan.actions)
         return report
     outcome = Outcome(unchanged=len(plan.keep), rows=list(plan.keep))
@@ -570,8 +572,9 @@ def _update_locked(
     if entry is not None:
         record.add_history(entry)
     report.downloaded = outcome.downloaded + prepared.converted  # converted files were downloaded too
-    report.copied = outcome.copied
+    report.copied = max(0, outcome.copied - outcome.moved)  # a moved file's copy is its move
     report.removed = outcome.removed
+    report.moved = outcome.moved
     report.unchanged = outcome.unchanged
     report.conflicts = outcome.conflicts
     report.failed = len(outcome.failed) + len(prepared.failed)

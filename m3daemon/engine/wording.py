@@ -14,7 +14,7 @@ from m3daemon.engine.clock import computer_now
 from m3daemon.engine.status import ProgressView, SyncState
 from m3daemon.i18n import _, ngettext, weekday_name
 
-__all__ = ["N_", "files_text", "progress_text", "short_time", "state_label", "waiting_text"]
+__all__ = ["N_", "files_text", "moved_sentence", "progress_text", "short_time", "state_label", "waiting_text"]
 
 
 def N_(message: str) -> str:
@@ -58,6 +58,14 @@ def progress_text(progress: ProgressView) -> str:
 
 #: At most this many waiting files are named; the rest are counted.
 WAITING_NAMED = 3
+
+
+def moved_sentence(n: int) -> str:
+    """What ``moved`` in a sync's result means: a new layout, language folder or date format gave
+    files new names, and they came from this computer (a count of removals alone reads as loss)."""
+    return ngettext("{n} file was moved to its new name on this computer; it was not downloaded again.",
+                    "{n} files were moved to their new names on this computer; they were not downloaded again.",
+                    n).format(n=n)
 
 
 def waiting_text(paths: Sequence[str]) -> str:
