@@ -6,7 +6,8 @@ Fixtures
                     One server per kind for the whole session; before each test its ``root``
                     is emptied and its request log cleared. If a test stopped the server, the
                     next test gets it restarted (same port).
-``wsgidav_server``  the same session WsgiDAV server alone, same clean-up.
+``wsgidav_server``  the same session WsgiDAV server alone, same clean-up (another kind with
+                    M3DAEMON_TEST_INSTEAD_OF_WSGIDAV=kind, to look for defects on it).
 ``dav_server_pool`` the session :class:`servers.ServerPool` (``pool.fresh(kind)``).
 ``isolated_env``    autouse: HOME and XDG_{CONFIG,DATA,STATE,CACHE}_HOME in a temp dir, no
                     M3DAEMON_CONFIG / M3DAEMON_PASSWORD, keyring forced to the fail backend.
@@ -108,7 +109,10 @@ def dav_server(request: pytest.FixtureRequest, dav_server_pool: ServerPool) -> D
 
 @pytest.fixture
 def wsgidav_server(dav_server_pool: ServerPool) -> DavServer:
-    return dav_server_pool.fresh("wsgidav")
+    """WsgiDAV; ``M3DAEMON_TEST_INSTEAD_OF_WSGIDAV=lighttpd`` (any kind) runs the tests written for it
+    against another server, to look for defects there: what fails is that server's documented
+    difference (tests/servers.py) or a defect."""
+    return dav_server_pool.fresh(os.environ.get("M3DAEMON_TEST_INSTEAD_OF_WSGIDAV", "wsgidav"))
 
 
 @pytest.fixture(autouse=True)
