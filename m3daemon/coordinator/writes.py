@@ -35,7 +35,6 @@ from m3daemon.errors import (
     LocalFolderError,
     LockedError,
     M3Error,
-    MalformedListing,
     ReadOnlyAccountError,
     SourceChanged,
     remedy_for_status,
@@ -44,7 +43,7 @@ from m3daemon.i18n import _
 from m3daemon.remote import retry as retrying
 from m3daemon.remote.http import DavSession, classify_status, classify_transport_error
 from m3daemon.remote.listing import list_children
-from m3daemon.remote.multistatus import PROPFIND_BODY, PROPFIND_CONTENT_TYPE, parse_multistatus
+from m3daemon.remote.multistatus import PROPFIND_BODY, PROPFIND_HEADERS
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +58,6 @@ PROBE_PREFIX = ".m3daemon-probe-"
 # A temporary file whose server time is older than this is left over from a killed upload (a live
 # upload keeps it growing, or only creates it at the end): it is removed when we write its folder.
 STALE_AFTER = timedelta(hours=1)
-PROPFIND_HEADERS = {"Content-Type": PROPFIND_CONTENT_TYPE}
 
 
 def temp_name() -> str:
@@ -164,18 +162,10 @@ class Writer:
         raise self.fail(resp, self.what(parts))
 
     def listed_etag(self, parts: Parts) -> str | None:
-        """A file's ETag as a ``Depth: 0`` PROPFIND lists it (exactly as sent); None when the
-        server lists no tag, or no such file. For servers whose GET sends no ETag (lighttpd)."""
-        resp = self.send("PROPFIND", parts, headers={"Depth": "0", **PROPFIND_HEADERS}, content=PROPFIND_BODY)
-        if resp.status_code == 404:
-            return None
-        if resp.status_code != 207:
-            raise self.fail(resp, self.what(parts))
-        try:
-            entries = list(parse_multistatus([resp.content]))
-        except MalformedListing:
-            return None
-        return next((e.etag for e in entries if not e.is_dir and e.etag), None)
+        """A file's ETag exactly as its folder's listing gives it; None when the server lists no
+        tag, or no such file. For servers whose GET sends no ETag (lighttpd)."""
+        entries = self.list_dir(parts[:-1]) or []
+        return next((e.etag for e in entries if e.parts == parts and not e.is_dir), None)
 
     def list_dir(self, parts: Parts) -> list[RemoteEntry] | None:
         """Depth-1 listing of a folder below the congregation folder; ``None`` when it is missing."""

@@ -25,7 +25,7 @@ from m3daemon.errors import Cancelled, FolderNotFoundError, ListingError, NotWeb
 from m3daemon.i18n import _
 from m3daemon.remote.bounded import ACCEPT_ENCODING, MAX_LISTING_BYTES, decoded, read_start
 from m3daemon.remote.http import DavSession, classify_status
-from m3daemon.remote.multistatus import PROPFIND_BODY, PROPFIND_CONTENT_TYPE, RawEntry, parse_multistatus
+from m3daemon.remote.multistatus import PROPFIND_BODY, PROPFIND_HEADERS, RawEntry, parse_multistatus
 from m3daemon.remote.retry import FailedAttempt
 
 if TYPE_CHECKING:
@@ -350,8 +350,7 @@ def _propfind(session: DavSession, parts: tuple[str, ...], depth: str, memo: Ans
     return session.fetch(
         "PROPFIND", parts, read, collection=True, content=PROPFIND_BODY, interrupted=interrupted,
         after=after,
-        headers={"Depth": depth, "Content-Type": PROPFIND_CONTENT_TYPE,
-                 "Accept-Encoding": ACCEPT_ENCODING},
+        headers={"Depth": depth, **PROPFIND_HEADERS, "Accept-Encoding": ACCEPT_ENCODING},
     )
 
 

@@ -42,6 +42,7 @@ PROPFIND_BODY = (
 #: The type of PROPFIND_BODY, sent with it every time: some servers (lighttpd) answer 415 to a body
 #: without it.
 PROPFIND_CONTENT_TYPE = "application/xml; charset=utf-8"
+PROPFIND_HEADERS = {"Content-Type": PROPFIND_CONTENT_TYPE}
 
 
 @dataclass(slots=True)

@@ -34,7 +34,7 @@ from m3daemon.i18n import _
 from m3daemon.local.longpaths import plain_path
 from m3daemon.local.safefs import open_existing, open_new, write_new_text
 from m3daemon.remote.http import DavSession, classify_status, classify_transport_error
-from m3daemon.remote.multistatus import PROPFIND_BODY, PROPFIND_CONTENT_TYPE
+from m3daemon.remote.multistatus import PROPFIND_BODY, PROPFIND_HEADERS
 
 if TYPE_CHECKING:
     import httpx
@@ -195,8 +195,8 @@ def download(
 def _still_listed(session: DavSession, parts: tuple[str, ...]) -> bool:
     """Whether the server still lists ``parts`` (one PROPFIND Depth 0)."""
     try:
-        resp = session.request("PROPFIND", parts, headers={"Depth": "0", "Content-Type": PROPFIND_CONTENT_TYPE},
-                               content=PROPFIND_BODY, ok=(207,))
+        resp = session.request("PROPFIND", parts, headers={"Depth": "0", **PROPFIND_HEADERS}, content=PROPFIND_BODY,
+                               ok=(207,))
     except M3Error:
         return False
     return resp.status_code == 207

@@ -16,8 +16,9 @@ Where each account's password was last stored or found is remembered in
 ``cache_dir()/password-places.json`` (no secret in it: ``"file"`` or the backend's class), and a
 read looks there first. Why: finding keyring's backend loads every backend keyring has and
 probes each (0.1-0.2 s at every start of a command); the remembered one alone took about half
-of that with GNOME Keyring here, and a password in the file needs no keyring at all. A place that no longer has the password
-sends the read down the full order above; the cache may be deleted at any time.
+of that with GNOME Keyring here, and a password in the file needs no keyring at all. A place
+that no longer has the password sends the read down the full order above; the cache may be
+deleted at any time.
 
 Nothing here puts a password in a log record or an exception message; keyring errors are logged by
 their type name only.
