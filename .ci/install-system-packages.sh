@@ -2,9 +2,9 @@
 # Install the system packages that the real-server tests need (tests/servers.py):
 #   apache2 (mod_dav, mod_dav_fs, mod_ssl, htpasswd via apache2-utils), nginx plus
 #   libnginx-mod-http-dav-ext, rclone, lighttpd with lighttpd-mod-webdav and lighttpd-mod-openssl,
-#   curl; util-linux provides setpriv (Apache as www-data
-#   when the tests run as root). python3 and python3-venv let ./dev create its .venv when the
-#   machine has no other Python (Debian 12's python3 is 3.11). systemd provides systemd-analyze,
+#   curl; util-linux provides setpriv (Apache as www-data when the tests run as root). python3
+#   and python3-venv let ./dev create its .venv when the machine has no other Python (Debian 12's
+#   python3 is 3.11). systemd provides systemd-analyze,
 #   which checks the unit that `m3daemon service install` writes (tests/test_service.py; it needs
 #   no running systemd).
 # The tray tests (tests/test_tray_xvfb.py): xvfb, xdotool, trayer (the system tray), dbus-daemon (a
@@ -28,8 +28,8 @@
 #                      to build the test extra), space-separated with a leading space, for ./dev.
 #
 # The tests start private server instances on random ports, so the system services are not
-# wanted. apache2, nginx and lighttpd would each try to start on port 80 during installation (the second
-# one fails, and with it the dpkg run), so a temporary policy-rc.d forbids service starts.
+# wanted. apache2, nginx and lighttpd would each try to start on port 80 during installation (all
+# but the first fail, and with them the dpkg run), so a temporary policy-rc.d forbids service starts.
 set -eu
 
 BUILD_PACKAGES="gcc pkg-config libgirepository1.0-dev libcairo2-dev python3-dev"

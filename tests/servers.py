@@ -229,9 +229,20 @@ def _path_from_target(target: str) -> str:
 
 
 def _htpasswd_sha(user: str, password: str) -> str:
-    """An htpasswd line in the {SHA} scheme; both Apache and nginx accept it."""
+    """An htpasswd line in the {SHA} scheme; Apache, nginx and lighttpd accept it."""
     digest = base64.b64encode(hashlib.sha1(password.encode()).digest()).decode()
     return f"{user}:{{SHA}}{digest}\n"
+
+
+def _htpasswd_all() -> str:
+    """The htpasswd lines of both test users."""
+    return _htpasswd_sha(USERNAME, PASSWORD) + _htpasswd_sha(READONLY_USERNAME, READONLY_PASSWORD)
+
+
+def _request_line_target(field: str) -> str:
+    """The target of a logged request line ``PROPFIND /dav/a%20b.txt HTTP/1.1`` (raw, encoded)."""
+    parts = field.split(" ")
+    return parts[1] if len(parts) >= 2 else field
 
 
 def _pdeathsig_prefix() -> list[str]:
@@ -781,17 +792,14 @@ class ApacheServer(_SubprocessServer):
     def _log_target(self, field: str) -> str:
         # %r is the raw request line "PROPFIND /dav/a%20b.txt HTTP/1.1" (Apache has no format
         # for the raw target alone; %U is decoded and then \x-escaped)
-        parts = field.split(" ")
-        return parts[1] if len(parts) >= 2 else field
+        return _request_line_target(field)
 
     def _prepare(self) -> None:
         run = self.workdir / "run"
         run.mkdir(exist_ok=True)
         (run / "apache.pid").unlink(missing_ok=True)
         htpasswd = self.workdir / "htpasswd"
-        htpasswd.write_text(
-            _htpasswd_sha(USERNAME, PASSWORD) + _htpasswd_sha(READONLY_USERNAME, READONLY_PASSWORD)
-        )
+        htpasswd.write_text(_htpasswd_all())
         htpasswd.chmod(0o644)
         self._reset_log_offset()
         mods = "\n".join(f"LoadModule {name} {self.MODULES_DIR / so}" for name, so in self.MODULES.items())
@@ -905,9 +913,7 @@ class NginxServer(_SubprocessServer):
         tmp = self.workdir / "tmp"
         tmp.mkdir(exist_ok=True)
         all_users = self.workdir / "htpasswd"
-        all_users.write_text(
-            _htpasswd_sha(USERNAME, PASSWORD) + _htpasswd_sha(READONLY_USERNAME, READONLY_PASSWORD)
-        )
+        all_users.write_text(_htpasswd_all())
         writers = self.workdir / "htpasswd.rw"
         writers.write_text(_htpasswd_sha(USERNAME, PASSWORD))
         self._reset_log_offset()
@@ -1077,8 +1083,7 @@ class LighttpdServer(_SubprocessServer):
         return None
 
     def _log_target(self, field: str) -> str:
-        parts = field.split(" ")  # %r: "PROPFIND /dav/a%20b.txt HTTP/2.0"
-        return parts[1] if len(parts) >= 2 else field
+        return _request_line_target(field)  # %r, as Apache's
 
     def request_log(self) -> list[RequestLogEntry]:
         return [entry for entry in super().request_log() if entry[0] != "PRI"]
@@ -1086,9 +1091,7 @@ class LighttpdServer(_SubprocessServer):
     def _prepare(self) -> None:
         (self.workdir / "htdocs").mkdir(exist_ok=True)
         htpasswd = self.workdir / "htpasswd"
-        htpasswd.write_text(
-            _htpasswd_sha(USERNAME, PASSWORD) + _htpasswd_sha(READONLY_USERNAME, READONLY_PASSWORD)
-        )
+        htpasswd.write_text(_htpasswd_all())
         self._reset_log_offset()
         modules = ", ".join(f'"{m}"' for m in self.MODULES)
         reads = "|".join(READ_METHODS)

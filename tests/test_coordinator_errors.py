@@ -5,7 +5,9 @@ large upload is streamed."""
 from __future__ import annotations
 
 import io
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -21,6 +23,7 @@ from member import Member, day, iso, run_cli
 from servers import DavServer, ServerPool, make_tree
 
 from m3daemon.coordinator.context import Coordinator
+from m3daemon.coordinator.forced import edit_forced, forcing
 from m3daemon.coordinator.media import add_media, plan_uploads
 from m3daemon.errors import LockedError
 from m3daemon.remote.http import RetryPolicy
@@ -289,11 +292,6 @@ def test_forced_settings_are_written_with_a_warning_where_the_server_refuses_its
 ) -> None:
     """A GET without an ETag sends the write to the listed tag; a server that then refuses that
     tag though nothing changed must not look like "another coordinator keeps writing"."""
-    import json
-    import re
-
-    from m3daemon.coordinator.forced import edit_forced, forcing
-
     make_tree(cong(wsgidav_server), {"forcedPrefs.json": json.dumps({"media": {"lang": "E"}})},
               mtime=time.time() - 60)
     with FaultProxy(wsgidav_server.url, wsgidav_server.ca_file) as proxy:
