@@ -1,15 +1,23 @@
 """A command builds, and imports, only what it needs: ``--version`` and ``--help`` start without
-any command's module, the command is told from a file name that looks like one, and the process
-ends without the final collections."""
+any command's module, the command is told from a file name that looks like one, a sync on
+libcurl loads no TLS of Python's own, a one-shot command collects its young objects less often,
+and the process ends without the final collections."""
 
 from __future__ import annotations
 
+import argparse
+import gc
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
-from m3daemon.cli.main import COMMANDS, build_parser, command_in
+import pytest
+from member import Member, iso
+from servers import DavServer, make_tree
+
+from m3daemon.cli.main import COMMANDS, ONE_SHOT_GC_THRESHOLD, build_parser, command_in, main
 
 
 def imported_by(args: list[str], home: Path) -> tuple[str, set[str]]:
@@ -71,3 +79,48 @@ def test_a_command_that_hands_its_work_to_the_daemon_loads_no_http_library() -> 
     names = {line.rsplit("|", 1)[1].strip() for line in run.stderr.splitlines() if line.startswith("import time:")}
     assert "m3daemon.daemon.control" in names
     assert not names & {"http.client", "email.parser", "ssl", "httpx", "m3daemon.engine.sync"}, names
+
+
+def test_a_command_collects_young_objects_less_often_and_the_daemon_as_python_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A one-shot command ends soon: collecting the youngest objects every 700 allocations was 3 %
+    of a no-op ``update``. The daemon, which runs for months, keeps Python's collector as it is."""
+    from m3daemon.cli import daemon_cmds, info_cmds
+
+    seen: dict[str, int] = {}
+
+    def noting(name: str) -> Any:
+        def run(_args: argparse.Namespace) -> int:
+            seen[name] = gc.get_threshold()[0]
+            return 0
+        return run
+
+    monkeypatch.setattr(info_cmds, "run_providers", noting("providers"))
+    monkeypatch.setattr(daemon_cmds, "run_daemon", noting("run"))
+    before = gc.get_threshold()
+    assert main(["providers"]) == 0
+    assert main(["run", "--no-tray"]) == 0
+    assert seen == {"providers": ONE_SHOT_GC_THRESHOLD, "run": before[0]}
+    assert gc.get_threshold() == before  # and put back when main() returns
+
+
+def test_a_sync_with_a_ca_file_loads_neither_pythons_tls_nor_the_control_client(
+    wsgidav_server: DavServer, isolated_env: Path,
+) -> None:
+    """libcurl makes the connections of a command's sync, and no daemon runs: ``ssl``, ``email``
+    and the control client (with ``socket``) stay unloaded, 10 ms of the command's start."""
+    make_tree(wsgidav_server.root / "Cong", {f"Media/{iso(1)}/a.jpg": b"a"})
+    member = Member.create(isolated_env, wsgidav_server.url, "/dav/Cong", wsgidav_server.username,
+                           wsgidav_server.password, wsgidav_server.ca_file)
+    member.env["PYTHONPROFILEIMPORTTIME"] = "1"
+    try:
+        proc = member.cli("update", "--json")
+    finally:
+        del member.env["PYTHONPROFILEIMPORTTIME"]
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert member.files() == {f"{iso(1)}/a.jpg": b"a"}
+    imported = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "pycurl" in imported and "m3daemon.engine.sync" in imported
+    assert not imported & {"ssl", "email.utils", "socket", "m3daemon.daemon.control", "httpx"}, \
+        imported & {"ssl", "email.utils", "socket", "m3daemon.daemon.control", "httpx"}

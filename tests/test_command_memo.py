@@ -20,6 +20,7 @@ from member import Member, iso
 from servers import DavServer, ServerPool, bump, make_tree
 
 from m3daemon.core.entries import RemoteEntry
+from m3daemon.engine import freshness
 from m3daemon.engine.context import record_path
 from m3daemon.engine.sync import KEPT_MEMO, ListingCache, SyncReport
 from m3daemon.local.record import Record
@@ -54,6 +55,14 @@ def kept(m: Member) -> Any:
     record = Record(record_path(m.config))
     try:
         return record.get_meta(KEPT_MEMO)
+    finally:
+        record.close()
+
+
+def tag_state(m: Member) -> freshness.TagState:
+    record = Record(record_path(m.config))
+    try:
+        return freshness.TagState.load(record)
     finally:
         record.close()
 
@@ -104,6 +113,41 @@ def test_every_change_on_the_server_is_seen_by_the_next_update(
     assert m.files() == {f"{iso(1)}/a.jpg": b"a, replaced by the coordinator", f"{iso(3)}/c.jpg": b"c"}
     memo = kept(m)
     assert not any(iso(2) in parts for _base, parts, *_rest in memo["answers"]), "a gone folder is not kept"
+
+
+def test_a_second_update_takes_the_listings_digest_from_the_memo_and_a_change_is_digested(
+    dav_server: DavServer, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The folder tag's evidence (engine/freshness.py) needs a digest of every entry listed: a
+    no-op takes it from the memo, kept with the answers that gave it; any other answer, or a
+    memo whose digest is not the one the record holds, has it computed again."""
+    digested: list[str] = []
+    real = freshness.digest
+
+    def counted(entries: list[RemoteEntry]) -> str:
+        digested.append(got := real(entries))
+        return got
+
+    monkeypatch.setattr(freshness, "digest", counted)
+    root = cong(dav_server)
+    make_tree(root, FILES)
+    m = member_for(dav_server, isolated_env)
+    update(m)
+    assert len(digested) == 1 and kept(m)["digest"] == digested[0] == tag_state(m).digest
+
+    digested.clear()
+    update(m)
+    assert digested == [], "every answer was the kept one: its digest with it"
+    first = tag_state(m).digest
+
+    bump(root / "Media" / iso(1) / "a.jpg", b"a, replaced by the coordinator")
+    assert update(m).downloaded == 1
+    assert len(digested) == 1 and digested[0] != first and tag_state(m).digest == digested[0]
+
+    digested.clear()
+    rewrite_kept(m, lambda memo: {**memo, "digest": "0" * 64})  # not the digest the record holds
+    update(m)
+    assert len(digested) == 1 and tag_state(m).digest == digested[0] == kept(m)["digest"]
 
 
 def test_a_daemon_and_the_command_start_from_each_others_last_answers(
@@ -191,9 +235,11 @@ def test_a_memo_reads_back_as_it_was_kept_and_only_for_its_own_folder() -> None:
     memo = AnswerMemo()
     memo.answers[(here.base_url, ("Media",), "1")] = (b"\x01" * 20, (entries, [("/x/", "another server")], "t|"))
     memo.walked = [(), ("Media",)]
+    memo.entries_digest = "d1gest"
     back = AnswerMemo()
     back.recall_kept(memo.kept(here), here)
     assert back.answers == memo.answers and back.walked == memo.walked
+    assert back.entries_digest == "d1gest" and back.digest_of == set(memo.answers)
     assert not back.changed, "nothing new: the record is not written again"
 
     for elsewhere in (DavSession(Endpoint("https://b.example", "/dav/Cong", "u"), "p"),

@@ -143,6 +143,15 @@ def _freeze_at_exit() -> None:
     gc.freeze()
 
 
+# Commands that keep running (the daemon, the congregation's server) keep the collector as it comes.
+LONG_RUNNING = frozenset({"run", "server"})
+# A command that ends after its work collects the youngest objects after 50,000 new ones instead
+# of 700: a no-op `update` of 2,000 files then spends 3 % fewer instructions (callgrind, 935 M
+# against 906 M; the same as no collector at all). Only cycles wait longer to be freed, and a
+# sync makes few.
+ONE_SHOT_GC_THRESHOLD = 50_000
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     atexit.unregister(_freeze_at_exit)  # once, however often tests call main() in one process
     atexit.register(_freeze_at_exit)
@@ -160,6 +169,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return ExitCode.USAGE
     setup_logging(args.verbose)
+    thresholds = gc.get_threshold()
+    if args.command not in LONG_RUNNING:
+        gc.set_threshold(ONE_SHOT_GC_THRESHOLD, *thresholds[1:])
     try:
         result: int = args.run(args)
         return result
@@ -181,6 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(_("What to do: try again; if it happens again, run the command with -vv and report the output."),
               file=sys.stderr)
         return int(ExitCode.PARTIAL)
+    finally:
+        gc.set_threshold(*thresholds)  # (a test's process, which calls main() often, keeps its own)
 
 
 def config_path_from(args: argparse.Namespace) -> os.PathLike[str]:

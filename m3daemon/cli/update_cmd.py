@@ -9,6 +9,7 @@ import threading
 from datetime import datetime
 from typing import Any
 
+from m3daemon.daemon import CONTROL_FILE
 from m3daemon.errors import ErrorInfo, ExitCode, M3Error
 from m3daemon.i18n import _, ngettext, time_text
 
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from m3daemon.settings.config import load_config
 
     cfg = load_config(config_path_from(args))  # type: ignore[arg-type]
-    if not args.dry_run and not args.allow_deletions:
+    if not args.dry_run and not args.allow_deletions and (cfg.state_dir / CONTROL_FILE).is_file():
         # The daemon's sync: this process imports nothing of the engine, and the daemon has its
         # last listing and its connections at hand.
         from m3daemon.daemon.control import ControlClient

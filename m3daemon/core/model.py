@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import lru_cache
 
 from m3daemon.core.dates import DEFAULT_DATE_FORMAT, infer_weekday_language, parse_folder_date
 from m3daemon.core.entries import RemoteEntry, normalize_etag
@@ -100,6 +101,7 @@ def build_folder(
     folder = CongregationFolder()
     # (date -> name -> (in congregation format?, file)) so the winner can be picked in any order
     dated: dict[date, dict[str, tuple[bool, RemoteFile]]] = {}
+    folder_date = lru_cache(maxsize=None)(parse_folder_date)  # (each file's folder: read once per folder)
 
     for e in entries:
         p = e.parts
@@ -141,7 +143,7 @@ def build_folder(
             if rf is not None:
                 folder.recurring[name] = rf
             continue
-        parsed = parse_folder_date(sub)
+        parsed = folder_date(sub)
         if parsed is None:
             log.debug("ignoring %s: its folder name is not a date", e.path)
             continue

@@ -135,6 +135,8 @@ def one_per_folded_name(names: list[str]) -> tuple[list[str], list[tuple[str, st
     """Of ``names`` in one folder, those that stay (one per :func:`fold_name`) and, for each name
     left out, ``(name, the name that stays)``. The choice is the same on every computer: the name
     already in Unicode NFC wins, then the first in sorted (code point) order."""
+    if len(set(map(fold_name, names))) == len(names):
+        return list(names), []  # (nearly always: no two names are one there)
     groups: dict[str, list[str]] = {}
     for n in names:
         groups.setdefault(fold_name(n), []).append(n)

@@ -18,6 +18,7 @@ import enum
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import NamedTuple
 
 from m3daemon.core.layout import SECTION_ORDER, Layout, join
@@ -250,8 +251,9 @@ def plan_sync(
         elif state is Existing.PERSONS and path in hidden_paths:
             plan.actions.append(Trash(path, "hidden"))
 
+    dir_date = lru_cache(maxsize=None)(lambda d: layout.parse_date_dir(d) if d else None)  # (once per folder)
     plan.tracked_in_window = sum(
-        1 for p in record if (d := _date_of(p, layout)) is not None and today <= d <= end
+        1 for p in record if (d := dir_date(p.rpartition("/")[0])) is not None and today <= d <= end
     )
 
     # 3. Date folders that end up empty are removed when their date is past, or when the layout

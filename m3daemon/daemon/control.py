@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from m3daemon.daemon import CONTROL_FILE
 from m3daemon.errors import DaemonAnswerError, DaemonRequestError
 from m3daemon.i18n import _
 
 log = logging.getLogger(__name__)
 
-CONTROL_FILE = "daemon.json"
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 Handler = Callable[[dict[str, Any]], tuple[int, Any]]

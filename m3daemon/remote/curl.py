@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-import ssl
 import sys
 import threading
 import time
@@ -158,6 +157,8 @@ def trust_options(ca_file: Path | None) -> list[tuple[int, Any]] | None:
     if sys.platform != "linux":
         return None  # macOS: Keychain, which only truststore (httpx) asks
     # Linux: OpenSSL's CA file and folder, as truststore uses them (SSL_CERT_FILE/DIR honoured).
+    import ssl  # (only here: a command that has a CA file does without it)
+
     paths = ssl.get_default_verify_paths()
     found: list[tuple[int, Any]] = []
     if paths.cafile and os.path.isfile(paths.cafile):

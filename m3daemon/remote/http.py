@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -44,6 +43,8 @@ from m3daemon.remote.deadline import DEADLINE_WORDS, deadline
 from m3daemon.remote.retry import RetryPolicy, tls_reason
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,8 @@ def tls_context(ca_file: Path | None) -> ssl.SSLContext:
     server's CA: ``m3daemon setup`` pins the CA whose fingerprint a person confirmed as ca_file)."""
     if ca_file is None:
         return system_trust_context()
+    import ssl  # (a command that syncs on libcurl never builds a context: 4 ms of its start)
+
     try:
         return ssl.create_default_context(cafile=str(ca_file))
     except (OSError, ssl.SSLError) as exc:
@@ -148,6 +151,8 @@ def system_trust_context() -> ssl.SSLContext:
     Windows store (TLS inspection). truststore asks Keychain on macOS and CryptoAPI on Windows;
     on Linux it is OpenSSL's CA paths (SSL_CERT_FILE/SSL_CERT_DIR honoured), as before.
     """
+    import ssl
+
     import truststore  # imported when a server without ca_file is contacted, not at start
 
     ctx = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)

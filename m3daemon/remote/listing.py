@@ -90,7 +90,13 @@ class AnswerMemo:
     # The answers the listing under way has read: when it ends, only they are kept (a date folder
     # that left the window is not remembered for ever by a daemon that runs for months).
     touched: set[MemoKey] = field(default_factory=set)
-    recalled: tuple[frozenset[MemoKey], list[tuple[str, ...]]] = (frozenset(), [])  # see recall_kept
+    fresh: int = 0  # the listing under way's answers that were not one remembered (parsed, or too large)
+    # The digest (engine/freshness.py) of the entries that the answers of ``digest_of`` gave, as
+    # the sync that read them computed it; forgotten as soon as a listing reads another answer.
+    # A command's no-op then need not compute it again (3 ms of 2,000 entries).
+    entries_digest: str | None = None
+    digest_of: frozenset[MemoKey] = frozenset()
+    recalled: tuple[frozenset[MemoKey], list[tuple[str, ...]], str | None] = (frozenset(), [], None)  # recall_kept
     # The daemon's libcurl connections that ask for ``walked`` again (remote/curl_listing.py),
     # made by ``quick`` at the first walk that has folders to ask again: a daemon whose server
     # lists everything at once never loads libcurl for it. None: the walk asks on httpx.
@@ -115,17 +121,22 @@ class AnswerMemo:
     def keep_touched(self) -> None:
         self.answers = {key: got for key, got in self.answers.items() if key in self.touched}
 
+    def note_digest(self, digest: str | None) -> None:
+        """The digest of the entries of the listing just ended (see ``entries_digest``)."""
+        self.entries_digest, self.digest_of = digest, frozenset(self.touched)
+
     @property
     def changed(self) -> bool:
         """Whether the memo holds anything :meth:`recall_kept` did not give it."""
-        return bool(self.parsed) or set(self.answers) != self.recalled[0] or self.walked != self.recalled[1]
+        return (bool(self.parsed) or set(self.answers) != self.recalled[0] or self.walked != self.recalled[1]
+                or self.entries_digest != self.recalled[2])
 
     def kept(self, session: DavSession) -> dict[str, Any]:
         """The memo as JSON, for the next process's first sync (engine/sync.py keeps it in the
         record): reading 2,000 entries back took 8 ms here, parsing their answers again 85 ms."""
         return {
             "format": KEPT_FORMAT, "version": __version__, "folder": session.url(collection=True),
-            "walked": [list(p) for p in self.walked],
+            "walked": [list(p) for p in self.walked], "digest": self.entries_digest,
             "answers": [
                 [base, list(parts), depth, digest.hex(),
                  [[list(e.parts), e.is_dir, e.size, e.etag, e.modified.isoformat() if e.modified else None]
@@ -154,16 +165,20 @@ class AnswerMemo:
                 bad = [(str(href), str(why)) for href, why in skipped]
                 answers[(base, _kept_parts(parts), depth)] = (bytes.fromhex(digest), (entries, bad, tag))
             walked = [_kept_parts(p) for p in data["walked"]]
+            digest = data.get("digest")
+            if not (digest is None or type(digest) is str):
+                raise ValueError("not a digest")
         except (TypeError, ValueError, KeyError):
             log.debug("the kept listing memo is not readable; listing as on a first sync")
             return
         self.answers, self.walked = answers, walked
+        self.entries_digest, self.digest_of = digest, frozenset(answers)
         self.mark_kept()
 
     def mark_kept(self) -> None:
         """What the memo holds now is what the record holds."""
         self.parsed = 0
-        self.recalled = (frozenset(self.answers), list(self.walked))
+        self.recalled = (frozenset(self.answers), list(self.walked), self.entries_digest)
 
 
 def _kept_parts(parts: Any) -> tuple[str, ...]:
@@ -195,12 +210,14 @@ def list_tree(
     ``Depth: infinity`` lists everything in one request either way. ``memo``: see :class:`AnswerMemo`.
     """
     if memo is not None:
-        memo.touched = set()
+        memo.touched, memo.fresh = set(), 0
     result = _try_infinity(session, memo) if prefer_infinity else None
     if result is None:
         result = _walk(session, workers, window, memo)
     if memo is not None:
         memo.keep_touched()
+        if memo.fresh or memo.touched != memo.digest_of:
+            memo.note_digest(None)
     return result
 
 
@@ -394,6 +411,7 @@ def _collect(
         held.append(chunk)
         size += len(chunk)
         if size > MEMO_MAX_BYTES:  # too large to hold: parsed as it arrives, not remembered
+            memo.fresh += 1
             return _read_entries(session, itertools.chain(held, counted), parts)
     return _recalled(session, parts, depth, held, memo)
 
@@ -416,6 +434,7 @@ def _recalled(
         return list(entries), list(skipped), tag
     found = _read_entries(session, iter(body), parts)
     memo.parsed += 1
+    memo.fresh += 1
     memo.answers[key] = (seen, (list(found[0]), list(found[1]), found[2]))
     return found
 

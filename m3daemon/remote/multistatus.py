@@ -13,7 +13,6 @@ import xml.parsers.expat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 from m3daemon.errors import MalformedListing
 from m3daemon.i18n import _
@@ -85,6 +84,8 @@ def _http_date(text: str) -> datetime | None:
                                 int(text[23:25]), tzinfo=UTC)
             except ValueError:
                 pass  # (a 31st of February, a second 60: email.utils decides)
+    from email.utils import parsedate_to_datetime  # (the rare other forms: 2 ms of a command's start)
+
     try:
         d = parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):

@@ -20,10 +20,9 @@ transport errors, Retry-After, whether a body may be sent again — is ours to d
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import random
-import ssl
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -71,6 +70,8 @@ def parse_retry_after(value: str | None) -> float | None:
     value = value.strip()
     if value.isdigit():
         return float(value)
+    import email.utils  # (rarely needed: 2 ms of a command's start)
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -82,13 +83,14 @@ def parse_retry_after(value: str | None) -> float | None:
 
 def tls_reason(exc: BaseException) -> str | None:
     """Why the TLS handshake failed, when that is what ``exc`` (or one of its causes) is about."""
+    ssl = sys.modules.get("ssl")  # not imported: no TLS error of Python's own can have been raised
     seen: set[int] = set()
     cur: BaseException | None = exc
     while cur is not None and id(cur) not in seen:
         seen.add(id(cur))
-        if isinstance(cur, ssl.SSLCertVerificationError):
+        if ssl is not None and isinstance(cur, ssl.SSLCertVerificationError):
             return cur.verify_message or str(cur)
-        if isinstance(cur, ssl.SSLError):
+        if ssl is not None and isinstance(cur, ssl.SSLError):
             return cur.reason or str(cur)
         text = str(cur)
         if "CERTIFICATE_VERIFY_FAILED" in text or "SSL" in text and "certificate" in text.lower():
