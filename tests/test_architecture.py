@@ -92,6 +92,8 @@ def allowed(module: str, allow: frozenset[str]) -> bool:
 CORE_ALLOWED = frozenset({
     "__future__", "collections.abc", "copy", "dataclasses", "datetime", "enum", "json", "re",
     "types", "typing", "unicodedata", "zoneinfo",
+    # functools: lru_cache, inside one call, so that each folder's date is read once, not per file
+    "functools",
     # logging: the model notes at debug level what it ignores in a listing; a log record is not a
     # side effect the core's results depend on, and the application decides where records go.
     "logging",
