@@ -131,3 +131,34 @@ def test_a_file_the_coordinator_replaced_is_removed_then_added_in_m3(
     events = watcher.wait_for(lambda e: e["event"] == "add" and e["path"] == str(target), "the add of the new file")
     about = [(e["event"], e["size"]) for e in events if e.get("path") == str(target)]
     assert about == [("unlink", None), ("add", 6000)], events
+
+
+@pytest.mark.parametrize("where, poll", [("Congregation Media", False), ("Dropbox/Congregation Media", True)],
+                         ids=["local-folder-native-events", "cloud-folder-polling"])
+def test_every_file_of_a_meeting_the_coordinator_replaced_is_removed_then_added_in_m3(
+    wsgidav_server: DavServer, isolated_env: Path, watcher_factory: Any, where: str, poll: bool
+) -> None:
+    """The replacements of one sync share one pause (engine/swaps.py): M³ still sees each old
+    file go before its new one comes, and never a `change`."""
+    cong = wsgidav_server.root / "Cong"
+    names = [f"Slide {i}.jpg" for i in range(6)]
+    make_tree(cong, {f"Media/{iso(1)}/{n}": b"v1" * 500 for n in names})
+    m = Member.create(isolated_env, wsgidav_server.url, FOLDER, wsgidav_server.username,
+                      wsgidav_server.password, wsgidav_server.ca_file)
+    media = isolated_env / where
+    media.parent.mkdir(parents=True, exist_ok=True)
+    m.config_path.write_text(m.config_path.read_text().replace(str(m.media), str(media)))
+    m = Member(m.config_path, media, m.password)
+    assert m.update().ok
+    watcher = watcher_factory(media, poll)
+    for n in names:
+        bump(cong / "Media" / iso(1) / n, b"v2" * 800)
+    report = m.update()
+    assert report.ok and report.downloaded == len(names)
+    targets = {str(media / iso(1) / n) for n in names}
+    events: list[dict[str, Any]] = []
+    for _ in names:
+        events += watcher.wait_for(lambda e: e["event"] == "add" and e["path"] in targets, "the adds")
+    for target in targets:
+        about = [(e["event"], e["size"]) for e in events if e.get("path") == target]
+        assert about == [("unlink", None), ("add", 1600)], (target, events)

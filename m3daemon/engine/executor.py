@@ -17,10 +17,12 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 from m3daemon.core.layout import STAGING_DIR
 from m3daemon.core.m3 import replace_pause as m3_replace_pause
@@ -37,6 +39,7 @@ from m3daemon.engine.staging import (
     volume_of,
     waiting_targets,
 )
+from m3daemon.engine.swaps import Swap, Swaps
 from m3daemon.errors import (
     Cancelled,
     CredentialsError,
@@ -73,6 +76,18 @@ FSYNC_SAMPLE = 8
 CHEAP_FSYNC = 0.0005
 # A download whose connection broke is resumed this many times within one sync.
 RESUME_ATTEMPTS = 3
+
+
+class _Queued(NamedTuple):
+    """What a queued replacement needs once it is swapped in, or looked at again."""
+
+    target_rel: str
+    row: Placed
+    version: str
+    source: str
+    existing: Existing
+    here: LocalFile | None
+    modified: datetime | None
 
 
 def _ready_name(target_rel: str) -> str:
@@ -117,6 +132,7 @@ class Executor:
         # how long a replaced file stays away so that M³'s watcher sees unlink, then add
         self.replace_pause = replace_pause if replace_pause is not None else m3_replace_pause(
             str(media_dir), sys.platform)
+        self._swaps: Swaps | None = None  # the replacements of the phase under way (see _swapping)
 
     # --- the whole plan ----------------------------------------------------------------
 
@@ -134,22 +150,25 @@ class Executor:
             budget = self._prepare_staging()
             fetches, copies = self._what_fits(budget, fetches, copies, out, failed_targets)
         if fetches:
-            with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="download") as pool:
+            with (self._swapping(out, failed_targets, "downloaded"),
+                  ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="download") as pool):
                 for action, fut in self._start_fetches(fetches, pool):
                     self._collect(action.target, fut, out, failed_targets, "downloaded")
-        for copy in copies:
-            if self.cancel.is_set():
-                raise Cancelled
-            if copy.source in failed_targets:
-                failed_targets.add(copy.target)
-                out.skipped.append(copy.target)
-                continue  # its source failed; already reported once
-            done: Future[Placed | None] = Future()
-            try:
-                done.set_result(self._copy(copy))
-            except Exception as exc:  # noqa: BLE001 - collected per file below
-                done.set_exception(exc)
-            self._collect(copy.target, done, out, failed_targets, "copied")
+        # (a copy may read a file that a download just replaced: those are all in place now)
+        with self._swapping(out, failed_targets, "copied"):
+            for copy in copies:
+                if self.cancel.is_set():
+                    raise Cancelled
+                if copy.source in failed_targets:
+                    failed_targets.add(copy.target)
+                    out.skipped.append(copy.target)
+                    continue  # its source failed; already reported once
+                done: Future[Placed | None] = Future()
+                try:
+                    done.set_result(self._copy(copy))
+                except Exception as exc:  # noqa: BLE001 - collected per file below
+                    done.set_exception(exc)
+                self._collect(copy.target, done, out, failed_targets, "copied")
 
         # a file a copy failed to take from stays where it is: the next sync copies it again
         still_needed = {a.source for a in plan.actions if isinstance(a, Copy) and a.target in failed_targets}
@@ -201,6 +220,41 @@ class Executor:
             out.downloaded += 1
         else:
             out.copied += 1
+
+    @contextmanager
+    def _swapping(self, out: Outcome, failed: set[str], counter: str) -> Iterator[None]:
+        """A phase whose replacements of existing files are swapped in together at its end
+        (engine/swaps.py); a phase that stops leaves every old file where it is."""
+        self._swaps = Swaps(self.staging, self.replace_pause)
+        try:
+            yield
+        except BaseException:
+            for swap in self._swaps.drop():
+                unlink_quiet(swap.staged)
+            raise
+        finally:
+            swaps, self._swaps = self._swaps, None
+        for finished in swaps.finish():
+            queued: _Queued = finished.swap.key
+            if finished.error is None and not finished.changed:
+                self.progress.file_done(queued.target_rel)
+                continue
+            out.rows.remove(queued.row)  # counted when it was queued: counted again below
+            if counter == "downloaded":
+                out.downloaded -= 1
+            else:
+                out.copied -= 1
+            again: Future[Placed | None] = Future()
+            try:
+                if finished.error is not None:
+                    raise self._not_placed(finished.error, finished.swap.staged, queued.target_rel,
+                                           queued.version, queued.source) from finished.error
+                # a person changed the file since: placed with the care a person's file gets
+                again.set_result(self._place(finished.swap.staged, queued.target_rel, queued.existing,
+                                             queued.here, queued.version, queued.source, queued.modified))
+            except Exception as exc:  # noqa: BLE001 - collected per file
+                again.set_exception(exc)
+            self._collect(queued.target_rel, again, out, failed, counter)
 
     def _start_fetches(
         self, fetches: list[Fetch], pool: ThreadPoolExecutor
@@ -427,7 +481,16 @@ class Executor:
             if current is None:
                 os.replace(staged, target)
             else:
-                self._replace(staged, target, moved_away=not still_ours)
+                queued = _Queued(target_rel, row, version, source, existing, here, modified)
+                if self._swaps is not None:  # in with the others at the phase's end (engine/swaps.py)
+                    seen = (current.st_size, current.st_mtime_ns) if still_ours else None
+                    self._swaps.add(Swap(staged, target, still_ours, seen, queued))
+                    return row
+                one = Swaps(self.staging, self.replace_pause)
+                one.add(Swap(staged, target, still_ours, None, queued))
+                (finished,) = one.finish()
+                if finished.error is not None:
+                    raise finished.error
         except OSError as exc:
             raise self._not_placed(exc, staged, target_rel, version, source) from exc
         self.progress.file_done(target_rel)
@@ -461,24 +524,6 @@ class Executor:
             )
         unlink_quiet(staged)
         return local_error(exc, self.media_dir / target_rel)
-
-    def _replace(self, staged: Path, target: Path, *, moved_away: bool) -> None:
-        """Put ``staged`` where a file is, so that M³ 25+ sees the old one removed and the new one
-        added: its watcher ignores ``change``, and a file swapped in one rename is a ``change``, so the
-        old duration and thumbnail would stay. The old file leaves (to the staging folder, or already
-        to the trash), stays away :attr:`replace_pause` seconds, then the new one comes in."""
-        old = self.staging / (staged.name + ".replaced")
-        if not moved_away:
-            os.replace(target, old)
-        time.sleep(self.replace_pause)
-        try:
-            os.replace(staged, target)
-        except OSError:
-            if not moved_away:
-                os.replace(old, target)  # the old file back rather than none
-            raise
-        if not moved_away:
-            unlink_quiet(old)
 
     def _run_trash(self, action: Trash, out: Outcome) -> None:
         path = self.media_dir / action.path
