@@ -66,9 +66,15 @@ from common import (
     write_file,
 )
 
+from m3daemon.core.m3 import REPLACE_PAUSE_NATIVE
+
 BULK_SIZE = 200 * MIB
 SMALL_COUNT, SMALL_SIZE, SMALL_FOLDERS = 2000, 100_000, 10
 CURL_PARALLEL = 3  # the same concurrency as m3daemon's 3 download workers
+REPLACED = 200  # of the 2,000 small files, new versions (a coordinator re-exported a meeting's slides)
+# Seconds a replaced file stays away so that M³ 25+ sees it removed, then added: the media folder
+# here is a local one, where M³ gets native events.
+M3_REPLACE_PAUSE = REPLACE_PAUSE_NATIVE
 SCALE_SIZES = (10_000, 25_000, 50_000)
 
 # Imported by `update` although a no-op sync with the password in the environment needs none of them
@@ -236,6 +242,7 @@ def scenario_small(server: Server, work: Path, runs: int, rclone_runs: int, inpr
             r = rclone_copy(server, "Media", dest)
             assert count_files(dest) == (SMALL_COUNT, SMALL_COUNT * SMALL_SIZE)
             t_rclone.append(r.seconds)
+    replaced_rows(server, work, member, rels[:REPLACED], runs, res)
     member.clean()
     c, rc = median(t_curl), median(t_rclone)
     for label, xs in (("CLI process", t_cli), ("update() in-process", t_inproc)):
@@ -256,6 +263,39 @@ def scenario_small(server: Server, work: Path, runs: int, rclone_runs: int, inpr
         "bare_loop_s": bare, "bare_requests_s": inner,
         "files_per_s": {"curl": SMALL_COUNT / c, "m3_cli": SMALL_COUNT / median(t_cli), "rclone": SMALL_COUNT / rc},
     }
+
+
+def replaced_rows(server: Server, work: Path, member: Member, replaced: list[str], runs: int, res: Results) -> None:
+    """New versions of files already synced, against the same files downloaded new: M³ 25+ must
+    see each old file removed before the new one comes (a pause), and one pause serves them all
+    (engine/swaps.py). curl fetches the same files in the same run."""
+    member.clean()
+    member.update_json()
+    out = work / "curl-replaced"
+    cfg = write_curl_config(server, replaced, out, work / f"curl-replaced-{server.kind}.cfg")
+    t_rep, t_new, t_curl = [], [], []
+    for i in range(runs):
+        when = OLD + 10 + i  # a new date: a new ETag on every server here
+        for rel in replaced:
+            os.utime(server.cong / rel, (when, when))
+        rm(out)
+        t_curl.append(curl_many(server, cfg, CURL_PARALLEL).seconds)
+        rm(out)
+        run, rep = member.update_json()
+        assert rep["downloaded"] == len(replaced) and not rep["errors"], rep
+        t_rep.append(run.seconds)
+        for rel in replaced:  # the same files, new on this computer (Media/<date>/<name> -> <date>/<name>)
+            (member.media / rel.split("/", 1)[1]).unlink()
+        run, rep = member.update_json()
+        assert rep["downloaded"] == len(replaced), rep
+        t_new.append(run.seconds)
+    r, n, c = median(t_rep), median(t_new), median(t_curl)
+    res.add(Row(f"{len(replaced)} of the 2,000 files replaced by new versions: CLI process", server.kind,
+                f"{s(r)} (the same files new: {s(n)})", s(c), "—", ratio(r, c), "—",
+                f"≤ the same files new + 2 × M³'s {M3_REPLACE_PAUSE} s pause",
+                yes(r <= n + 2 * M3_REPLACE_PAUSE)))
+    res.details[f"replaced/{server.kind}"] = {"files": len(replaced), "replaced_cli_s": t_rep,
+                                              "new_cli_s": t_new, "curl_s": t_curl}
 
 
 # --------------------------------------------------------------------------------------------
@@ -484,6 +524,10 @@ def scenario_daemon(server: Server, work: Path, runs: int, res: Results) -> None
                 "≤ 0.8× rclone", yes(n <= 0.8 * rc)))
     res.add(Row("bulk 200 MiB (a new version): CLI process, daemon running", server.kind, s(b), s(c), "—",
                 ratio(b, c), "—", "≤ 1.0× curl", yes(b <= c)))
+    floor = c + M3_REPLACE_PAUSE
+    res.add(floor_row(f"bulk 200 MiB (a new version), curl's transfer + the {M3_REPLACE_PAUSE} s M³ 25+ needs to "
+                      "see the old file removed before the new one comes", server, floor, curl=c,
+                      goal="≤ 1.0× curl", verdict=floors.verdict(floor / c, 1.0)))
     res.details[f"daemon/{server.kind}"] = {"noop_cli_s": t_noop, "rclone_s": t_rclone, "bulk_cli_s": t_big,
                                            "bulk_daemon_sync_s": synced, "curl_s": t_curl}
 
