@@ -4,6 +4,7 @@ come: engine/swaps.py), and a file a person changes meanwhile is still treated a
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from member import Member, iso
 from servers import DavServer, bump, make_tree
 
 from m3daemon.engine import swaps
+from m3daemon.errors import Cancelled
 
 FOLDER = "/dav/Cong"
 NAMES = [f"Slide {i:02d}.jpg" for i in range(24)]
@@ -70,3 +72,36 @@ def test_a_file_a_person_edits_while_its_new_version_downloads_goes_to_the_trash
     assert member.files() == {f"{iso(1)}/{n}": f"{n} v2".encode() for n in NAMES}
     assert report.conflicts == 1
     assert [p.read_bytes() for p in trash_files(isolated_env)] == [b"a person's own slide"]
+
+
+def test_a_sync_stopped_midway_puts_in_the_new_versions_it_had_and_leaves_no_file_missing(
+    wsgidav_server: DavServer, member: Member, pauses: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon quits, or a person cancels, while new versions download: those already verified
+    are put in place on the way out (each has its pending row), the rest keep their old version,
+    and the next sync fetches only what is still old."""
+    cancel = threading.Event()
+    real_add = swaps.Swaps.add
+
+    def add_then_stop(self: swaps.Swaps, swap: swaps.Swap) -> None:
+        real_add(self, swap)
+        if len(self) == 3:
+            cancel.set()
+
+    monkeypatch.setattr(swaps.Swaps, "add", add_then_stop)
+    for n in NAMES:
+        bump(wsgidav_server.root / "Cong" / "Media" / iso(1) / n, f"{n} v2".encode())
+    with pytest.raises(Cancelled):
+        member.update(cancel=cancel)
+    files = member.files()
+    assert set(files) == {f"{iso(1)}/{n}" for n in NAMES}, "no file is missing"
+    new = [p for p, data in files.items() if data.endswith(b" v2")]
+    assert len(new) >= 3, "what was queued is in place"
+    assert all(data in (f"{p.split('/')[-1]} v1".encode(), f"{p.split('/')[-1]} v2".encode())
+               for p, data in files.items()), "every file is whole: its old version or its new one"
+    assert not list((member.media / ".m3daemon" / "staging").glob("*.replaced"))
+
+    monkeypatch.setattr(swaps.Swaps, "add", real_add)
+    report = member.update()
+    assert report.ok and report.downloaded == len(NAMES) - len(new)
+    assert member.files() == {f"{iso(1)}/{n}": f"{n} v2".encode() for n in NAMES}

@@ -224,16 +224,19 @@ class Executor:
     @contextmanager
     def _swapping(self, out: Outcome, failed: set[str], counter: str) -> Iterator[None]:
         """A phase whose replacements of existing files are swapped in together at its end
-        (engine/swaps.py); a phase that stops leaves every old file where it is."""
+        (engine/swaps.py). A phase that stops (cancelled, a full disk) still puts in what it
+        queued: each is verified and has its pending row, which the next sync reads."""
         self._swaps = Swaps(self.staging, self.replace_pause)
         try:
             yield
         except BaseException:
-            for swap in self._swaps.drop():
-                unlink_quiet(swap.staged)
-            raise
-        finally:
             swaps, self._swaps = self._swaps, None
+            try:
+                swaps.finish()
+            except OSError as exc:  # (the old file is back, or the staged one waits to be cleaned)
+                log.warning("a replaced file was not put in place as the sync stopped: %s", exc)
+            raise
+        swaps, self._swaps = self._swaps, None
         for finished in swaps.finish():
             queued: _Queued = finished.swap.key
             if finished.error is None and not finished.changed:

@@ -65,16 +65,10 @@ class Swaps:
         with self._lock:
             return len(self._queued)
 
-    def drop(self) -> list[Swap]:
-        """Forget the queue (a sync that stops: the old files stay, the staged ones are cleaned
-        away by the next sync)."""
-        with self._lock:
-            queued, self._queued = self._queued, []
-        return queued
-
     def finish(self) -> list[Finished]:
         """Every old file away, one pause, every new file in; each swap's outcome, in order."""
-        swaps = self.drop()
+        with self._lock:
+            swaps, self._queued = self._queued, []
         done: dict[int, Finished] = {}
         away: list[tuple[Swap, Path | None]] = []
         for swap in swaps:
