@@ -9,7 +9,6 @@ last-second edit is never deleted.
 from __future__ import annotations
 
 import filecmp
-import json
 import logging
 import os
 import shutil
@@ -31,12 +30,16 @@ from m3daemon.engine.results import Outcome, Progress
 from m3daemon.engine.staging import (
     hide_on_windows,
     in_use,
+    keep_waiting,
     on_time_grid,
+    ready_name,
+    ready_paths,
     send_to_trash,
     staging_name,
     stat_or_none,
     unlink_quiet,
     volume_of,
+    waiting_file,
     waiting_targets,
 )
 from m3daemon.engine.swaps import Swap, Swaps
@@ -60,7 +63,6 @@ from m3daemon.local.safefs import (
     linked_folder,
     linked_folder_error,
     open_new,
-    write_new_text,
 )
 from m3daemon.local.space import SpaceBudget
 from m3daemon.remote.http import DavSession
@@ -88,11 +90,6 @@ class _Queued(NamedTuple):
     existing: Existing
     here: LocalFile | None
     modified: datetime | None
-
-
-def _ready_name(target_rel: str) -> str:
-    """The staging name of a verified download that waits for its target (in use)."""
-    return staging_name((target_rel,)) + ".ready"
 
 
 class Executor:
@@ -291,7 +288,7 @@ class Executor:
         jobs: list[Job] = []
         for i, action in enumerate(fetches):
             part = self._part(action)
-            if resume_sidecar_name(part.name) in sidecars or _ready_name(action.target) + ".json" in sidecars:
+            if resume_sidecar_name(part.name) in sidecars or ready_name(action.target) + ".json" in sidecars:
                 # a download to resume, or one that waited for its target: httpx's path does those
                 futures[i] = pool.submit(self._fetch, action)
             else:
@@ -399,7 +396,7 @@ class Executor:
             raise Cancelled
         assert self.session is not None
         source = "/".join(action.remote.parts)
-        ready = self._waiting_file(action.target, action.remote.version, source, action.remote.size)
+        ready = waiting_file(self.staging, action.target, action.remote.version, source, action.remote.size)
         if ready is not None:  # downloaded by an earlier sync; its target was in use then
             log.info("placing %s from the earlier download that waited", action.target)
             return self._place(ready, action.target, action.existing, action.here, action.remote.version,
@@ -422,7 +419,7 @@ class Executor:
                            "/".join(action.remote.parts), action.remote.modified)
 
     def _copy(self, action: Copy) -> Placed | None:
-        ready = self._waiting_file(action.target, action.remote.version, "/".join(action.remote.parts),
+        ready = waiting_file(self.staging, action.target, action.remote.version, "/".join(action.remote.parts),
                                    action.remote.size)
         if ready is not None:
             return self._place(ready, action.target, action.existing, action.here, action.remote.version,
@@ -518,7 +515,7 @@ class Executor:
         """The error for a staged file that could not be put in place: one whose target is in use
         waits for the next sync; any other is removed."""
         if in_use(exc):
-            self._keep_waiting(staged, target_rel, version, source)
+            keep_waiting(self.staging, staged, target_rel, version, source)
             return FileInUse(
                 _("{path} is in use by another program; it will be replaced after the meeting.").format(
                     path=target_rel),
@@ -614,39 +611,6 @@ class Executor:
         self.volume = volume_of(self.staging)
         return SpaceBudget.measure(self.staging)
 
-    # --- files that waited because their target was in use -------------------------------------
-
-    def _ready_paths(self, target_rel: str) -> tuple[Path, Path]:
-        ready = self.staging / _ready_name(target_rel)
-        return ready, ready.with_name(ready.name + ".json")
-
-    def _keep_waiting(self, staged: Path, target_rel: str, version: str, source: str) -> None:
-        """Keep a verified file whose target is in use, with what it is, for the next sync."""
-        ready, meta = self._ready_paths(target_rel)
-        try:
-            if staged != ready:
-                os.replace(staged, ready)
-            write_new_text(meta, json.dumps({"target": target_rel, "version": version, "source": source,
-                                             "size": ready.stat().st_size}))
-        except OSError as exc:
-            log.warning("could not keep the download of %s for the next sync: %s", target_rel, exc)
-            unlink_quiet(staged)
-
-    def _waiting_file(self, target_rel: str, version: str, source: str, size: int) -> Path | None:
-        ready, meta = self._ready_paths(target_rel)
-        try:
-            info = json.loads(meta.read_text("utf-8"))
-            st = ready.lstat()
-        except (OSError, ValueError):
-            return None
-        if (info.get("target"), info.get("version"), info.get("source"), info.get("size")) != (
-                target_rel, version, source, size) or not stat.S_ISREG(st.st_mode) or st.st_size != size:
-            unlink_quiet(ready)
-            unlink_quiet(meta)
-            return None
-        unlink_quiet(meta)  # written again if the target is still in use
-        return ready
-
     def waiting_targets(self) -> list[str]:
         """Targets whose new version waits in the staging folder (for status and the dashboard)."""
         return waiting_targets(self.staging)
@@ -661,7 +625,7 @@ class Executor:
                 for p in self.staging.glob(pattern):
                     unlink_quiet(p)
             for target in set(waiting_targets(self.staging)) - placing:
-                for p in self._ready_paths(target):
+                for p in ready_paths(self.staging, target):
                     unlink_quiet(p)
         except OSError:
             pass

@@ -1,5 +1,5 @@
-"""The executor's file-level helpers: staging names, the mtime grid, files in use, the volume's
-traits, the trash. Split from :mod:`m3daemon.engine.executor`, which carries out a plan with them.
+"""The executor's file-level helpers: staging names, the mtime grid, files in use (and the
+downloads that wait for them), the volume's traits, the trash. Split from :mod:`m3daemon.engine.executor`, which carries out a plan with them.
 """
 
 from __future__ import annotations
@@ -8,11 +8,13 @@ import hashlib
 import json
 import logging
 import os
+import stat
 import sys
 import threading
 from pathlib import Path
 
 from m3daemon.local.longpaths import VolumeTraits, plain_path, probe_volume
+from m3daemon.local.safefs import write_new_text
 
 log = logging.getLogger("m3daemon.engine.executor")
 
@@ -38,6 +40,51 @@ _IN_USE = frozenset({32, 33})
 def in_use(exc: OSError) -> bool:
     """Whether an OS error says another program holds the file open (a Windows sharing violation)."""
     return getattr(exc, "winerror", None) in _IN_USE
+
+
+# --- files that wait, downloaded, because their target was in use ----------------------------
+
+
+def ready_name(target_rel: str) -> str:
+    """The staging name of a verified download that waits for its target (in use)."""
+    return staging_name((target_rel,)) + ".ready"
+
+
+def ready_paths(staging: Path, target_rel: str) -> tuple[Path, Path]:
+    """The waiting file and its description (JSON)."""
+    ready = staging / ready_name(target_rel)
+    return ready, ready.with_name(ready.name + ".json")
+
+
+def keep_waiting(staging: Path, staged: Path, target_rel: str, version: str, source: str) -> None:
+    """Keep a verified file whose target is in use, with what it is, for the next sync."""
+    ready, meta = ready_paths(staging, target_rel)
+    try:
+        if staged != ready:
+            os.replace(staged, ready)
+        write_new_text(meta, json.dumps({"target": target_rel, "version": version, "source": source,
+                                         "size": ready.stat().st_size}))
+    except OSError as exc:
+        log.warning("could not keep the download of %s for the next sync: %s", target_rel, exc)
+        unlink_quiet(staged)
+
+
+def waiting_file(staging: Path, target_rel: str, version: str, source: str, size: int) -> Path | None:
+    """The download that waited for ``target_rel`` when it is still this version, else None
+    (and a stale one is removed)."""
+    ready, meta = ready_paths(staging, target_rel)
+    try:
+        info = json.loads(meta.read_text("utf-8"))
+        st = ready.lstat()
+    except (OSError, ValueError):
+        return None
+    if (info.get("target"), info.get("version"), info.get("source"), info.get("size")) != (
+            target_rel, version, source, size) or not stat.S_ISREG(st.st_mode) or st.st_size != size:
+        unlink_quiet(ready)
+        unlink_quiet(meta)
+        return None
+    unlink_quiet(meta)  # written again if the target is still in use
+    return ready
 
 
 def waiting_targets(staging: Path) -> list[str]:
