@@ -109,7 +109,8 @@ def test_a_sync_with_a_ca_file_loads_neither_pythons_tls_nor_the_control_client(
     wsgidav_server: DavServer, isolated_env: Path,
 ) -> None:
     """libcurl makes the connections of a command's sync, and no daemon runs: ``ssl``, ``email``
-    and the control client (with ``socket``) stay unloaded, 10 ms of the command's start."""
+    and the control client (with ``socket``) stay unloaded, 10 ms of the command's start; a
+    no-op does not load the executor either."""
     make_tree(wsgidav_server.root / "Cong", {f"Media/{iso(1)}/a.jpg": b"a"})
     member = Member.create(isolated_env, wsgidav_server.url, "/dav/Cong", wsgidav_server.username,
                            wsgidav_server.password, wsgidav_server.ca_file)
@@ -121,6 +122,16 @@ def test_a_sync_with_a_ca_file_loads_neither_pythons_tls_nor_the_control_client(
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert member.files() == {f"{iso(1)}/a.jpg": b"a"}
     imported = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
-    assert "pycurl" in imported and "m3daemon.engine.sync" in imported
+    assert "pycurl" in imported and "m3daemon.engine.executor" in imported
     assert not imported & {"ssl", "email.utils", "socket", "m3daemon.daemon.control", "httpx"}, \
         imported & {"ssl", "email.utils", "socket", "m3daemon.daemon.control", "httpx"}
+
+    member.env["PYTHONPROFILEIMPORTTIME"] = "1"
+    try:
+        proc = member.cli("update", "--json")  # nothing to do now
+    finally:
+        del member.env["PYTHONPROFILEIMPORTTIME"]
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "m3daemon.engine.sync" in imported and "m3daemon.engine.executor" not in imported, \
+        "a no-op carries out no plan"

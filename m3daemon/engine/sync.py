@@ -34,7 +34,6 @@ from m3daemon.engine.context import (
 )
 from m3daemon.engine.conversions import Prepared, wanted_convertibles
 from m3daemon.engine.conversions import prepare as prepare_conversions
-from m3daemon.engine.executor import Executor
 from m3daemon.engine.readiness import META_KEY as READINESS_META
 from m3daemon.engine.readiness import wanted_by_date
 from m3daemon.engine.results import Outcome, Progress
@@ -556,6 +555,8 @@ def _update_locked(
         meeting_bps = cfg.schedule.meeting_bandwidth_limit_kbps * 1000 // 8
         if running and meeting_bps and (limiter is None or limiter.rate > meeting_bps):
             limiter = Limiter(meeting_bps)  # a hybrid meeting's video call keeps its bandwidth
+        from m3daemon.engine.executor import Executor  # (a no-op needs none of it: 2 ms of a command's start)
+
         executor = Executor(session, on_os, record, progress=progress, cancel=cancel, limiter=limiter)
         outcome = executor.run(plan)
         # A file whose action failed is still what the record says (the old version, a file not
