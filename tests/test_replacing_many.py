@@ -33,7 +33,7 @@ def member(wsgidav_server: DavServer, isolated_env: Path) -> Member:
 def pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """The pauses M³'s watcher is given, in order (none is slept: the test need not wait)."""
     slept: list[float] = []
-    monkeypatch.setattr(swaps.time, "sleep", slept.append)
+    monkeypatch.setattr(swaps, "sleep", slept.append)
     return slept
 
 
@@ -58,10 +58,12 @@ def test_a_file_a_person_edits_while_its_new_version_downloads_goes_to_the_trash
     a person's file then, sent to the trash, and the congregation's new version takes its place."""
     edited = member.media / iso(1) / NAMES[3]
     real_finish = swaps.Swaps.finish
+    phases: list[swaps.Swaps] = []
 
     def edit_first(self: swaps.Swaps) -> Any:
-        if len(self) > 1:  # the phase's queue (not the one file placed again after it)
+        if not phases:  # the phase's queue (not the one file placed again after it)
             edited.write_bytes(b"a person's own slide")
+        phases.append(self)
         return real_finish(self)
 
     monkeypatch.setattr(swaps.Swaps, "finish", edit_first)
@@ -82,10 +84,12 @@ def test_a_sync_stopped_midway_puts_in_the_new_versions_it_had_and_leaves_no_fil
     and the next sync fetches only what is still old."""
     cancel = threading.Event()
     real_add = swaps.Swaps.add
+    queued: list[swaps.Swap] = []
 
     def add_then_stop(self: swaps.Swaps, swap: swaps.Swap) -> None:
         real_add(self, swap)
-        if len(self) == 3:
+        queued.append(swap)
+        if len(queued) == 3:
             cancel.set()
 
     monkeypatch.setattr(swaps.Swaps, "add", add_then_stop)

@@ -481,13 +481,13 @@ class Executor:
             if current is None:
                 os.replace(staged, target)
             else:
-                queued = _Queued(target_rel, row, version, source, existing, here, modified)
                 if self._swaps is not None:  # in with the others at the phase's end (engine/swaps.py)
                     seen = (current.st_size, current.st_mtime_ns) if still_ours else None
+                    queued = _Queued(target_rel, row, version, source, existing, here, modified)
                     self._swaps.add(Swap(staged, target, still_ours, seen, queued))
                     return row
                 one = Swaps(self.staging, self.replace_pause)
-                one.add(Swap(staged, target, still_ours, None, queued))
+                one.add(Swap(staged, target, still_ours))
                 (finished,) = one.finish()
                 if finished.error is not None:
                     raise finished.error

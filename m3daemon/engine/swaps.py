@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import os
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from time import sleep
 from typing import Any
 
 from m3daemon.engine.staging import stat_or_none, unlink_quiet
@@ -50,20 +49,15 @@ class Finished:
 class Swaps:
     """The queue of one phase; safe to fill from several threads."""
 
-    def __init__(self, staging: Path, pause: float, sleep: Callable[[float], None] | None = None) -> None:
+    def __init__(self, staging: Path, pause: float) -> None:
         self.staging = staging
         self.pause = pause
-        self._sleep = sleep
         self._lock = threading.Lock()
         self._queued: list[Swap] = []
 
     def add(self, swap: Swap) -> None:
         with self._lock:
             self._queued.append(swap)
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._queued)
 
     def finish(self) -> list[Finished]:
         """Every old file away, one pause, every new file in; each swap's outcome, in order."""
@@ -88,7 +82,7 @@ class Swaps:
                 continue
             away.append((swap, aside))
         if away and self.pause > 0:
-            (self._sleep or time.sleep)(self.pause)
+            sleep(self.pause)
         for swap, old in away:
             try:
                 os.replace(swap.staged, swap.target)
