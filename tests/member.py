@@ -87,6 +87,15 @@ class Member:
             preexec_fn=None if limit_memory is None else lambda: _limit_memory(limit_memory),
         )
 
+    def cli_imports(self, *args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+        """The real command, as :meth:`cli`, and the modules it imported."""
+        self.env["PYTHONPROFILEIMPORTTIME"] = "1"  # as -X importtime: each import on stderr
+        try:
+            proc = self.cli(*args)
+        finally:
+            del self.env["PYTHONPROFILEIMPORTTIME"]
+        return proc, imported_modules(proc.stderr)
+
     def update_json(self, *args: str) -> tuple[int, dict[str, Any]]:
         proc = self.cli("update", "--json", *args)
         try:
@@ -108,6 +117,11 @@ class Member:
     def staged(self) -> list[str]:
         staging = self.media / ".m3daemon" / "staging"
         return sorted(p.name for p in staging.iterdir()) if staging.exists() else []
+
+
+def imported_modules(stderr: str) -> set[str]:
+    """The modules a Python run with ``-X importtime`` imported, read from its stderr."""
+    return {line.rsplit("|", 1)[1].strip() for line in stderr.splitlines() if line.startswith("import time:")}
 
 
 def _limit_memory(limit: int) -> None:

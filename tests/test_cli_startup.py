@@ -1,7 +1,7 @@
 """A command builds, and imports, only what it needs: ``--version`` and ``--help`` start without
-any command's module, the command is told from a file name that looks like one, a sync on
-libcurl loads no TLS of Python's own, a one-shot command collects its young objects less often,
-and the process ends without the final collections."""
+any command's module, the command is told from a file name that looks like one, a one-shot
+command collects its young objects less often, and the process ends without the final
+collections. (What a sync through the command imports: tests/test_member_sync.py.)"""
 
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from member import Member, iso
-from servers import DavServer, make_tree
+from member import imported_modules
 
 from m3daemon.cli.main import COMMANDS, ONE_SHOT_GC_THRESHOLD, build_parser, command_in, main
 
@@ -25,8 +24,7 @@ def imported_by(args: list[str], home: Path) -> tuple[str, set[str]]:
                XDG_STATE_HOME=str(home / "state"))
     run = subprocess.run([sys.executable, "-X", "importtime", "-m", "m3daemon", *args], env=env,
                          capture_output=True, text=True, timeout=60, check=False)
-    names = {line.rsplit("|", 1)[1].strip() for line in run.stderr.splitlines() if line.startswith("import time:")}
-    return run.stdout, names
+    return run.stdout, imported_modules(run.stderr)
 
 
 def test_version_and_help_import_no_command_module(tmp_path: Path) -> None:
@@ -76,7 +74,7 @@ def test_a_command_that_hands_its_work_to_the_daemon_loads_no_http_library() -> 
     modules = "m3daemon.cli.main, m3daemon.cli.update_cmd, m3daemon.settings.config, m3daemon.daemon.control"
     run = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {modules}"],
                          capture_output=True, text=True, timeout=60, check=True)
-    names = {line.rsplit("|", 1)[1].strip() for line in run.stderr.splitlines() if line.startswith("import time:")}
+    names = imported_modules(run.stderr)
     assert "m3daemon.daemon.control" in names
     assert not names & {"http.client", "email.parser", "ssl", "httpx", "m3daemon.engine.sync"}, names
 
@@ -104,34 +102,3 @@ def test_a_command_collects_young_objects_less_often_and_the_daemon_as_python_do
     assert seen == {"providers": ONE_SHOT_GC_THRESHOLD, "run": before[0]}
     assert gc.get_threshold() == before  # and put back when main() returns
 
-
-def test_a_sync_with_a_ca_file_loads_neither_pythons_tls_nor_the_control_client(
-    wsgidav_server: DavServer, isolated_env: Path,
-) -> None:
-    """libcurl makes the connections of a command's sync, and no daemon runs: ``ssl``, ``email``
-    and the control client (with ``socket``) stay unloaded, 10 ms of the command's start; a
-    no-op does not load the executor either."""
-    make_tree(wsgidav_server.root / "Cong", {f"Media/{iso(1)}/a.jpg": b"a"})
-    member = Member.create(isolated_env, wsgidav_server.url, "/dav/Cong", wsgidav_server.username,
-                           wsgidav_server.password, wsgidav_server.ca_file)
-    member.env["PYTHONPROFILEIMPORTTIME"] = "1"
-    try:
-        proc = member.cli("update", "--json")
-    finally:
-        del member.env["PYTHONPROFILEIMPORTTIME"]
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert member.files() == {f"{iso(1)}/a.jpg": b"a"}
-    imported = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
-    assert "pycurl" in imported and "m3daemon.engine.executor" in imported
-    assert not imported & {"ssl", "email.utils", "socket", "m3daemon.daemon.control", "httpx"}, \
-        imported & {"ssl", "email.utils", "socket", "m3daemon.daemon.control", "httpx"}
-
-    member.env["PYTHONPROFILEIMPORTTIME"] = "1"
-    try:
-        proc = member.cli("update", "--json")  # nothing to do now
-    finally:
-        del member.env["PYTHONPROFILEIMPORTTIME"]
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    imported = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
-    assert "m3daemon.engine.sync" in imported and "m3daemon.engine.executor" not in imported, \
-        "a no-op carries out no plan"

@@ -89,14 +89,9 @@ def test_update_through_the_daemon_starts_without_the_sync_engine(
     wsgidav_server: DavServer, member: Member, daemon: RunningDaemon
 ) -> None:
     make_tree(wsgidav_server.root / "Cong", {f"Media/{iso(1)}/a.jpg": b"a"})
-    member.env["PYTHONPROFILEIMPORTTIME"] = "1"  # as -X importtime: each import on stderr
-    try:
-        proc = member.cli("update", "--json")
-    finally:
-        del member.env["PYTHONPROFILEIMPORTTIME"]
+    proc, imported = member.cli_imports("update", "--json")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert member.files() == {f"{iso(1)}/a.jpg": b"a"}
-    imported = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
     assert "m3daemon.daemon.control" in imported
     # the daemon syncs: this process needs no HTTPS client, no engine, no watcher
     assert not imported & {"httpx", "m3daemon.engine.sync", "m3daemon.remote.http", "watchdog"}

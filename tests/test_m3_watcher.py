@@ -9,7 +9,6 @@ Needs Node.js 20.19+ with npm (Debian package nodejs); `npm ci` fills tests/chok
 from __future__ import annotations
 
 import json
-import os
 import queue
 import shutil
 import subprocess
@@ -21,7 +20,7 @@ from typing import Any
 
 import pytest
 from member import Member, iso
-from servers import DavServer, make_tree, skip_or_fail
+from servers import DavServer, bump, make_tree, skip_or_fail
 
 FIXTURE = Path(__file__).parent / "chokidar"
 FOLDER = "/dav/Cong"
@@ -98,12 +97,10 @@ def watcher_factory(node_watcher_available: None) -> Iterator[Any]:
         w.stop()
 
 
-def bump(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    later = time.time() + 5
-    os.utime(tmp, (later, later))
-    os.replace(tmp, path)
+def member_with_media_in(server: DavServer, home: Path, where: str) -> Member:
+    """A member whose media folder is ``home/where`` (M³ polls one under ``Dropbox/``)."""
+    return Member.create(home, server.url, FOLDER, server.username, server.password, server.ca_file,
+                         media=home / where)
 
 
 @pytest.mark.parametrize("where, poll", [("Congregation Media", False), ("Dropbox/Congregation Media", True)],
@@ -115,12 +112,8 @@ def test_a_file_the_coordinator_replaced_is_removed_then_added_in_m3(
     chokidar reports `unlink`, then `add` with the new size, and never `change`."""
     cong = wsgidav_server.root / "Cong"
     make_tree(cong, {f"Media/{iso(1)}/Talk.mp4": b"v1" * 1000})
-    m = Member.create(isolated_env, wsgidav_server.url, FOLDER, wsgidav_server.username,
-                      wsgidav_server.password, wsgidav_server.ca_file)
-    media = isolated_env / where
-    media.parent.mkdir(parents=True, exist_ok=True)
-    m.config_path.write_text(m.config_path.read_text().replace(str(m.media), str(media)))
-    m = Member(m.config_path, media, m.password)
+    m = member_with_media_in(wsgidav_server, isolated_env, where)
+    media = m.media
     assert m.update().ok
     target = media / iso(1) / "Talk.mp4"
     watcher = watcher_factory(media, poll)
@@ -143,12 +136,8 @@ def test_every_file_of_a_meeting_the_coordinator_replaced_is_removed_then_added_
     cong = wsgidav_server.root / "Cong"
     names = [f"Slide {i}.jpg" for i in range(6)]
     make_tree(cong, {f"Media/{iso(1)}/{n}": b"v1" * 500 for n in names})
-    m = Member.create(isolated_env, wsgidav_server.url, FOLDER, wsgidav_server.username,
-                      wsgidav_server.password, wsgidav_server.ca_file)
-    media = isolated_env / where
-    media.parent.mkdir(parents=True, exist_ok=True)
-    m.config_path.write_text(m.config_path.read_text().replace(str(m.media), str(media)))
-    m = Member(m.config_path, media, m.password)
+    m = member_with_media_in(wsgidav_server, isolated_env, where)
+    media = m.media
     assert m.update().ok
     watcher = watcher_factory(media, poll)
     for n in names:
