@@ -57,6 +57,20 @@ _HEADERS_READ = frozenset((b"E", b"e", b"R", b"r", b"H", b"\r", b"\n"))
 SELECT_MAX = 0.25  # seconds; how soon a cancel is noticed while every transfer waits
 
 
+def wait_for_sockets(multi: Any, longest: float) -> None:
+    """Wait until one of ``multi``'s sockets is ready, or its next timer is due, at most ``longest``
+    seconds: what libcurl asks of a loop on ``curl_multi_fdset`` (``curl_multi_timeout`` says how
+    long it may wait; 0: not at all, -1: no timer is set).
+
+    Why: libcurl may want to run at once with nothing to read on any socket (a TLS record it has
+    already read, a transfer that moves to its next step). A ``select`` of the full ``longest``
+    then waits for nothing: the listing's loop did, in 9 of 160 no-op syncs here, 250 ms each
+    (docs/performance.md, "fourteenth stop")."""
+    wait = multi.timeout()
+    if wait != 0:
+        multi.select(longest if wait < 0 else min(wait / 1000, longest))
+
+
 @dataclass
 class Job:
     """One fresh download: ``parts`` on the server into ``part_file`` (a staging name)."""
@@ -264,10 +278,7 @@ class MultiDownloader:
                 self.on_turn()
                 self._check_progress(multi, active, time.monotonic(), done)
                 if running and not self.cancel.is_set():
-                    wait = multi.timeout()
-                    if wait != 0:
-                        top = min(SELECT_MAX, self.stall / 4)
-                        multi.select(top if wait < 0 else min(wait / 1000, top))
+                    wait_for_sockets(multi, min(SELECT_MAX, self.stall / 4))
         finally:
             for handle, job in list(active.values()):
                 multi.remove_handle(handle)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from m3daemon.errors import Cancelled
-from m3daemon.remote.curl import SELECT_MAX, new_handle, trust_options
+from m3daemon.remote.curl import SELECT_MAX, new_handle, trust_options, wait_for_sockets
 from m3daemon.remote.http import DavSession
 from m3daemon.remote.multistatus import PROPFIND_BODY, PROPFIND_CONTENT_TYPE
 from m3daemon.remote.retry import FailedAttempt, parse_retry_after
@@ -136,7 +136,7 @@ class PollLister:
                     if not left:
                         break
                 if active and not (finished and queue):
-                    multi.select(SELECT_MAX)
+                    wait_for_sockets(multi, SELECT_MAX)
         finally:
             for handle, _ask in list(active.values()):
                 multi.remove_handle(handle)
