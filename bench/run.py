@@ -79,10 +79,10 @@ SCALE_SIZES = (10_000, 25_000, 50_000)
 
 # Imported by `update` although a no-op sync with the password in the environment needs none of them
 # (click, rich and pygments arrive through httpx/__init__.py's `from ._main import main` when they
-# are installed; Flask brings click.)
+# are installed; Flask brings click.) A no-op does use platformdirs (its state folder) and tzlocal
+# (the computer's time zone, as the benchmark's config names none).
 NOT_NEEDED_FOR_UPDATE = ("rich", "click", "pygments", "flask", "pystray", "PIL", "apscheduler", "watchdog",
-                         "webdav4", "wsgidav", "cheroot", "trustme", "send2trash", "tomli_w", "keyring", "jaraco",
-                         "tzlocal", "platformdirs")
+                         "webdav4", "wsgidav", "cheroot", "trustme", "send2trash", "tomli_w", "keyring", "jaraco")
 
 
 # --------------------------------------------------------------------------------------------
