@@ -31,9 +31,8 @@ import common
 from common import Server, median, run_timed
 
 FETCH = Path(__file__).resolve().parent / "floor_fetch.py"
-# The listing on libcurl (with pycurl) is imported lazily, by the first sync of a process; every
-# sync of a no-op imports it, so it belongs to the start (it did not at the tenth to thirteenth
-# stops: 5-7 ms that those floors left out).
+# The listing on libcurl (with pycurl) is imported lazily, by a process's first sync; every sync
+# imports it, so it belongs to the start.
 UPDATE_MODULES = ("import m3daemon.cli.main, m3daemon.cli.update_cmd, m3daemon.engine.sync, "
                   "m3daemon.remote.curl_listing")
 

@@ -14,13 +14,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pycurl  # (a dependency on every platform: an import that fails is a broken install, not a skip)
 import pytest
 
 from m3daemon.remote.curl import wait_for_sockets
 
-pycurl = pytest.importorskip("pycurl")
-
-REMOTE = Path(__file__).resolve().parents[1] / "m3daemon" / "remote"
+PACKAGE = Path(__file__).resolve().parents[1] / "m3daemon"
 
 
 @pytest.fixture
@@ -96,10 +95,9 @@ def _selects(tree: ast.AST) -> list[int]:
 
 def test_every_loop_on_a_curl_multi_waits_through_wait_for_sockets() -> None:
     """One rule, in one place: no other code of m3daemon selects on a multi's sockets itself."""
-    package = REMOTE.parent
-    found = {f"{path.relative_to(package.parent).as_posix()}:{line}"
-             for path in sorted(package.rglob("*.py"))
+    found = {f"{path.relative_to(PACKAGE.parent).as_posix()}:{line}"
+             for path in sorted(PACKAGE.rglob("*.py"))
              for line in _selects(ast.parse(path.read_text(encoding="utf-8")))}
-    curl = ast.parse((REMOTE / "curl.py").read_text(encoding="utf-8"))
+    curl = ast.parse((PACKAGE / "remote" / "curl.py").read_text(encoding="utf-8"))
     helper = next(n for n in ast.walk(curl) if isinstance(n, ast.FunctionDef) and n.name == "wait_for_sockets")
     assert found == {f"m3daemon/remote/curl.py:{line}" for line in _selects(helper)}
