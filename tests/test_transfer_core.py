@@ -8,6 +8,7 @@ import os
 import time
 from pathlib import Path
 
+import pycurl  # (a dependency on every platform: an import that fails is a broken install, not a skip)
 import pytest
 import trustme
 from faulthelpers import cong, member_for, set_connection
@@ -16,8 +17,6 @@ from servers import DavServer, ServerPool, make_tree
 
 from m3daemon.remote.curl import HandBack, Job, MultiDownloader, trust_options
 from m3daemon.remote.http import DavSession, Endpoint
-
-pycurl = pytest.importorskip("pycurl")
 
 
 def session_for(server: DavServer, ca_file: Path | None) -> DavSession:
