@@ -369,3 +369,13 @@ def test_the_last_result_tells_files_that_moved_from_files_removed() -> None:
         "0 downloaded, 1 copied, 1 removed, 0 unchanged, 0 hidden, 0 failed. "
         "3 files were moved to their new names on this computer; they were not downloaded again.")
     assert result_summary({**moved, "moved": 0}) == "0 downloaded, 1 copied, 1 removed, 0 unchanged, 0 hidden, 0 failed"
+
+
+def test_the_last_result_ends_its_counts_as_the_language_ends_a_sentence() -> None:
+    from m3daemon.dashboard.views_status import result_summary
+    from m3daemon.i18n import use_language
+
+    moved = {"downloaded": 2, "copied": 0, "removed": 0, "moved": 3, "unchanged": 5, "hidden": 0, "failed": 0}
+    with use_language("ja"):
+        text = result_summary(moved)
+    assert text.startswith("ダウンロード 2、") and "失敗 0。3 個のファイル" in text and ". " not in text

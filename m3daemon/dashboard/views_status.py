@@ -84,7 +84,10 @@ def result_summary(result: dict[str, Any] | None) -> str:
     text = _("{downloaded} downloaded, {copied} copied, {removed} removed, {unchanged} unchanged, "
              "{hidden} hidden, {failed} failed").format(**{k: result.get(k, 0) for k in (
                  "downloaded", "copied", "removed", "unchanged", "hidden", "failed")})
-    return f"{text}. {moved_sentence(result['moved'])}" if result.get("moved") else text
+    if not result.get("moved"):
+        return text
+    # The counts, then a sentence about them: the punctuation between is the language's own.
+    return _("{counts}. {moved}").format(counts=text, moved=moved_sentence(result["moved"]))
 
 
 def register(app: Flask, dash: Dashboard) -> None:
