@@ -2,8 +2,7 @@
 
 Every file reaches its real name by one ``os.replace`` from the staging folder
 ``<media>/.m3daemon/staging`` (same filesystem, no date in its name, so M³'s watcher never sees a
-half-written file). Deletions re-check that the file is still as the sync left it, so a person's
-last-second edit is never deleted.
+half-written file). Deletions and moves to the trash are ``engine/removals.py``.
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ from typing import NamedTuple
 from m3daemon.core.layout import STAGING_DIR
 from m3daemon.core.m3 import replace_pause as m3_replace_pause
 from m3daemon.core.planner import Copy, Delete, Existing, Fetch, LocalFile, Placed, Plan, RemoveDir, Trash
+from m3daemon.engine.removals import delete_one, remove_empty_dirs, trash_one
 from m3daemon.engine.results import Outcome, Progress
 from m3daemon.engine.staging import (
     hide_on_windows,
@@ -60,7 +60,6 @@ from m3daemon.local.record import Record
 from m3daemon.local.safefs import (
     check_no_link,
     is_link,
-    linked_folder,
     linked_folder_error,
     open_new,
 )
@@ -171,15 +170,10 @@ class Executor:
         still_needed = {a.source for a in plan.actions if isinstance(a, Copy) and a.target in failed_targets}
         for other in plan.actions:
             if isinstance(other, Trash):
-                self._run_trash(other, out)
+                trash_one(self.media_dir, other, out, self._trash)
             elif isinstance(other, Delete) and other.path not in still_needed:
-                self._run_delete(other, out)
-        for other in plan.actions:
-            if isinstance(other, RemoveDir):
-                try:
-                    (self.media_dir / other.path).rmdir()
-                except OSError:
-                    log.debug("left %s in place: not empty", other.path)
+                delete_one(self.media_dir, other, out)
+        remove_empty_dirs(self.media_dir, [a for a in plan.actions if isinstance(a, RemoveDir)])
         self._clean_staging(placing)
         out.conflicts += self.replaced
         out.trashed.extend(self.trashed)
@@ -524,52 +518,6 @@ class Executor:
             )
         unlink_quiet(staged)
         return local_error(exc, self.media_dir / target_rel)
-
-    def _run_trash(self, action: Trash, out: Outcome) -> None:
-        path = self.media_dir / action.path
-        linked = linked_folder(self.media_dir, action.path)
-        if linked is not None:
-            out.failed.append((action.path, linked_folder_error(linked)))
-            return
-        try:
-            if os.path.lexists(path):
-                self._trash(path)
-                out.conflicts += 1
-                out.trashed.append((action.path, action.reason))
-                log.info("moved %s to the trash (%s)", action.path, action.reason)
-        except OSError as exc:
-            out.failed.append((action.path, local_error(exc, path)))
-
-    def _run_delete(self, action: Delete, out: Outcome) -> None:
-        path = self.media_dir / action.path
-        linked = linked_folder(self.media_dir, action.path)
-        if linked is not None:
-            out.failed.append((action.path, linked_folder_error(linked)))
-            return
-        try:
-            st = path.lstat()
-            if (st.st_size, st.st_mtime_ns) != (action.size, action.mtime_ns):
-                log.info("kept %s: it changed after the sync looked at it", action.path)
-                return
-            path.unlink()
-            if action.reason == "moved":
-                out.moved += 1
-            else:
-                out.removed += 1
-            out.removed_paths.append(action.path)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            if in_use(exc):
-                err = FileInUse(
-                    _("{path} is in use by another program; it will be removed after the meeting.").format(
-                        path=action.path),
-                    _("Nothing to do: the next update removes it."),
-                )
-                log.warning("%s: %s", action.path, err.message)
-                out.waiting.append((action.path, err))
-                return
-            out.failed.append((action.path, local_error(exc, path)))
 
     # --- staging ---------------------------------------------------------------------------
 
