@@ -65,7 +65,7 @@ def main() -> int:
         c.setopt(pycurl.CAINFO, args.ca)
         c.setopt(pycurl.USERPWD, credentials)
         c.setopt(pycurl.HTTPAUTH, pycurl.HTTPAUTH_BASIC)
-        # m3daemon's transfer settings (remote/curl.py), so that the floor is never above it
+        # m3daemon's transfer settings (remote/curl.py, remote/curl_download.py), so that the floor is never above it
         c.setopt(pycurl.BUFFERSIZE, 256 * 1024)
         c.setopt(pycurl.NOSIGNAL, 1)
         c.setopt(pycurl.NOPROXY, "*")

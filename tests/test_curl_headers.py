@@ -8,7 +8,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from m3daemon.remote.curl import Job, _read_header, _read_kept_headers
+from m3daemon.remote.curl_download import Job, _read_header, _read_kept_headers
 
 NAMES = st.sampled_from(["ETag", "etag", "ETAG", "Retry-After", "retry-after", "Content-Length",
                          "Date", "X-Path", "Last-Modified"])

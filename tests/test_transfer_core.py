@@ -15,7 +15,8 @@ from faulthelpers import cong, member_for, set_connection
 from member import iso
 from servers import DavServer, ServerPool, make_tree
 
-from m3daemon.remote.curl import HandBack, Job, MultiDownloader, trust_options
+from m3daemon.remote.curl import trust_options
+from m3daemon.remote.curl_download import HandBack, Job, MultiDownloader
 from m3daemon.remote.http import DavSession, Endpoint
 
 

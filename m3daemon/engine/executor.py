@@ -117,7 +117,7 @@ class Executor:
         self.cancel = cancel or threading.Event()
         self._trash = trash or send_to_trash
         self.limiter = limiter
-        self.fast = fast  # fresh downloads on libcurl when it is available (remote/curl.py)
+        self.fast = fast  # fresh downloads on libcurl when it is available (remote/curl_download.py)
         self._count_lock = threading.Lock()
         self._fsyncs = (0, 0.0)  # how many flushes the fast path made, and their seconds
         self._sources: dict[str, str] = {}
@@ -264,7 +264,7 @@ class Executor:
         assert session is not None
         multi = None
         if self.fast:
-            from m3daemon.remote.curl import MultiDownloader
+            from m3daemon.remote.curl_download import MultiDownloader
 
             multi = MultiDownloader.for_session(
                 session, parallel=self.workers, on_bytes=self.progress.add_bytes, cancel=self.cancel,
@@ -272,7 +272,7 @@ class Executor:
             )
         if multi is None:
             return [(a, pool.submit(self._fetch, a)) for a in fetches]
-        from m3daemon.remote.curl import HandBack, Job
+        from m3daemon.remote.curl_download import HandBack, Job
 
         futures: dict[int, Future[Placed | None]] = {}
         try:

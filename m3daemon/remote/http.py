@@ -185,7 +185,7 @@ class DavSession:
         self.stats = RequestStats()
         # Set by the sync: a listing being read stops between two chunks when it is set.
         self.cancel: threading.Event | None = None
-        self.password: str | None = password  # for the libcurl downloads (remote/curl.py)
+        self.password: str | None = password  # for the libcurl downloads (remote/curl_download.py)
         self._sleep = sleep
         self._max_connections = max_connections
         self._transport = transport
@@ -195,7 +195,7 @@ class DavSession:
     @property
     def http(self) -> httpx.Client:
         """The httpx client, made at its first request. A sync whose listing and downloads all go
-        over libcurl (remote/curl_listing.py, remote/curl.py) never loads httpx, a large part of a
+        over libcurl (remote/curl_listing.py, remote/curl_download.py) never loads httpx, a large part of a
         CLI command's start (docs/performance.md, "Issue 17, eighth stop")."""
         client = self._client
         if client is None:

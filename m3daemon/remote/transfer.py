@@ -110,7 +110,7 @@ def download(
     or the modification date where a server lists no ETag, as nginx does); a server that ignores
     the range or changed the file restarts from zero, never splicing two versions.
     """
-    import httpx  # (a download on the httpx session; most go over libcurl, remote/curl.py)
+    import httpx  # (a download on the httpx session; most go over libcurl, remote/curl_download.py)
 
     meta_file = resume_sidecar(part_file)
     # If-Range takes only a strong validator (RFC 9110 §13.1.5): a weak ETag is never sent with
