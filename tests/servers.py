@@ -1130,8 +1130,49 @@ $HTTP["url"] =~ "^{self.prefix}(/|$)" {{
         return [*_pdeathsig_prefix(), lighttpd, "-D", "-f", str(self.workdir / "lighttpd.conf")]
 
 
+class ApacheH2Server(ApacheServer):
+    """The same Apache with HTTP/2 offered by ALPN (``Protocols h2 http/1.1``, mod_http2), as
+    Nextcloud hosts and most reverse proxies are. Not one of :data:`KINDS`: the contract suite
+    runs on the HTTP/1.1 one; this one is for what HTTP/2 changes (one connection for many
+    requests). ``connections()`` tells which connections the requests came on."""
+
+    kind = "apache-h2"
+    MODULES: ClassVar[dict[str, str]] = {**ApacheServer.MODULES, "http2_module": "mod_http2.so"}
+
+    @property
+    def connection_log(self) -> Path:
+        return self.workdir / "connections.log"
+
+    def _prepare(self) -> None:
+        super()._prepare()
+        conf = self.workdir / "apache.conf"
+        # each request's client port and protocol: one port per TCP connection
+        conf.write_text(conf.read_text() + f"""\
+Protocols h2 http/1.1
+LogFormat "%{{remote}}p\\t%H\\t%m" connlog
+CustomLog "{self.connection_log}" connlog
+""")
+
+    def clear_log(self) -> None:
+        super().clear_log()
+        self._conn_offset = self.connection_log.stat().st_size if self.connection_log.exists() else 0
+
+    def connections(self) -> list[tuple[int, str, str]]:
+        """(client port, protocol, method) of each request logged since :meth:`clear_log`."""
+        self.request_log()  # (waits until the logs settled)
+        try:
+            with open(self.connection_log, "rb") as f:
+                f.seek(getattr(self, "_conn_offset", 0))
+                lines = f.read().decode("ascii", "replace").splitlines()
+        except FileNotFoundError:
+            return []
+        rows = [line.split("\t") for line in lines]
+        return [(int(row[0]), row[1], row[2]) for row in rows if len(row) == 3]
+
+
 SERVER_CLASSES: dict[str, type[DavServer]] = {
-    cls.kind: cls for cls in (WsgiDavServer, ApacheServer, NginxServer, RcloneServer, LighttpdServer)
+    cls.kind: cls for cls in (WsgiDavServer, ApacheServer, NginxServer, RcloneServer, LighttpdServer,
+                              ApacheH2Server)
 }
 
 

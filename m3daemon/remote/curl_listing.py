@@ -16,6 +16,12 @@ and the plain-words error for each failure stay in one place.
 
 The connections stay open between polls (the handles and the multi are kept), as the httpx
 session's do; the trust, the account and the timeouts are those of the session.
+
+On a server that speaks HTTP/2 (libcurl offers it by ALPN; Nextcloud hosts and most reverse
+proxies accept it), every folder is asked at once on one connection: one TLS handshake and one
+round trip. Whether the server does is learnt from its answers (:attr:`PollLister.multiplex`),
+never assumed: on HTTP/1.1, libcurl's wait for a first connection to multiplex on
+(``CURLOPT_PIPEWAIT``) would only delay the others (docs/performance.md, "sixteenth stop").
 """
 
 from __future__ import annotations
@@ -77,14 +83,24 @@ class _Ask:
         return None
 
 
-class PollLister:
-    """Depth-1 PROPFINDs of known folders, ``parallel`` at a time, on one kept ``CurlMulti``."""
+# Streams asked at once on one HTTP/2 connection; servers allow 100 or more (Apache's
+# H2MaxSessionStreams, nginx's http2_max_concurrent_streams), a walk asks a dozen or two.
+MULTIPLEXED = 32
 
-    def __init__(self, session: DavSession, trust: Sequence[tuple[int, Any]], *, parallel: int = 4) -> None:
+
+class PollLister:
+    """Depth-1 PROPFINDs of known folders, ``parallel`` at a time (every one at once where the server
+    multiplexes), on one kept ``CurlMulti``."""
+
+    def __init__(self, session: DavSession, trust: Sequence[tuple[int, Any]], *, parallel: int = 4,
+                 multiplex: bool = False) -> None:
         assert pycurl is not None
         self.session = session
         self.trust = list(trust)
         self.parallel = max(1, parallel)
+        # The server's last answer came over HTTP/2: the next requests wait for one connection and
+        # share it. Set from each answer; the caller keeps it for the next process (remote/listing.py).
+        self.multiplex = multiplex
         self._multi = pycurl.CurlMulti()
         self._free: list[Any] = []
 
@@ -118,7 +134,7 @@ class PollLister:
             while queue or active:
                 if session.cancel is not None and session.cancel.is_set():
                     raise Cancelled
-                while queue and len(active) < self.parallel:
+                while queue and len(active) < (MULTIPLEXED if self.multiplex else self.parallel):
                     ask = _Ask(queue.popleft(), limit)
                     handle = self._start(ask, headers)
                     multi.add_handle(handle)
@@ -163,6 +179,7 @@ class PollLister:
             c.setopt(pycurl.LOW_SPEED_LIMIT, 1)
             c.setopt(pycurl.LOW_SPEED_TIME, max(1, math.ceil(endpoint.timeout)))
             c.setopt(pycurl.TIMEOUT_MS, int(endpoint.deadline * 1000))
+        c.setopt(pycurl.PIPEWAIT, 1 if self.multiplex else 0)
         c.setopt(pycurl.HTTPHEADER, headers)
         c.setopt(pycurl.URL, self.session.url(ask.parts, collection=True))
         c.setopt(pycurl.WRITEFUNCTION, ask.write)
@@ -178,6 +195,8 @@ class PollLister:
         self.session.stats.add_bytes(int(handle.getinfo(pycurl.SIZE_DOWNLOAD_T)))
         status = int(handle.getinfo(pycurl.RESPONSE_CODE))
         ctype = handle.getinfo(pycurl.CONTENT_TYPE) or ""
+        if status:  # (an answer came: over which protocol)
+            self.multiplex = int(handle.getinfo(pycurl.INFO_HTTP_VERSION)) >= pycurl.CURL_HTTP_VERSION_2_0
         self._free.append(handle)
         if error is None and status == 207 and ("xml" in ctype or not ctype):
             out[ask.parts] = b"".join(ask.chunks)

@@ -106,15 +106,24 @@ class AnswerMemo:
     # everything at once then never loads pycurl (its idle memory). A CLI sync loads pycurl or
     # httpx for its listing, and pycurl is the cheaper (docs/performance.md, eighth stop).
     infinity_quick: bool = False
+    # The server answered the last listing over HTTP/2 (remote/curl_listing.py): the next one asks
+    # every folder at once on one connection. Kept with the answers, for the next process.
+    multiplex: bool = False
+    recalled_multiplex: bool = False  # what recall_kept gave
 
     def quick_lister(self) -> PollLister | None:
         if self.quick is not None:
             self.lister, self.quick = self.quick(), None
+            if self.lister is not None:
+                self.lister.multiplex = self.multiplex
+        if self.lister is not None:
+            self.multiplex = self.lister.multiplex
         return self.lister
 
     def close(self) -> None:
         self.quick = None
         if self.lister is not None:
+            self.multiplex = self.lister.multiplex
             self.lister.close()
             self.lister = None
 
@@ -129,7 +138,10 @@ class AnswerMemo:
     def changed(self) -> bool:
         """Whether the memo holds anything :meth:`recall_kept` did not give it."""
         return (bool(self.parsed) or set(self.answers) != self.recalled[0] or self.walked != self.recalled[1]
-                or self.entries_digest != self.recalled[2])
+                or self.entries_digest != self.recalled[2] or self._multiplex() != self.recalled_multiplex)
+
+    def _multiplex(self) -> bool:
+        return self.lister.multiplex if self.lister is not None else self.multiplex
 
     def kept(self, session: DavSession) -> dict[str, Any]:
         """The memo as JSON, for the next process's first sync (engine/sync.py keeps it in the
@@ -137,6 +149,7 @@ class AnswerMemo:
         return {
             "format": KEPT_FORMAT, "version": __version__, "folder": session.url(collection=True),
             "walked": [list(p) for p in self.walked], "digest": self.entries_digest,
+            "multiplex": self._multiplex(),
             "answers": [
                 [base, list(parts), depth, digest.hex(),
                  [[list(e.parts), e.is_dir, e.size, e.etag, e.modified.isoformat() if e.modified else None]
@@ -173,12 +186,16 @@ class AnswerMemo:
             return
         self.answers, self.walked = answers, walked
         self.entries_digest, self.digest_of = digest, frozenset(answers)
+        self.multiplex = data.get("multiplex") is True
+        if self.lister is not None:
+            self.lister.multiplex = self.multiplex
         self.mark_kept()
 
     def mark_kept(self) -> None:
         """What the memo holds now is what the record holds."""
         self.parsed = 0
         self.recalled = (frozenset(self.answers), list(self.walked), self.entries_digest)
+        self.recalled_multiplex = self._multiplex()
 
 
 def _kept_parts(parts: Any) -> tuple[str, ...]:
